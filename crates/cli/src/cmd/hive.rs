@@ -1,0 +1,263 @@
+//! `winrescue hive ...`: read, check, export and replay registry hive files.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use regf::check::{check, Severity};
+use regf::time::filetime_to_iso;
+use regf::{Hive, Key};
+use serde_json::json;
+
+use crate::printer::{reg_text, type_name, value_json, value_name};
+
+#[derive(Subcommand)]
+pub enum HiveCommand {
+    /// Base block, state (clean / dirty / replayed) and counts.
+    Info(InfoArgs),
+    /// List the subkeys and values of a key.
+    Ls(KeyArgs),
+    /// Print one value, or every value of a key.
+    Get(GetArgs),
+    /// Write a key and everything below it as a Windows .reg file.
+    Export(ExportArgs),
+    /// Check every structure of the hive; exit code 1 if any error is found.
+    Check(InfoArgs),
+}
+
+#[derive(Args)]
+pub struct InfoArgs {
+    /// The hive file.
+    pub hive: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct KeyArgs {
+    pub hive: PathBuf,
+    /// Key path below the root, e.g. `ControlSet001\Services\Dhcp` (case-insensitive).
+    #[arg(default_value = "")]
+    pub key: String,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct GetArgs {
+    pub hive: PathBuf,
+    pub key: String,
+    /// Value name (`""` or `@` for the default value); all values when left out.
+    pub value: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct ExportArgs {
+    pub hive: PathBuf,
+    #[arg(default_value = "")]
+    pub key: String,
+    /// Path the hive root gets in the .reg file; default `HKEY_LOCAL_MACHINE\<FILE NAME>`.
+    #[arg(long)]
+    pub prefix: Option<String>,
+    /// Output file (default: standard output).
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+}
+
+pub fn run(cmd: HiveCommand, out: &mut dyn Write) -> Result<ExitCode> {
+    match cmd {
+        HiveCommand::Info(a) => info(&a, out),
+        HiveCommand::Ls(a) => ls(&a, out),
+        HiveCommand::Get(a) => get(&a, out),
+        HiveCommand::Export(a) => export(&a, out),
+        HiveCommand::Check(a) => check_cmd(&a, out),
+    }
+}
+
+fn load(path: &Path) -> Result<Hive<Vec<u8>>> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Hive::open_lenient(bytes).with_context(|| format!("{} is not a registry hive", path.display()))
+}
+
+fn find<'h>(hive: &'h Hive<Vec<u8>>, path: &Path, key: &str) -> Result<Key<'h>> {
+    match hive.key(key).with_context(|| format!("{}: reading key {key:?}", path.display()))? {
+        Some(k) => Ok(k),
+        None => bail!("{}: no key {key:?}", path.display()),
+    }
+}
+
+fn info(a: &InfoArgs, out: &mut dyn Write) -> Result<ExitCode> {
+    let hive = load(&a.hive)?;
+    let b = hive.base_block();
+    let (mut keys, mut values, mut errors) = (0usize, 0usize, 0usize);
+    hive.walk(
+        |_, k| {
+            keys += 1;
+            values += k.value_count() as usize;
+        },
+        |_, _| errors += 1,
+    )?;
+    let state = if b.is_dirty() { "dirty" } else { "clean" };
+    let root = hive.root().map(|r| r.name().to_string_lossy()).unwrap_or_default();
+    let notes: Vec<String> = match hive.opening() {
+        regf::Opening::Strict => vec![],
+        regf::Opening::Lenient(n) => n.clone(),
+    };
+    if a.json {
+        let j = json!({
+            "file": a.hive.display().to_string(),
+            "state": state,
+            "base_block": b,
+            "last_written": filetime_to_iso(b.last_written),
+            "root_key": root,
+            "keys": keys,
+            "values": values,
+            "unreadable": errors,
+            "notes": notes,
+        });
+        serde_json::to_writer_pretty(&mut *out, &j)?;
+        writeln!(out)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    writeln!(out, "file:            {}", a.hive.display())?;
+    writeln!(out, "format:          regf {}.{}, file type {}, hive-bins data {} bytes", b.major_version, b.minor_version, b.file_type, b.hive_bins_size)?;
+    writeln!(out, "state:           {state} (sequence numbers {} / {}, checksum {})", b.primary_sequence, b.secondary_sequence, if b.checksum_ok() { "ok" } else { "BAD" })?;
+    writeln!(out, "last written:    {}", if b.last_written == 0 { "-".into() } else { filetime_to_iso(b.last_written) })?;
+    writeln!(out, "embedded name:   {}", b.file_name)?;
+    writeln!(out, "root key:        {root}")?;
+    writeln!(out, "keys / values:   {keys} / {values}")?;
+    if errors > 0 {
+        writeln!(out, "unreadable:      {errors} keys or lists could not be read (run `winrescue hive check`)")?;
+    }
+    for n in notes {
+        writeln!(out, "note:            {n}")?;
+    }
+    if b.is_dirty() {
+        writeln!(out, "warning:         the hive is dirty: its newest changes may live only in its .LOG1/.LOG2 files")?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn ls(a: &KeyArgs, out: &mut dyn Write) -> Result<ExitCode> {
+    let hive = load(&a.hive)?;
+    let key = find(&hive, &a.hive, &a.key)?;
+    let mut subkeys = Vec::new();
+    for k in key.subkeys()? {
+        let k = k?;
+        subkeys.push((k.name().to_string_lossy(), k.last_written(), k.subkey_count(), k.value_count()));
+    }
+    let values: Vec<_> = key.values()?.collect::<regf::Result<_>>()?;
+    if a.json {
+        let j = json!({
+            "key": a.key,
+            "name": key.name().to_string_lossy(),
+            "last_written": filetime_to_iso(key.last_written()),
+            "class": key.class_name()?,
+            "subkeys": subkeys.iter().map(|(n, t, s, v)| json!({"name": n, "last_written": filetime_to_iso(*t), "subkeys": s, "values": v})).collect::<Vec<_>>(),
+            "values": values.iter().map(value_json).collect::<Vec<_>>(),
+        });
+        serde_json::to_writer_pretty(&mut *out, &j)?;
+        writeln!(out)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    for (n, t, _, _) in &subkeys {
+        writeln!(out, "{}  {n}\\", filetime_to_iso(*t).get(..19).unwrap_or(""))?;
+    }
+    for v in &values {
+        let text = v.data().map(|d| reg_text(&d)).unwrap_or_else(|e| format!("<unreadable: {e}>"));
+        writeln!(out, "    {}    {}    {text}", value_name(v), type_name(v.value_type()))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn get(a: &GetArgs, out: &mut dyn Write) -> Result<ExitCode> {
+    let hive = load(&a.hive)?;
+    let key = find(&hive, &a.hive, &a.key)?;
+    let values: Vec<regf::Value<'_>> = match a.value.as_deref() {
+        Some(name) => {
+            let name = if name == "@" { "" } else { name };
+            match key.value(name)? {
+                Some(v) => vec![v],
+                None => bail!("{}: key {:?} has no value {name:?}", a.hive.display(), a.key),
+            }
+        }
+        None => key.values()?.collect::<regf::Result<_>>()?,
+    };
+    if a.json {
+        let j: Vec<_> = values.iter().map(value_json).collect();
+        let j = if a.value.is_some() { j.into_iter().next().unwrap_or_default() } else { json!(j) };
+        serde_json::to_writer_pretty(&mut *out, &j)?;
+        writeln!(out)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    for v in &values {
+        let d = v.data()?;
+        writeln!(out, "    {}    {}    {}", value_name(v), type_name(v.value_type()), reg_text(&d))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn export(a: &ExportArgs, out: &mut dyn Write) -> Result<ExitCode> {
+    let hive = load(&a.hive)?;
+    let key = find(&hive, &a.hive, &a.key)?;
+    let file_name = a.hive.file_name().map(|n| n.to_string_lossy().to_uppercase()).unwrap_or_default();
+    let mut prefix = a.prefix.clone().unwrap_or_else(|| format!("HKEY_LOCAL_MACHINE\\{file_name}"));
+    let rel = a.key.trim_matches(['\\', '/']);
+    if !rel.is_empty() {
+        prefix = format!("{prefix}\\{}", rel.replace('/', "\\"));
+    }
+    let stats = match &a.output {
+        Some(p) => {
+            let mut f = std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?;
+            regf::regfile::export(&key, &prefix, &mut f)?
+        }
+        None => regf::regfile::export(&key, &prefix, out)?,
+    };
+    if stats.errors > 0 {
+        eprintln!("winrescue: warning: {} keys or values could not be read; see the `; error` lines", stats.errors);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn check_cmd(a: &InfoArgs, out: &mut dyn Write) -> Result<ExitCode> {
+    let bytes = std::fs::read(&a.hive).with_context(|| format!("cannot read {}", a.hive.display()))?;
+    let report = check(&bytes);
+    let sound = report.is_sound();
+    if a.json {
+        serde_json::to_writer_pretty(&mut *out, &json!({"file": a.hive.display().to_string(), "sound": sound, "report": report}))?;
+        writeln!(out)?;
+    } else {
+        for f in &report.faults {
+            let sev = match f.severity {
+                Severity::Error => "error",
+                Severity::Warning => "warning",
+            };
+            writeln!(out, "{sev}: file offset 0x{:x}: [{}] {}", f.file_offset, f.code, f.message)?;
+        }
+        if report.faults_not_listed > 0 {
+            writeln!(out, "... and {} more faults not listed", report.faults_not_listed)?;
+        }
+        let s = &report.stats;
+        writeln!(
+            out,
+            "{}: {} bins, {} keys, {} values, {} security records, {} allocated cells, {} free cells ({} bytes free, largest {}); {} errors, {} warnings",
+            a.hive.display(),
+            s.bins,
+            s.keys,
+            s.values,
+            s.security_records,
+            s.allocated_cells,
+            s.free_cells,
+            s.free_bytes,
+            s.largest_free_cell,
+            report.errors().count(),
+            report.faults.iter().filter(|f| f.severity == Severity::Warning).count()
+        )?;
+    }
+    Ok(if sound { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}

@@ -1,0 +1,24 @@
+//! One module per subcommand.
+
+pub mod hive;
+
+/// Maps an error to the documented exit code (see the crate docs).
+pub fn exit_code_for(err: &anyhow::Error) -> u8 {
+    if err.downcast_ref::<WriteRefused>().is_some() {
+        crate::EXIT_WRITE_REFUSED
+    } else {
+        crate::EXIT_BAD_INPUT
+    }
+}
+
+/// Marker error: a write was refused before anything was changed.
+#[derive(Debug)]
+pub struct WriteRefused(pub String);
+
+impl std::fmt::Display for WriteRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for WriteRefused {}

@@ -1,0 +1,57 @@
+//! `winrescue`: the command-line front end.
+//!
+//! This crate only parses arguments, calls the library crates and prints. Each subcommand lives in
+//! its own module under `cmd/` with a `run(args, out) -> Result<ExitCode>` function; printing goes
+//! to the `&mut dyn Write` it is given so that tests can capture it.
+//!
+//! Exit codes (stable, for scripts):
+//! - 0: success; for `diagnose` and `hive check`: nothing wrong found
+//! - 1: the command worked and found a problem (a fault in `hive check`, a broken service in `diagnose`)
+//! - 2: bad usage (clap's own code)
+//! - 3: the input could not be read or is not what it should be (the message says what and where)
+//! - 4: a write was refused or failed; nothing was changed
+#![forbid(unsafe_code)]
+
+use std::io::{self, Write};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod cmd;
+mod printer;
+
+/// Exit code for input that cannot be read or parsed.
+pub const EXIT_BAD_INPUT: u8 = 3;
+/// Exit code for a refused or failed write.
+pub const EXIT_WRITE_REFUSED: u8 = 4;
+
+#[derive(Parser)]
+#[command(name = "winrescue", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Read, check, export and replay registry hive files (regf).
+    #[command(subcommand)]
+    Hive(cmd::hive::HiveCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let stdout = io::stdout();
+    let mut out = stdout.lock();
+    let result = match cli.command {
+        Command::Hive(c) => cmd::hive::run(c, &mut out),
+    };
+    let _ = out.flush();
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("winrescue: error: {err:#}");
+            ExitCode::from(cmd::exit_code_for(&err))
+        }
+    }
+}

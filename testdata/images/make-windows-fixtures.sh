@@ -1,0 +1,266 @@
+#!/usr/bin/env bash
+# Builds the Windows-like disk fixtures of testdata/images/ with Debian's tools only:
+# mkntfs + ntfs-3g (FUSE) for NTFS, sgdisk / sfdisk for the partition tables, mkfs.vfat + mtools for
+# the EFI system partition, qemu-img for the VHD / VHDX variants.
+#
+#   make-windows-fixtures.sh raw [gen2|gen1|edge]...
+#                                             the committed fixtures: *.raw.xz next to this script
+#   make-windows-fixtures.sh variants [DIR]   fixed VHD, dynamic VHD and VHDX of each committed raw
+#                                             disk (default DIR: <repo>/target/fixture-images)
+#   make-windows-fixtures.sh bench [DIR]      a 127 GiB sparse fixed VHD with the Gen2 GPT layout
+#                                             (for benchmarks; never committed)
+#
+# What each fixture holds, and the sha256 of the committed raw images: README.md beside this script.
+# mkntfs draws random serial numbers and GUIDs and ntfs-3g stamps the current time, so a rebuild
+# holds the same files in the same layout but is not byte-identical: update README.md after one.
+#
+# Needs root (FUSE mounts). Partitions are built as separate files and copied into the disk image
+# at their offsets, so no loop device is needed.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
+MIB=$((1024 * 1024))
+
+need() {
+    # tool -> Debian package
+    local missing=()
+    local pair
+    for pair in mkntfs:ntfs-3g ntfs-3g:ntfs-3g ntfsfix:ntfs-3g sgdisk:gdisk sfdisk:fdisk \
+        mkfs.vfat:dosfstools mcopy:mtools qemu-img:qemu-utils setfattr:attr xz:xz-utils \
+        fusermount:fuse3; do
+        command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
+    done
+    if ((${#missing[@]})); then
+        echo "installing: ${missing[*]}" >&2
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    fi
+}
+
+WORK=$(mktemp -d)
+MOUNTED=""
+cleanup() {
+    if [[ -n "$MOUNTED" ]]; then fusermount -u "$MOUNTED" 2>/dev/null || umount "$MOUNTED" || true; fi
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# mkntfs_file FILE SIZE_MIB START_SECTOR LABEL: an NTFS volume like the ones Windows formats
+# (4 KiB clusters, 1 KiB MFT records), with the hidden-sectors field set as for a real partition.
+mkntfs_file() {
+    local file=$1 size_mib=$2 start=$3 label=$4
+    truncate -s $((size_mib * MIB)) "$file"
+    mkntfs -F -Q -q -s 512 -c 4096 -p "$start" -H 255 -S 63 -L "$label" "$file" 2>/dev/null
+}
+
+# with_mounted FILE FUNCTION: mounts the NTFS volume in FILE with ntfs-3g, runs FUNCTION MOUNTPOINT,
+# unmounts and waits until ntfs-3g has written everything and exited.
+with_mounted() {
+    local file=$1 fn=$2 mnt="$WORK/mnt"
+    mkdir -p "$mnt"
+    ntfs-3g -o no_detach,windows_names "$file" "$mnt" &
+    local pid=$!
+    local i
+    for i in $(seq 100); do mountpoint -q "$mnt" && break; sleep 0.1; done
+    mountpoint -q "$mnt" || { echo "ntfs-3g did not mount $file" >&2; exit 1; }
+    MOUNTED=$mnt
+    "$fn" "$mnt"
+    sync
+    fusermount -u "$mnt"
+    MOUNTED=""
+    wait "$pid"
+    # The volume must be clean for every consumer (winrescue refuses to write to a dirty one).
+    ntfsfix -n "$file" >/dev/null || { echo "ntfsfix -n: $file is not clean" >&2; exit 1; }
+}
+
+unxz_to() { xz -dc "$REPO/testdata/$1.xz" >"$2"; }
+
+# ---- Gen2 (GPT): EFI system partition (FAT32) + MSR + Windows (NTFS), like an Azure Gen2 disk ----
+GEN2_DISK_MIB=96
+GEN2_EFI_START=2048           # 1 MiB
+GEN2_EFI_MIB=33               # the smallest FAT32 with 512-byte clusters
+GEN2_MSR_MIB=16               # what Windows setup creates
+GEN2_WIN_MIB=45
+gen2_offsets() {
+    GEN2_MSR_START=$((GEN2_EFI_START + GEN2_EFI_MIB * 2048))
+    GEN2_WIN_START=$((GEN2_MSR_START + GEN2_MSR_MIB * 2048))
+}
+gen2_offsets
+
+populate_gen2_windows() {
+    local m=$1
+    mkdir -p "$m/Windows/System32/config" "$m/Windows/System32/winevt/Logs"
+    unxz_to hives/win7-SYSTEM "$m/Windows/System32/config/SYSTEM"
+    unxz_to evtx/srv2008r2-System.evtx "$m/Windows/System32/winevt/Logs/System.evtx"
+}
+
+# gpt_table DISK: the Gen2 partition table (fixed GUIDs so a rebuild keeps them).
+gpt_table() {
+    local disk=$1
+    sgdisk -Z "$disk" >/dev/null 2>&1 || true
+    sgdisk -U 5F1E0F1D-5A0B-4E9B-9B6A-0D2C2B1A0001 \
+        -n 1:${GEN2_EFI_START}:+${GEN2_EFI_MIB}M -t 1:EF00 -c 1:"EFI system partition" \
+        -u 1:5F1E0F1D-5A0B-4E9B-9B6A-0D2C2B1A0011 \
+        -n 2:${GEN2_MSR_START}:+${GEN2_MSR_MIB}M -t 2:0C01 -c 2:"Microsoft reserved partition" \
+        -u 2:5F1E0F1D-5A0B-4E9B-9B6A-0D2C2B1A0012 \
+        -n 3:${GEN2_WIN_START}:+${GEN2_WIN_MIB}M -t 3:0700 -c 3:"Basic data partition" \
+        -u 3:5F1E0F1D-5A0B-4E9B-9B6A-0D2C2B1A0013 \
+        "$disk" >/dev/null
+}
+
+build_gen2() {
+    local disk="$WORK/gen2-gpt-win7-system.raw"
+    truncate -s $((GEN2_DISK_MIB * MIB)) "$disk"
+    gpt_table "$disk"
+
+    local efi="$WORK/efi.img"
+    truncate -s $((GEN2_EFI_MIB * MIB)) "$efi"
+    mkfs.vfat -F 32 -s 1 -S 512 -h "$GEN2_EFI_START" -n SYSTEM -i 5EC0ADE5 --invariant "$efi" >/dev/null
+    unxz_to hives/BCD "$WORK/BCD"
+    MTOOLS_SKIP_CHECK=1 mmd -i "$efi" ::/EFI ::/EFI/Microsoft ::/EFI/Microsoft/Boot
+    MTOOLS_SKIP_CHECK=1 mcopy -i "$efi" "$WORK/BCD" ::/EFI/Microsoft/Boot/BCD
+
+    local win="$WORK/gen2-win.img"
+    mkntfs_file "$win" "$GEN2_WIN_MIB" "$GEN2_WIN_START" Windows
+    with_mounted "$win" populate_gen2_windows
+
+    dd if="$efi" of="$disk" bs=512 seek="$GEN2_EFI_START" conv=notrunc,sparse status=none
+    dd if="$win" of="$disk" bs=512 seek="$GEN2_WIN_START" conv=notrunc,sparse status=none
+}
+
+# ---- Gen1 (MBR): "System Reserved" NTFS (active) + Windows NTFS, like an Azure Gen1 disk ----
+GEN1_DISK_MIB=96
+GEN1_SR_START=2048
+GEN1_SR_MIB=50
+GEN1_WIN_START=$((GEN1_SR_START + GEN1_SR_MIB * 2048))
+GEN1_WIN_MIB=45
+
+populate_gen1_reserved() {
+    local m=$1
+    mkdir -p "$m/Boot"
+    unxz_to hives/BCD "$m/Boot/BCD"
+}
+
+populate_gen1_windows() {
+    local m=$1
+    mkdir -p "$m/Windows/System32/config" "$m/Windows/System32/winevt/Logs"
+    unxz_to hives/win10-dirty-SYSTEM "$m/Windows/System32/config/SYSTEM"
+    unxz_to hives/win10-dirty-SYSTEM.LOG1 "$m/Windows/System32/config/SYSTEM.LOG1"
+    unxz_to hives/win10-dirty-SYSTEM.LOG2 "$m/Windows/System32/config/SYSTEM.LOG2"
+    unxz_to evtx/win10-vss7-System.evtx "$m/Windows/System32/winevt/Logs/System.evtx"
+    # Hibernation enabled but not in use: Windows 8+ zeroes the header after a normal boot.
+    head -c $((64 * 1024)) /dev/zero >"$m/hiberfil.sys"
+}
+
+build_gen1() {
+    local disk="$WORK/gen1-mbr-win10-dirty-system.raw"
+    truncate -s $((GEN1_DISK_MIB * MIB)) "$disk"
+    sfdisk -q --no-reread --no-tell-kernel "$disk" <<EOF
+label: dos
+label-id: 0x5ec0ade5
+start=${GEN1_SR_START}, size=$((GEN1_SR_MIB * 2048)), type=7, bootable
+start=${GEN1_WIN_START}, size=$((GEN1_WIN_MIB * 2048)), type=7
+EOF
+    local sr="$WORK/gen1-sr.img" win="$WORK/gen1-win.img"
+    mkntfs_file "$sr" "$GEN1_SR_MIB" "$GEN1_SR_START" "System Reserved"
+    with_mounted "$sr" populate_gen1_reserved
+    mkntfs_file "$win" "$GEN1_WIN_MIB" "$GEN1_WIN_START" Windows
+    with_mounted "$win" populate_gen1_windows
+
+    dd if="$sr" of="$disk" bs=512 seek="$GEN1_SR_START" conv=notrunc,sparse status=none
+    dd if="$win" of="$disk" bs=512 seek="$GEN1_WIN_START" conv=notrunc,sparse status=none
+}
+
+# ---- A bare NTFS volume with the cases the write path must refuse or handle ----
+populate_edge() {
+    local m=$1
+    # Resident: 100 bytes live inside the MFT record.
+    head -c 100 /dev/zero | tr '\0' 'r' >"$m/resident.txt"
+    # Plain non-resident, contiguous.
+    seq 1 20000 >"$m/plain.txt"
+    # Compressed: ntfs-3g compresses new files created in a directory marked compressed (0x800).
+    mkdir "$m/compressed"
+    setfattr -n system.ntfs_attrib_be -v 0x00000810 "$m/compressed"
+    seq 1 20000 >"$m/compressed/compressed.txt"
+    # Sparse: 1 MiB with data only at 512 KiB.
+    truncate -s $MIB "$m/sparse.bin"
+    printf 'data in the middle' | dd of="$m/sparse.bin" bs=1 seek=$((512 * 1024)) conv=notrunc status=none
+    # A $DATA attribute split over several MFT records (an $ATTRIBUTE_LIST with pieces whose lowest
+    # VCN is not 0): only the even 4 KiB pages are written, so every page is its own run between
+    # two sparse runs and the mapping pairs no longer fit in one record. Each written page starts
+    # with its page number, so a test can check the order of the pieces.
+    local j
+    for ((j = 0; j < 1400; j += 2)); do
+        printf 'page %08d\n' "$j" | dd bs=4096 conv=sync,notrunc seek="$j" status=none of="$m/attrlist-sparse.bin"
+    done
+    mkdir -p "$m/Mixed Case Dir"
+    printf 'found me\n' >"$m/Mixed Case Dir/File Name.TXT"
+}
+
+build_edge() {
+    local vol="$WORK/ntfs-edge-cases.raw"
+    mkntfs_file "$vol" 16 0 edge
+    with_mounted "$vol" populate_edge
+}
+
+compress_into() {
+    local src=$1 dst_dir=$2
+    local name
+    name=$(basename "$src")
+    xz -T1 -9 -c "$src" >"$dst_dir/$name.xz"
+    printf '%s  %s  (%s bytes raw, %s bytes xz)\n' "$(sha256sum "$src" | cut -d' ' -f1)" "$name" \
+        "$(stat -c %s "$src")" "$(stat -c %s "$dst_dir/$name.xz")"
+}
+
+cmd_raw() {
+    need
+    local which=("$@")
+    ((${#which[@]})) || which=(gen2 gen1 edge)
+    local w
+    for w in "${which[@]}"; do
+        case "$w" in
+        gen2) build_gen2; compress_into "$WORK/gen2-gpt-win7-system.raw" "$HERE" ;;
+        gen1) build_gen1; compress_into "$WORK/gen1-mbr-win10-dirty-system.raw" "$HERE" ;;
+        edge) build_edge; compress_into "$WORK/ntfs-edge-cases.raw" "$HERE" ;;
+        *) echo "unknown fixture $w (gen2, gen1, edge)" >&2; exit 2 ;;
+        esac
+    done
+}
+
+cmd_variants() {
+    need
+    local out=${1:-$REPO/target/fixture-images}
+    mkdir -p "$out"
+    local name
+    for name in gen2-gpt-win7-system gen1-mbr-win10-dirty-system; do
+        xz -dc "$HERE/$name.raw.xz" >"$WORK/$name.raw"
+        qemu-img convert -f raw -O vpc -o subformat=fixed,force_size=on "$WORK/$name.raw" "$out/$name.fixed.vhd"
+        qemu-img convert -f raw -O vpc -o subformat=dynamic,force_size=on "$WORK/$name.raw" "$out/$name.dynamic.vhd"
+        qemu-img convert -f raw -O vhdx -o subformat=dynamic "$WORK/$name.raw" "$out/$name.vhdx"
+        ls -ls "$out/$name".*
+    done
+}
+
+cmd_bench() {
+    need
+    local out=${1:-$REPO/target/fixture-images}
+    mkdir -p "$out"
+    local raw="$WORK/bench.raw"
+    # 127 GiB: the size of an Azure marketplace Windows OS disk.
+    truncate -s 127G "$raw"
+    gpt_table "$raw"
+    xz -dc "$HERE/gen2-gpt-win7-system.raw.xz" >"$WORK/gen2.raw"
+    # Same partitions at the same offsets; the rest of the disk stays unallocated (a hole).
+    dd if="$WORK/gen2.raw" of="$raw" bs=512 skip="$GEN2_EFI_START" seek="$GEN2_EFI_START" \
+        count=$(((GEN2_WIN_START + GEN2_WIN_MIB * 2048) - GEN2_EFI_START)) conv=notrunc,sparse status=none
+    qemu-img convert -f raw -O vpc -o subformat=fixed,force_size=on "$raw" "$out/bench-127g-gen2.fixed.vhd"
+    ls -ls "$out/bench-127g-gen2.fixed.vhd"
+}
+
+case "${1:-raw}" in
+raw) shift; cmd_raw "$@" ;;
+variants) shift; cmd_variants "$@" ;;
+bench) shift; cmd_bench "$@" ;;
+*) echo "usage: $0 [raw [gen2|gen1|edge]... | variants [DIR] | bench [DIR]]" >&2; exit 2 ;;
+esac
