@@ -74,7 +74,9 @@ with_mounted() {
     ntfsfix -n "$file" >/dev/null || { echo "ntfsfix -n: $file is not clean" >&2; exit 1; }
 }
 
-unxz_to() { xz -dc "$REPO/testdata/$1.xz" >"$2"; }
+# Through cat: xz (like cp) turns zero blocks into holes when its output is a regular file, and
+# ntfs-3g would then store the file as sparse, which a real hive never is.
+unxz_to() { xz -dc "$REPO/testdata/$1.xz" | cat >"$2"; }
 
 # ---- Gen2 (GPT): EFI system partition (FAT32) + MSR + Windows (NTFS), like an Azure Gen2 disk ----
 GEN2_DISK_MIB=96

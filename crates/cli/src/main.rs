@@ -18,6 +18,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod cmd;
+mod input;
 mod printer;
 
 /// Exit code for input that cannot be read or parsed.

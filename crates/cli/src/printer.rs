@@ -25,7 +25,9 @@ pub fn reg_text(data: &Data) -> String {
 
 /// The type as `reg query` names it (`REG_0x19` style for unknown types).
 pub fn type_name(t: regf::ValueType) -> String {
-    t.name().map(str::to_string).unwrap_or_else(|| format!("REG_0x{:x}", t.0))
+    t.name()
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("REG_0x{:x}", t.0))
 }
 
 /// A value's name for display: `(Default)` for the unnamed value, as regedit shows it.
@@ -52,6 +54,8 @@ pub fn value_json(v: &Value<'_>) -> Json {
             };
             json!({"name": name, "type": type_name(v.value_type()), "type_code": v.value_type().0, "size": v.data_len(), "data": d})
         }
-        Err(e) => json!({"name": name, "type": type_name(v.value_type()), "type_code": v.value_type().0, "error": e.to_string()}),
+        Err(e) => {
+            json!({"name": name, "type": type_name(v.value_type()), "type_code": v.value_type().0, "error": e.to_string()})
+        }
     }
 }

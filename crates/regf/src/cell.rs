@@ -36,14 +36,26 @@ impl<'h> Bins<'h> {
             return Err(bad(off, "offset is not a multiple of 8"));
         }
         let Some(size) = i32_at(self.data, o) else {
-            return Err(bad(off, &format!("beyond the end of the hive-bins data (0x{:x} bytes)", self.data.len())));
+            return Err(bad(
+                off,
+                &format!(
+                    "beyond the end of the hive-bins data (0x{:x} bytes)",
+                    self.data.len()
+                ),
+            ));
         };
         if size >= 0 {
-            return Err(bad(off, &format!("cell is free (size field {size}), a record was expected")));
+            return Err(bad(
+                off,
+                &format!("cell is free (size field {size}), a record was expected"),
+            ));
         }
         let size = size.unsigned_abs() as usize;
         if size < 8 {
-            return Err(bad(off, &format!("cell size {size} is below the minimum of 8")));
+            return Err(bad(
+                off,
+                &format!("cell size {size} is below the minimum of 8"),
+            ));
         }
         slice(self.data, o + 4, size - 4).ok_or_else(|| {
             bad(
@@ -58,11 +70,20 @@ impl<'h> Bins<'h> {
 
     /// The allocated cell at `off`, which must start with the two-letter signature `sig`.
     #[inline]
-    pub fn record(&self, off: CellOffset, sig: &'static [u8; 2], name: &'static str) -> Result<&'h [u8]> {
+    pub fn record(
+        &self,
+        off: CellOffset,
+        sig: &'static [u8; 2],
+        name: &'static str,
+    ) -> Result<&'h [u8]> {
         let c = self.cell(off)?;
         match c.get(..2) {
             Some(s) if s == sig => Ok(c),
-            Some(s) => Err(Error::WrongRecord { cell: off, expected: name, found: [s[0], s[1]] }),
+            Some(s) => Err(Error::WrongRecord {
+                cell: off,
+                expected: name,
+                found: [s[0], s[1]],
+            }),
             None => Err(bad(off, "cell too small for a record signature")),
         }
     }
@@ -82,5 +103,8 @@ impl<'h> Bins<'h> {
 }
 
 pub(crate) fn bad(cell: CellOffset, what: &str) -> Error {
-    Error::BadCell { cell, what: what.to_string() }
+    Error::BadCell {
+        cell,
+        what: what.to_string(),
+    }
 }

@@ -78,7 +78,11 @@ pub const MAX_FAULTS: usize = 10_000;
 /// Checks a whole hive file. Never panics; a file that is not a hive gives a report with one
 /// error.
 pub fn check(file: &[u8]) -> Report {
-    let mut c = Checker { report: Report::default(), cells: Vec::new(), referenced: Vec::new() };
+    let mut c = Checker {
+        report: Report::default(),
+        cells: Vec::new(),
+        referenced: Vec::new(),
+    };
     c.run(file);
     c.report
 }
@@ -100,7 +104,12 @@ impl Checker {
         if self.report.faults.len() >= MAX_FAULTS {
             self.report.faults_not_listed += 1;
         } else {
-            self.report.faults.push(Fault { severity, file_offset, code, message });
+            self.report.faults.push(Fault {
+                severity,
+                file_offset,
+                code,
+                message,
+            });
         }
     }
 
@@ -113,10 +122,15 @@ impl Checker {
     }
 
     fn run(&mut self, file: &[u8]) {
-        let Some(base) = self.base_block(file) else { return };
+        let Some(base) = self.base_block(file) else {
+            return;
+        };
         let avail = file.len().saturating_sub(BASE_BLOCK_SIZE);
         let size = (base.hive_bins_size as usize).min(avail) & !0xFFF;
-        let bins = Bins { data: &file[BASE_BLOCK_SIZE..BASE_BLOCK_SIZE + size], minor: base.minor_version };
+        let bins = Bins {
+            data: &file[BASE_BLOCK_SIZE..BASE_BLOCK_SIZE + size],
+            minor: base.minor_version,
+        };
         self.referenced = vec![0; size / 8 / 64 + 1];
         self.bins(&bins);
         self.tree(&bins, base.root_cell);
@@ -125,7 +139,12 @@ impl Checker {
 
     fn base_block(&mut self, file: &[u8]) -> Option<BaseBlock> {
         if file.len() < BASE_BLOCK_SIZE {
-            self.fault(Severity::Error, 0, "truncated", format!("file is {} bytes, shorter than a base block", file.len()));
+            self.fault(
+                Severity::Error,
+                0,
+                "truncated",
+                format!("file is {} bytes, shorter than a base block", file.len()),
+            );
             return None;
         }
         let base = match BaseBlock::parse(file) {
@@ -161,10 +180,20 @@ impl Checker {
             self.fault(Severity::Error, 20, "version", e.to_string());
         }
         if base.file_type != 0 {
-            self.fault(Severity::Error, 28, "file-type", format!("file type is {}, expected 0 (primary file)", base.file_type));
+            self.fault(
+                Severity::Error,
+                28,
+                "file-type",
+                format!("file type is {}, expected 0 (primary file)", base.file_type),
+            );
         }
         if base.file_format != 1 {
-            self.fault(Severity::Error, 32, "file-format", format!("file format is {}, expected 1", base.file_format));
+            self.fault(
+                Severity::Error,
+                32,
+                "file-format",
+                format!("file format is {}, expected 1", base.file_format),
+            );
         }
         let avail = file.len() - BASE_BLOCK_SIZE;
         if base.hive_bins_size as usize > avail {
@@ -187,13 +216,26 @@ impl Checker {
         while off < data.len() {
             let file = (off + BASE_BLOCK_SIZE) as u64;
             if data.get(off..off + 4) != Some(b"hbin") {
-                self.fault(Severity::Error, file, "bin-signature", format!("expected \"hbin\" at the start of a bin, found {:02x?}", data.get(off..off + 4).unwrap_or(&[])));
+                self.fault(
+                    Severity::Error,
+                    file,
+                    "bin-signature",
+                    format!(
+                        "expected \"hbin\" at the start of a bin, found {:02x?}",
+                        data.get(off..off + 4).unwrap_or(&[])
+                    ),
+                );
                 return;
             }
             let rel = u32_at(data, off + 4).unwrap_or(0) as usize;
             let size = u32_at(data, off + 8).unwrap_or(0) as usize;
             if rel != off {
-                self.fault(Severity::Error, file + 4, "bin-offset", format!("bin says it is at 0x{rel:x}, it is at 0x{off:x}"));
+                self.fault(
+                    Severity::Error,
+                    file + 4,
+                    "bin-offset",
+                    format!("bin says it is at 0x{rel:x}, it is at 0x{off:x}"),
+                );
             }
             if size < 4096 || size % 4096 != 0 || off + size > data.len() {
                 self.fault(
@@ -216,7 +258,14 @@ impl Checker {
                     break;
                 }
                 if c + len > end {
-                    self.err(cell, "cell-crosses-bin", format!("cell of {len} bytes crosses the end of its bin at file offset 0x{:x}", end + BASE_BLOCK_SIZE));
+                    self.err(
+                        cell,
+                        "cell-crosses-bin",
+                        format!(
+                            "cell of {len} bytes crosses the end of its bin at file offset 0x{:x}",
+                            end + BASE_BLOCK_SIZE
+                        ),
+                    );
                     break;
                 }
                 if raw < 0 {
@@ -226,7 +275,8 @@ impl Checker {
                 } else {
                     self.report.stats.free_cells += 1;
                     self.report.stats.free_bytes += len as u64;
-                    self.report.stats.largest_free_cell = self.report.stats.largest_free_cell.max(len as u32);
+                    self.report.stats.largest_free_cell =
+                        self.report.stats.largest_free_cell.max(len as u32);
                 }
                 c += len;
             }
@@ -238,7 +288,13 @@ impl Checker {
     /// referenced. Returns false (after reporting) when it is not.
     fn reference(&mut self, cell: CellOffset, from: CellOffset, what: &str) -> bool {
         if self.cells.binary_search_by_key(&cell, |&(o, _)| o).is_err() {
-            self.err(from, "dangling-offset", format!("{what} points to cell 0x{cell:x}, which is not the start of an allocated cell"));
+            self.err(
+                from,
+                "dangling-offset",
+                format!(
+                    "{what} points to cell 0x{cell:x}, which is not the start of an allocated cell"
+                ),
+            );
             return false;
         }
         let i = cell as usize / 8;
@@ -250,7 +306,9 @@ impl Checker {
 
     fn is_referenced(&self, cell: CellOffset) -> bool {
         let i = cell as usize / 8;
-        self.referenced.get(i / 64).is_some_and(|w| w & (1 << (i % 64)) != 0)
+        self.referenced
+            .get(i / 64)
+            .is_some_and(|w| w & (1 << (i % 64)) != 0)
     }
 
     fn tree(&mut self, bins: &Bins<'_>, root: CellOffset) {
@@ -265,7 +323,11 @@ impl Checker {
             }
         };
         if root_key.flags() & crate::key::flags::HIVE_ENTRY == 0 {
-            self.err(root, "root-flag", "root key node lacks the KEY_HIVE_ENTRY flag (0x4)".into());
+            self.err(
+                root,
+                "root-flag",
+                "root key node lacks the KEY_HIVE_ENTRY flag (0x4)".into(),
+            );
         }
         // sk offset -> references counted from key nodes
         let mut sk_refs: std::collections::BTreeMap<CellOffset, u32> = Default::default();
@@ -273,9 +335,15 @@ impl Checker {
         let mut stack: Vec<(CellOffset, usize)> = vec![(root, 0)];
         while let Some((cell, depth)) = stack.pop() {
             let i = cell as usize / 8;
-            let Some(word) = visited.get_mut(i / 64) else { continue };
+            let Some(word) = visited.get_mut(i / 64) else {
+                continue;
+            };
             if *word & (1 << (i % 64)) != 0 {
-                self.err(cell, "cycle", "key node reached twice (a cycle or two parents)".into());
+                self.err(
+                    cell,
+                    "cycle",
+                    "key node reached twice (a cycle or two parents)".into(),
+                );
                 continue;
             }
             *word |= 1 << (i % 64);
@@ -288,7 +356,11 @@ impl Checker {
             };
             self.report.stats.keys += 1;
             if depth > 0 && key.flags() & crate::key::flags::HIVE_ENTRY != 0 {
-                self.err(cell, "root-flag", "a key node other than the root has the KEY_HIVE_ENTRY flag".into());
+                self.err(
+                    cell,
+                    "root-flag",
+                    "a key node other than the root has the KEY_HIVE_ENTRY flag".into(),
+                );
             }
             let sk = key.security_cell();
             if self.reference(sk, cell, "key node's security offset") {
@@ -304,7 +376,11 @@ impl Checker {
             self.values(bins, &key);
             let children = self.subkeys(bins, &key);
             if depth + 1 >= MAX_DEPTH && !children.is_empty() {
-                self.err(cell, "too-deep", format!("keys nested deeper than {MAX_DEPTH} levels"));
+                self.err(
+                    cell,
+                    "too-deep",
+                    format!("keys nested deeper than {MAX_DEPTH} levels"),
+                );
                 continue;
             }
             for child in children.into_iter().rev() {
@@ -354,13 +430,31 @@ impl Checker {
         }
         names.sort_unstable();
         if names.windows(2).any(|w| w[0] == w[1]) {
-            self.err(cell, "duplicate-value", "two values of this key have the same name".into());
+            self.err(
+                cell,
+                "duplicate-value",
+                "two values of this key have the same name".into(),
+            );
         }
         if key.largest_value_name() < largest_name {
-            self.warn(cell, "largest-value-name", format!("largest value name field is {}, a value name is {largest_name} bytes", key.largest_value_name()));
+            self.warn(
+                cell,
+                "largest-value-name",
+                format!(
+                    "largest value name field is {}, a value name is {largest_name} bytes",
+                    key.largest_value_name()
+                ),
+            );
         }
         if key.largest_value_data() < largest_data {
-            self.warn(cell, "largest-value-data", format!("largest value data field is {}, a value holds {largest_data} bytes", key.largest_value_data()));
+            self.warn(
+                cell,
+                "largest-value-data",
+                format!(
+                    "largest value data field is {}, a value holds {largest_data} bytes",
+                    key.largest_value_data()
+                ),
+            );
         }
     }
 
@@ -368,7 +462,11 @@ impl Checker {
         let len = v.data_len() as usize;
         if v.is_inline() {
             if len > 4 {
-                self.err(v.cell(), "inline-data", format!("inline data claims {len} bytes, at most 4 fit"));
+                self.err(
+                    v.cell(),
+                    "inline-data",
+                    format!("inline data claims {len} bytes, at most 4 fit"),
+                );
             }
             return;
         }
@@ -385,7 +483,11 @@ impl Checker {
                     let list_off = u32_at(bins.cell(off).unwrap_or(&[]), 4).unwrap_or(NONE);
                     self.reference(list_off, off, "big data segment list");
                     if n * BIG_DATA_SEGMENT < len {
-                        self.err(off, "big-data", format!("{n} segments cannot hold {len} bytes"));
+                        self.err(
+                            off,
+                            "big-data",
+                            format!("{n} segments cannot hold {len} bytes"),
+                        );
                     }
                     let mut left = len;
                     for i in 0..n {
@@ -396,7 +498,11 @@ impl Checker {
                         let want = left.min(BIG_DATA_SEGMENT);
                         let have = bins.cell(seg).map(|c| c.len()).unwrap_or(0);
                         if have < want {
-                            self.err(seg, "big-data", format!("segment {i} holds {have} bytes, {want} needed"));
+                            self.err(
+                                seg,
+                                "big-data",
+                                format!("segment {i} holds {have} bytes, {want} needed"),
+                            );
                         }
                         left = left.saturating_sub(BIG_DATA_SEGMENT);
                     }
@@ -419,12 +525,18 @@ impl Checker {
         if !self.reference(list, cell, "key node's subkey list offset") {
             return Vec::new();
         }
-        let Ok(head) = bins.cell(list) else { return Vec::new() };
+        let Ok(head) = bins.cell(list) else {
+            return Vec::new();
+        };
         let mut leaves: Vec<(CellOffset, Leaf<'_>)> = Vec::new();
         if head.get(..2) == Some(b"ri") {
             let n = usize::from(u16_at(head, 2).unwrap_or(0));
             if 4 + 4 * n > head.len() {
-                self.err(list, "subkey-list", format!("index root of {n} entries does not fit in its cell"));
+                self.err(
+                    list,
+                    "subkey-list",
+                    format!("index root of {n} entries does not fit in its cell"),
+                );
                 return Vec::new();
             }
             for i in 0..n {
@@ -434,7 +546,11 @@ impl Checker {
                 }
                 match Leaf::parse(bins, l) {
                     Ok(leaf) => leaves.push((l, leaf)),
-                    Err(e) => self.err(l, "subkey-list", format!("{e} (an index root may only point to li/lf/lh)")),
+                    Err(e) => self.err(
+                        l,
+                        "subkey-list",
+                        format!("{e} (an index root may only point to li/lf/lh)"),
+                    ),
                 }
             }
         } else {
@@ -448,14 +564,22 @@ impl Checker {
         }
         let total: usize = leaves.iter().map(|(_, l)| l.count).sum();
         if total != count as usize {
-            self.err(cell, "subkey-count", format!("key node claims {count} subkeys, its list holds {total}"));
+            self.err(
+                cell,
+                "subkey-count",
+                format!("key node claims {count} subkeys, its list holds {total}"),
+            );
         }
         let mut children = Vec::with_capacity(total);
         let mut prev: Option<(CellOffset, Vec<u16>)> = None;
         let mut largest = 0u32;
         for (lcell, leaf) in leaves {
             if leaf.kind == LeafKind::Lh && bins.minor < 5 {
-                self.warn(lcell, "lh-version", format!("lh list in a hive of version 1.{}", bins.minor));
+                self.warn(
+                    lcell,
+                    "lh-version",
+                    format!("lh list in a hive of version 1.{}", bins.minor),
+                );
             }
             for i in 0..leaf.count {
                 let (child, hint) = leaf.entry(i);
@@ -470,7 +594,14 @@ impl Checker {
                     }
                 };
                 if k.parent_cell() != cell {
-                    self.err(child, "parent", format!("key node's parent is 0x{:x}, it is listed under 0x{cell:x}", k.parent_cell()));
+                    self.err(
+                        child,
+                        "parent",
+                        format!(
+                            "key node's parent is 0x{:x}, it is listed under 0x{cell:x}",
+                            k.parent_cell()
+                        ),
+                    );
                 }
                 let name = k.name();
                 largest = largest.max(name.utf16_byte_len() as u32);
@@ -479,8 +610,18 @@ impl Checker {
                 if let Some((pcell, p)) = &prev {
                     match p.cmp(&up) {
                         Ordering::Less => {}
-                        Ordering::Equal => self.err(child, "duplicate-subkey", format!("same name as the key at cell 0x{pcell:x} ({name})")),
-                        Ordering::Greater => self.err(lcell, "unsorted-subkeys", format!("subkey list is not sorted: {name:?} comes after a greater name")),
+                        Ordering::Equal => self.err(
+                            child,
+                            "duplicate-subkey",
+                            format!("same name as the key at cell 0x{pcell:x} ({name})"),
+                        ),
+                        Ordering::Greater => self.err(
+                            lcell,
+                            "unsorted-subkeys",
+                            format!(
+                                "subkey list is not sorted: {name:?} comes after a greater name"
+                            ),
+                        ),
                     }
                 }
                 prev = Some((child, up));
@@ -488,7 +629,14 @@ impl Checker {
             }
         }
         if key.largest_subkey_name() < largest {
-            self.warn(cell, "largest-subkey-name", format!("largest subkey name field is {}, a subkey name is {largest} bytes", key.largest_subkey_name()));
+            self.warn(
+                cell,
+                "largest-subkey-name",
+                format!(
+                    "largest subkey name field is {}, a subkey name is {largest} bytes",
+                    key.largest_subkey_name()
+                ),
+            );
         }
         children
     }
@@ -498,13 +646,21 @@ impl Checker {
             Hint::Hash(h) => {
                 let want = name.lh_hash();
                 if h != want {
-                    self.err(list, "lh-hash", format!("entry {i} ({name}): hash 0x{h:08x}, the name gives 0x{want:08x}"));
+                    self.err(
+                        list,
+                        "lh-hash",
+                        format!("entry {i} ({name}): hash 0x{h:08x}, the name gives 0x{want:08x}"),
+                    );
                 }
             }
             Hint::Prefix(p) => {
                 let want = name.lf_hint();
                 if want[0] != 0 && p != want {
-                    self.err(list, "lf-hint", format!("entry {i} ({name}): hint {p:02x?}, the name gives {want:02x?}"));
+                    self.err(
+                        list,
+                        "lf-hint",
+                        format!("entry {i} ({name}): hint {p:02x?}, the name gives {want:02x?}"),
+                    );
                 }
             }
             Hint::None => {}
@@ -516,7 +672,11 @@ impl Checker {
             let rec = match bins.record(sk, b"sk", "security (sk)") {
                 Ok(r) if r.len() >= 20 => r,
                 Ok(_) => {
-                    self.err(sk, "security", "security record shorter than 20 bytes".into());
+                    self.err(
+                        sk,
+                        "security",
+                        "security record shorter than 20 bytes".into(),
+                    );
                     continue;
                 }
                 Err(e) => {
@@ -527,11 +687,22 @@ impl Checker {
             self.report.stats.security_records += 1;
             let stored = u32_at(rec, 12).unwrap_or(0);
             if stored != counted {
-                self.err(sk, "sk-refcount", format!("reference count is {stored}, {counted} key nodes point to it"));
+                self.err(
+                    sk,
+                    "sk-refcount",
+                    format!("reference count is {stored}, {counted} key nodes point to it"),
+                );
             }
             let sd_len = u32_at(rec, 16).unwrap_or(0) as usize;
             if 20 + sd_len > rec.len() {
-                self.err(sk, "security", format!("security descriptor of {sd_len} bytes does not fit in its {}-byte cell", rec.len()));
+                self.err(
+                    sk,
+                    "security",
+                    format!(
+                        "security descriptor of {sd_len} bytes does not fit in its {}-byte cell",
+                        rec.len()
+                    ),
+                );
             }
             // The records form a doubly linked ring: our flink's blink must be us.
             let flink = u32_at(rec, 4).unwrap_or(NONE);
@@ -542,9 +713,17 @@ impl Checker {
                 }
                 match bins.record(other, b"sk", "security (sk)") {
                     Ok(o) => {
-                        let back = if what == "flink" { u32_at(o, 8) } else { u32_at(o, 4) };
+                        let back = if what == "flink" {
+                            u32_at(o, 8)
+                        } else {
+                            u32_at(o, 4)
+                        };
                         if back != Some(sk) {
-                            self.err(sk, "sk-list", format!("{what} points to 0x{other:x}, which does not point back"));
+                            self.err(
+                                sk,
+                                "sk-list",
+                                format!("{what} points to 0x{other:x}, which does not point back"),
+                            );
                         }
                     }
                     Err(e) => self.err(sk, "sk-list", format!("{what}: {e}")),
@@ -554,14 +733,24 @@ impl Checker {
     }
 
     fn leaks(&mut self) {
-        let leaked: Vec<CellOffset> = self.cells.iter().map(|&(o, _)| o).filter(|&o| !self.is_referenced(o)).collect();
+        let leaked: Vec<CellOffset> = self
+            .cells
+            .iter()
+            .map(|&(o, _)| o)
+            .filter(|&o| !self.is_referenced(o))
+            .collect();
         self.report.stats.leaked_cells = leaked.len();
         if let Some(&first) = leaked.first() {
             let list: Vec<String> = leaked.iter().take(8).map(|o| format!("0x{o:x}")).collect();
             self.warn(
                 first,
                 "leaked-cells",
-                format!("{} allocated cells are referenced by nothing (cells {}{})", leaked.len(), list.join(", "), if leaked.len() > 8 { ", ..." } else { "" }),
+                format!(
+                    "{} allocated cells are referenced by nothing (cells {}{})",
+                    leaked.len(),
+                    list.join(", "),
+                    if leaked.len() > 8 { ", ..." } else { "" }
+                ),
             );
         }
     }

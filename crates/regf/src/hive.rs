@@ -48,7 +48,12 @@ impl<B: AsRef<[u8]>> Hive<B> {
                 why: "runs past the end of the file (truncated hive?)",
             });
         }
-        Ok(Hive { buf, base, bins_len: size, opening: Opening::Strict })
+        Ok(Hive {
+            buf,
+            base,
+            bins_len: size,
+            opening: Opening::Strict,
+        })
     }
 
     /// Opens whatever can be read: a truncated file is read up to its end, an unknown version or
@@ -78,8 +83,17 @@ impl<B: AsRef<[u8]>> Hive<B> {
             ));
             size = avail;
         }
-        let opening = if notes.is_empty() { Opening::Strict } else { Opening::Lenient(notes) };
-        Ok(Hive { buf, base, bins_len: size, opening })
+        let opening = if notes.is_empty() {
+            Opening::Strict
+        } else {
+            Opening::Lenient(notes)
+        };
+        Ok(Hive {
+            buf,
+            base,
+            bins_len: size,
+            opening,
+        })
     }
 
     pub fn base_block(&self) -> &BaseBlock {
@@ -102,7 +116,10 @@ impl<B: AsRef<[u8]>> Hive<B> {
 
     /// The hive-bins data (the file without its base block).
     pub fn bins(&self) -> Bins<'_> {
-        Bins { data: &self.buf.as_ref()[BASE_BLOCK_SIZE..BASE_BLOCK_SIZE + self.bins_len], minor: self.base.minor_version }
+        Bins {
+            data: &self.buf.as_ref()[BASE_BLOCK_SIZE..BASE_BLOCK_SIZE + self.bins_len],
+            minor: self.base.minor_version,
+        }
     }
 
     /// The root key.
@@ -120,7 +137,11 @@ impl<B: AsRef<[u8]>> Hive<B> {
     /// path (components joined by `\`, the root being ""). Keys or lists that cannot be read are
     /// passed to `on_error` and skipped; the walk never loops: each key node is visited once and
     /// the depth is capped at [`MAX_DEPTH`].
-    pub fn walk<'s>(&'s self, mut visit: impl FnMut(&str, &Key<'s>), mut on_error: impl FnMut(&str, Error)) -> Result<()> {
+    pub fn walk<'s>(
+        &'s self,
+        mut visit: impl FnMut(&str, &Key<'s>),
+        mut on_error: impl FnMut(&str, Error),
+    ) -> Result<()> {
         let root = self.root()?;
         walk_from(&root, |path, item| match item {
             Ok(k) => visit(path, k),
@@ -171,11 +192,23 @@ pub fn walk_from<'h>(start: &Key<'h>, mut f: impl FnMut(&str, Result<&Key<'h>, E
             Some(Err(e)) => f(&path, Err(e)),
             Some(Ok(key)) => {
                 if !mark(key.cell()) {
-                    f(&path, Err(crate::cell::bad(key.cell(), "key node reached twice (cycle or shared subtree): skipped")));
+                    f(
+                        &path,
+                        Err(crate::cell::bad(
+                            key.cell(),
+                            "key node reached twice (cycle or shared subtree): skipped",
+                        )),
+                    );
                     continue;
                 }
                 if stack.len() >= MAX_DEPTH {
-                    f(&path, Err(Error::TooDeep { cell: key.cell(), limit: MAX_DEPTH }));
+                    f(
+                        &path,
+                        Err(Error::TooDeep {
+                            cell: key.cell(),
+                            limit: MAX_DEPTH,
+                        }),
+                    );
                     continue;
                 }
                 let before = path.len();

@@ -33,13 +33,19 @@ impl<'h> Key<'h> {
     pub fn at(bins: Bins<'h>, cell: CellOffset) -> Result<Key<'h>> {
         let nk = bins.record(cell, b"nk", "key node (nk)")?;
         if nk.len() < NK_FIXED {
-            return Err(bad(cell, &format!("key node cell of {} bytes is shorter than 76", nk.len())));
+            return Err(bad(
+                cell,
+                &format!("key node cell of {} bytes is shorter than 76", nk.len()),
+            ));
         }
         let name_len = usize::from(u16_at(nk, 72).unwrap_or(0));
         if NK_FIXED + name_len > nk.len() {
             return Err(bad(
                 cell,
-                &format!("key name of {name_len} bytes runs past the end of its {}-byte cell", nk.len()),
+                &format!(
+                    "key name of {name_len} bytes runs past the end of its {}-byte cell",
+                    nk.len()
+                ),
             ));
         }
         Ok(Key { bins, cell, nk })
@@ -136,9 +142,18 @@ impl<'h> Key<'h> {
         }
         let c = self.bins.cell(off)?;
         let bytes = c.get(..len).ok_or_else(|| {
-            bad(off, &format!("class name of {len} bytes does not fit in its {}-byte cell", c.len()))
+            bad(
+                off,
+                &format!(
+                    "class name of {len} bytes does not fit in its {}-byte cell",
+                    c.len()
+                ),
+            )
         })?;
-        let units: Vec<u16> = bytes.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();
+        let units: Vec<u16> = bytes
+            .chunks_exact(2)
+            .map(|c| u16::from_le_bytes([c[0], c[1]]))
+            .collect();
         Ok(Some(String::from_utf16_lossy(&units)))
     }
 
@@ -221,7 +236,10 @@ impl<'h> Key<'h> {
 
 impl std::fmt::Debug for Key<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Key").field("cell", &format_args!("0x{:x}", self.cell)).field("name", &self.name()).finish()
+        f.debug_struct("Key")
+            .field("cell", &format_args!("0x{:x}", self.cell))
+            .field("name", &self.name())
+            .finish()
     }
 }
 
@@ -273,7 +291,9 @@ pub(crate) struct Leaf<'h> {
 impl<'h> Leaf<'h> {
     pub(crate) fn parse(bins: &Bins<'h>, cell: CellOffset) -> Result<Leaf<'h>> {
         let c = bins.cell(cell)?;
-        let sig = c.get(..2).ok_or_else(|| bad(cell, "cell too small for a subkey list"))?;
+        let sig = c
+            .get(..2)
+            .ok_or_else(|| bad(cell, "cell too small for a subkey list"))?;
         let kind = LeafKind::of(sig).ok_or(Error::WrongRecord {
             cell,
             expected: "subkey list (li/lf/lh)",
@@ -285,9 +305,19 @@ impl<'h> Leaf<'h> {
     fn with_kind(c: &'h [u8], kind: LeafKind, cell: CellOffset) -> Result<Leaf<'h>> {
         let count = usize::from(u16_at(c, 2).unwrap_or(0));
         if 4 + count * kind.entry_size() > c.len() {
-            return Err(bad(cell, &format!("subkey list of {count} entries does not fit in its {}-byte cell", c.len())));
+            return Err(bad(
+                cell,
+                &format!(
+                    "subkey list of {count} entries does not fit in its {}-byte cell",
+                    c.len()
+                ),
+            ));
         }
-        Ok(Leaf { kind, data: c, count })
+        Ok(Leaf {
+            kind,
+            data: c,
+            count,
+        })
     }
 
     #[inline]
@@ -321,16 +351,31 @@ pub struct Subkeys<'h> {
 
 impl<'h> Subkeys<'h> {
     pub(crate) fn new(bins: Bins<'h>, list: CellOffset, count: u32) -> Result<Subkeys<'h>> {
-        let mut it = Subkeys { bins, root: None, root_pos: 0, leaf: None, leaf_pos: 0, pending_error: None };
+        let mut it = Subkeys {
+            bins,
+            root: None,
+            root_pos: 0,
+            leaf: None,
+            leaf_pos: 0,
+            pending_error: None,
+        };
         if count == 0 || list == NONE {
             return Ok(it);
         }
         let c = bins.cell(list)?;
-        let sig = c.get(..2).ok_or_else(|| bad(list, "cell too small for a subkey list"))?;
+        let sig = c
+            .get(..2)
+            .ok_or_else(|| bad(list, "cell too small for a subkey list"))?;
         if sig == b"ri" {
             let n = usize::from(u16_at(c, 2).unwrap_or(0));
             if 4 + 4 * n > c.len() {
-                return Err(bad(list, &format!("index root of {n} entries does not fit in its {}-byte cell", c.len())));
+                return Err(bad(
+                    list,
+                    &format!(
+                        "index root of {n} entries does not fit in its {}-byte cell",
+                        c.len()
+                    ),
+                ));
             }
             it.root = Some((c, n, list));
         } else {

@@ -26,10 +26,10 @@ impl<'h> Name<'h> {
             Name::Latin1(b) => (b, &[]),
             Name::Utf16(b) => (&[], b),
         };
-        latin
-            .iter()
-            .map(|&b| u16::from(b))
-            .chain(wide.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])))
+        latin.iter().map(|&b| u16::from(b)).chain(
+            wide.chunks_exact(2)
+                .map(|c| u16::from_le_bytes([c[0], c[1]])),
+        )
     }
 
     /// Number of UTF-16 code units.
@@ -141,7 +141,9 @@ pub fn cmp_units_ignore_case(
 
 /// `lh` hash: h = 37 * h + upcase(unit), over the UTF-16 code units.
 pub fn lh_hash(units: impl Iterator<Item = u16>) -> u32 {
-    units.fold(0u32, |h, u| h.wrapping_mul(37).wrapping_add(u32::from(upcase(u))))
+    units.fold(0u32, |h, u| {
+        h.wrapping_mul(37).wrapping_add(u32::from(upcase(u)))
+    })
 }
 
 /// `lf` hint: the first four characters as bytes (case kept), zero-padded; if one of them does
@@ -164,7 +166,10 @@ pub fn encode(name: &str) -> (Vec<u8>, bool) {
     if name.chars().all(|c| (c as u32) <= 0xFF) {
         (name.chars().map(|c| c as u32 as u8).collect(), true)
     } else {
-        (name.encode_utf16().flat_map(|u| u.to_le_bytes()).collect(), false)
+        (
+            name.encode_utf16().flat_map(|u| u.to_le_bytes()).collect(),
+            false,
+        )
     }
 }
 
@@ -183,7 +188,10 @@ mod tests {
 
     #[test]
     fn compressed_and_wide_names_compare_equal() {
-        let wide: Vec<u8> = "Services".encode_utf16().flat_map(|u| u.to_le_bytes()).collect();
+        let wide: Vec<u8> = "Services"
+            .encode_utf16()
+            .flat_map(|u| u.to_le_bytes())
+            .collect();
         let a = Name::Latin1(b"services");
         let b = Name::Utf16(&wide);
         assert_eq!(a.cmp_ignore_case(&b), Ordering::Equal);
@@ -192,7 +200,10 @@ mod tests {
 
     #[test]
     fn non_ascii_folds_per_code_unit() {
-        let wide: Vec<u8> = "Ñandú".encode_utf16().flat_map(|u| u.to_le_bytes()).collect();
+        let wide: Vec<u8> = "Ñandú"
+            .encode_utf16()
+            .flat_map(|u| u.to_le_bytes())
+            .collect();
         assert!(Name::Utf16(&wide).eq_ignore_case("ñANDÚ"));
         assert!(Name::Latin1(&[0xE9]).eq_ignore_case("É")); // é stored as Latin-1
         assert!(!Name::Latin1(b"strasse").eq_ignore_case("straße"));

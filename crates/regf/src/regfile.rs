@@ -7,9 +7,9 @@
 
 use std::io::{self, Write};
 
+use crate::hive::walk_from;
 use crate::key::Key;
 use crate::value::{Value, ValueType};
-use crate::hive::walk_from;
 use crate::Result;
 
 /// The first line of every file.
@@ -114,7 +114,11 @@ pub fn data_text(t: ValueType, raw: &[u8], line: &mut String) {
         }
         ValueType::DWORD if raw.len() == 4 => {
             use std::fmt::Write as _;
-            let _ = write!(line, "dword:{:08x}", u32::from_le_bytes([raw[0], raw[1], raw[2], raw[3]]));
+            let _ = write!(
+                line,
+                "dword:{:08x}",
+                u32::from_le_bytes([raw[0], raw[1], raw[2], raw[3]])
+            );
         }
         _ => {
             use std::fmt::Write as _;
@@ -161,7 +165,10 @@ fn is_plain_string(raw: &[u8]) -> bool {
     // No NUL inside, no lone surrogate (which would not survive the trip through UTF-8), and no
     // line break (regedit's parser cannot read one inside quotes).
     let body: Vec<u16> = (0..units - 1).map(unit).collect();
-    !body.iter().any(|&u| u == 0 || u == u16::from(b'\r') || u == u16::from(b'\n')) && String::from_utf16(&body).is_ok()
+    !body
+        .iter()
+        .any(|&u| u == 0 || u == u16::from(b'\r') || u == u16::from(b'\n'))
+        && String::from_utf16(&body).is_ok()
 }
 
 fn escape_into(s: &str, out: &mut String) {
@@ -171,5 +178,212 @@ fn escape_into(s: &str, out: &mut String) {
             '"' => out.push_str("\\\""),
             c => out.push(c),
         }
+    }
+}
+
+/// One `[key]` section of a `.reg` file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Section {
+    /// The path between the brackets, without a leading `-`.
+    pub path: String,
+    /// `[-path]`: delete the key and everything below it.
+    pub delete: bool,
+    /// 1-based line of the `[` for error messages.
+    pub line: usize,
+    pub values: Vec<Entry>,
+}
+
+/// One `"name"=data` line (`@` is the default value, name `""`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub name: String,
+    /// `None` for `"name"=-` (delete the value).
+    pub data: Option<(ValueType, Vec<u8>)>,
+    pub line: usize,
+}
+
+/// An error in a `.reg` file, with its line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(".reg line {line}: {what}")]
+pub struct ParseError {
+    pub line: usize,
+    pub what: String,
+}
+
+/// Parses the text of a `.reg` file (version 5.00, or REGEDIT4 whose strings are the same here).
+/// Line continuations (`\` at the end of a hex line) and `;` comments are handled.
+pub fn parse(text: &str) -> std::result::Result<Vec<Section>, ParseError> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| (i + 1, l.trim_end_matches('\r')));
+    let err = |line, what: String| ParseError { line, what };
+    match lines.next() {
+        Some((_, h)) if h.trim() == HEADER || h.trim() == "REGEDIT4" => {}
+        Some((n, h)) => {
+            return Err(err(
+                n,
+                format!("expected the header {HEADER:?}, found {h:?}"),
+            ))
+        }
+        None => return Err(err(1, "empty file".into())),
+    }
+    let mut sections: Vec<Section> = Vec::new();
+    while let Some((n, raw)) = lines.next() {
+        let l = raw.trim_start();
+        if l.is_empty() || l.starts_with(';') {
+            continue;
+        }
+        if let Some(rest) = l.strip_prefix('[') {
+            let Some(inner) = rest.trim_end().strip_suffix(']') else {
+                return Err(err(n, "key line does not end with ']'".into()));
+            };
+            let (delete, path) = match inner.strip_prefix('-') {
+                Some(p) => (true, p),
+                None => (false, inner),
+            };
+            sections.push(Section {
+                path: path.to_string(),
+                delete,
+                line: n,
+                values: Vec::new(),
+            });
+            continue;
+        }
+        let Some(section) = sections.last_mut() else {
+            return Err(err(n, "value line before any [key] line".into()));
+        };
+        // Join continuation lines of hex data.
+        let mut full = l.to_string();
+        while full.ends_with('\\') && is_hex_line(&full) {
+            full.pop();
+            match lines.next() {
+                Some((_, next)) => full.push_str(next.trim()),
+                None => return Err(err(n, "file ends inside a continued line".into())),
+            }
+        }
+        let (name, rest) = parse_name(&full).map_err(|w| err(n, w))?;
+        let data =
+            parse_data(rest.trim_start()).map_err(|w| err(n, format!("value {name:?}: {w}")))?;
+        section.values.push(Entry {
+            name,
+            data,
+            line: n,
+        });
+    }
+    Ok(sections)
+}
+
+fn is_hex_line(l: &str) -> bool {
+    l.contains("=hex")
+        || l.trim_start().starts_with(|c: char| c.is_ascii_hexdigit())
+            && !l.trim_start().starts_with('"')
+}
+
+/// `"name"=` or `@=`; returns the unescaped name and what follows the `=`.
+fn parse_name(l: &str) -> std::result::Result<(String, &str), String> {
+    if let Some(rest) = l.strip_prefix('@') {
+        let rest = rest
+            .trim_start()
+            .strip_prefix('=')
+            .ok_or("expected '=' after '@'")?;
+        return Ok((String::new(), rest));
+    }
+    let body = l
+        .strip_prefix('"')
+        .ok_or_else(|| format!("expected a quoted value name or '@', found {l:?}"))?;
+    let (name, after) = unquote(body)?;
+    let rest = after
+        .trim_start()
+        .strip_prefix('=')
+        .ok_or("expected '=' after the value name")?;
+    Ok((name, rest))
+}
+
+/// Reads a quoted string body (after the opening quote) up to its closing quote.
+fn unquote(s: &str) -> std::result::Result<(String, &str), String> {
+    let mut out = String::new();
+    let mut chars = s.char_indices();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                Some((_, e)) => out.push(e),
+                None => return Err("string ends with a lone backslash".into()),
+            },
+            '"' => return Ok((out, &s[i + 1..])),
+            c => out.push(c),
+        }
+    }
+    Err("unterminated string".into())
+}
+
+fn parse_data(d: &str) -> std::result::Result<Option<(ValueType, Vec<u8>)>, String> {
+    if d == "-" {
+        return Ok(None);
+    }
+    if let Some(body) = d.strip_prefix('"') {
+        let (s, rest) = unquote(body)?;
+        if !rest.trim().is_empty() {
+            return Err(format!("unexpected text after the string: {rest:?}"));
+        }
+        let mut bytes: Vec<u8> = s.encode_utf16().flat_map(u16::to_le_bytes).collect();
+        bytes.extend_from_slice(&[0, 0]);
+        return Ok(Some((ValueType::SZ, bytes)));
+    }
+    if let Some(hex) = d.strip_prefix("dword:") {
+        let v = u32::from_str_radix(hex.trim(), 16).map_err(|_| format!("bad dword {hex:?}"))?;
+        return Ok(Some((ValueType::DWORD, v.to_le_bytes().to_vec())));
+    }
+    let (t, list) = if let Some(l) = d.strip_prefix("hex:") {
+        (ValueType::BINARY, l)
+    } else if let Some(r) = d.strip_prefix("hex(") {
+        let close = r.find("):").ok_or("expected 'hex(T):'")?;
+        let t = u32::from_str_radix(&r[..close], 16)
+            .map_err(|_| format!("bad type in hex({})", &r[..close]))?;
+        (ValueType(t), &r[close + 2..])
+    } else {
+        return Err(format!("unknown data {d:?}"));
+    };
+    let mut bytes = Vec::with_capacity(list.len() / 3 + 1);
+    for part in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        bytes.push(u8::from_str_radix(part, 16).map_err(|_| format!("bad hex byte {part:?}"))?);
+    }
+    Ok(Some((t, bytes)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_forms_regedit_writes() {
+        let text = "Windows Registry Editor Version 5.00\r\n\r\n[HKEY_LOCAL_MACHINE\\SYSTEM\\A]\r\n\"S\"=\"a\\\\b\\\"c\"\r\n@=dword:0000002a\r\n\"H\"=hex(7):41,00,00,\\\r\n  00,00,00\r\n\"X\"=-\r\n[-HKEY_LOCAL_MACHINE\\SYSTEM\\B]\r\n";
+        let s = parse(text).unwrap();
+        assert_eq!(s.len(), 2);
+        assert_eq!(s[0].values[0].name, "S");
+        assert_eq!(
+            s[0].values[0].data.as_ref().unwrap().1,
+            "a\\b\"c\0"
+                .encode_utf16()
+                .flat_map(u16::to_le_bytes)
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(
+            s[0].values[1].data,
+            Some((ValueType::DWORD, vec![42, 0, 0, 0]))
+        );
+        assert_eq!(
+            s[0].values[2].data,
+            Some((ValueType::MULTI_SZ, vec![0x41, 0, 0, 0, 0, 0]))
+        );
+        assert_eq!(s[0].values[3].data, None);
+        assert!(s[1].delete);
+    }
+
+    #[test]
+    fn errors_name_the_line() {
+        let e = parse("Windows Registry Editor Version 5.00\n[A]\n\"v\"=dword:zz\n").unwrap_err();
+        assert_eq!(e.line, 3);
     }
 }

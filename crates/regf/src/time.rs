@@ -12,12 +12,19 @@ pub fn filetime_to_iso(ft: u64) -> String {
     let frac = ft % 10_000_000;
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     let (y, m, d) = civil_from_days(days);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{frac:07}Z", rem / 3600, rem / 60 % 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{frac:07}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
 }
 
 /// Current time as a FILETIME.
 pub fn filetime_now() -> u64 {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
     (now.as_secs() + EPOCH_DIFF as u64) * 10_000_000 + u64::from(now.subsec_nanos() / 100)
 }
 
@@ -39,8 +46,14 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 mod tests {
     #[test]
     fn known_instants() {
-        assert_eq!(super::filetime_to_iso(116_444_736_000_000_000), "1970-01-01T00:00:00.0000000Z");
-        // 2009-07-14T04:34:40Z, a FILETIME seen in Windows 7 hives.
-        assert_eq!(super::filetime_to_iso(128_920_592_800_000_000), "2009-07-14T04:34:40.0000000Z");
+        assert_eq!(
+            super::filetime_to_iso(116_444_736_000_000_000),
+            "1970-01-01T00:00:00.0000000Z"
+        );
+        // 2009-07-14T04:34:40Z, (1247546080 s after 1970).
+        assert_eq!(
+            super::filetime_to_iso(128_920_196_800_000_000),
+            "2009-07-14T04:34:40.0000000Z"
+        );
     }
 }

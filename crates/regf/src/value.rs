@@ -67,7 +67,9 @@ impl ValueType {
         }
         let up = t.to_ascii_uppercase();
         let up = up.strip_prefix("REG_").unwrap_or(&up);
-        (0..=11).map(ValueType).find(|v| v.name().map(|n| &n[4..]) == Some(up))
+        (0..=11)
+            .map(ValueType)
+            .find(|v| v.name().map(|n| &n[4..]) == Some(up))
     }
 }
 
@@ -95,7 +97,10 @@ pub enum Data {
     MultiSz(Vec<String>),
     Qword(u64),
     /// Any other type, or data that does not fit its type.
-    Raw { value_type: u32, bytes: Vec<u8> },
+    Raw {
+        value_type: u32,
+        bytes: Vec<u8>,
+    },
 }
 
 impl Data {
@@ -120,7 +125,10 @@ impl Data {
                 a.copy_from_slice(bytes);
                 Data::Qword(u64::from_le_bytes(a))
             }
-            _ => Data::Raw { value_type: t.0, bytes: bytes.to_vec() },
+            _ => Data::Raw {
+                value_type: t.0,
+                bytes: bytes.to_vec(),
+            },
         }
     }
 
@@ -154,7 +162,10 @@ pub fn utf16_until_nul(bytes: &[u8]) -> String {
 
 /// REG_MULTI_SZ: NUL-separated strings, ended by an empty string.
 pub fn multi_sz(bytes: &[u8]) -> Vec<String> {
-    let units: Vec<u16> = bytes.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();
+    let units: Vec<u16> = bytes
+        .chunks_exact(2)
+        .map(|c| u16::from_le_bytes([c[0], c[1]]))
+        .collect();
     let mut out = Vec::new();
     for part in units.split(|&u| u == 0) {
         if part.is_empty() {
@@ -178,13 +189,19 @@ impl<'h> Value<'h> {
     pub fn at(bins: Bins<'h>, cell: CellOffset) -> Result<Value<'h>> {
         let vk = bins.record(cell, b"vk", "value (vk)")?;
         if vk.len() < VK_FIXED {
-            return Err(bad(cell, &format!("value cell of {} bytes is shorter than 20", vk.len())));
+            return Err(bad(
+                cell,
+                &format!("value cell of {} bytes is shorter than 20", vk.len()),
+            ));
         }
         let name_len = usize::from(u16_at(vk, 2).unwrap_or(0));
         if VK_FIXED + name_len > vk.len() {
             return Err(bad(
                 cell,
-                &format!("value name of {name_len} bytes runs past the end of its {}-byte cell", vk.len()),
+                &format!(
+                    "value name of {name_len} bytes runs past the end of its {}-byte cell",
+                    vk.len()
+                ),
             ));
         }
         Ok(Value { bins, cell, vk })
@@ -244,7 +261,10 @@ impl<'h> Value<'h> {
         let len = self.data_len() as usize;
         if self.is_inline() {
             if len > 4 {
-                return Err(bad(self.cell, &format!("inline data claims {len} bytes, at most 4 fit")));
+                return Err(bad(
+                    self.cell,
+                    &format!("inline data claims {len} bytes, at most 4 fit"),
+                ));
             }
             return Ok(Cow::Borrowed(&self.vk[8..8 + len])); // vk.len() >= 20 checked in `at`
         }
@@ -257,7 +277,13 @@ impl<'h> Value<'h> {
         }
         let c = self.bins.cell(off)?;
         c.get(..len).map(Cow::Borrowed).ok_or_else(|| {
-            bad(off, &format!("value data of {len} bytes does not fit in its {}-byte cell", c.len()))
+            bad(
+                off,
+                &format!(
+                    "value data of {len} bytes does not fit in its {}-byte cell",
+                    c.len()
+                ),
+            )
         })
     }
 
@@ -285,7 +311,9 @@ pub(crate) fn big_data(bins: &Bins<'_>, db_cell: CellOffset, len: usize) -> Resu
     if len > segments * BIG_DATA_SEGMENT {
         return Err(bad(
             db_cell,
-            &format!("big data of {len} bytes does not fit in {segments} segments of {BIG_DATA_SEGMENT}"),
+            &format!(
+                "big data of {len} bytes does not fit in {segments} segments of {BIG_DATA_SEGMENT}"
+            ),
         ));
     }
     let mut out = Vec::with_capacity(len);
@@ -297,7 +325,13 @@ pub(crate) fn big_data(bins: &Bins<'_>, db_cell: CellOffset, len: usize) -> Resu
         let seg = bins.cell(seg_off)?;
         let want = (len - out.len()).min(BIG_DATA_SEGMENT);
         let part = seg.get(..want).ok_or_else(|| {
-            bad(seg_off, &format!("big-data segment {i} needs {want} bytes, its cell has {}", seg.len()))
+            bad(
+                seg_off,
+                &format!(
+                    "big-data segment {i} needs {want} bytes, its cell has {}",
+                    seg.len()
+                ),
+            )
         })?;
         out.extend_from_slice(part);
     }
@@ -305,7 +339,10 @@ pub(crate) fn big_data(bins: &Bins<'_>, db_cell: CellOffset, len: usize) -> Resu
 }
 
 /// The segment count and the segment list of a `db` record.
-pub(crate) fn big_data_segments<'h>(bins: &Bins<'h>, db_cell: CellOffset) -> Result<(usize, &'h [u8])> {
+pub(crate) fn big_data_segments<'h>(
+    bins: &Bins<'h>,
+    db_cell: CellOffset,
+) -> Result<(usize, &'h [u8])> {
     let db = bins.record(db_cell, b"db", "big data (db)")?;
     if db.len() < 8 {
         return Err(bad(db_cell, "big data record shorter than 8 bytes"));
@@ -314,7 +351,13 @@ pub(crate) fn big_data_segments<'h>(bins: &Bins<'h>, db_cell: CellOffset) -> Res
     let list_off = u32_at(db, 4).unwrap_or(NONE);
     let list = bins.cell(list_off)?;
     if list.len() < 4 * segments {
-        return Err(bad(list_off, &format!("segment list of {segments} entries does not fit in its {}-byte cell", list.len())));
+        return Err(bad(
+            list_off,
+            &format!(
+                "segment list of {segments} entries does not fit in its {}-byte cell",
+                list.len()
+            ),
+        ));
     }
     Ok((segments, list))
 }
@@ -331,14 +374,30 @@ pub struct Values<'h> {
 impl<'h> Values<'h> {
     pub(crate) fn new(bins: Bins<'h>, list: CellOffset, count: u32) -> Result<Values<'h>> {
         if count == 0 {
-            return Ok(Values { bins, list: &[], count: 0, pos: 0 });
+            return Ok(Values {
+                bins,
+                list: &[],
+                count: 0,
+                pos: 0,
+            });
         }
         let c = bins.cell(list)?;
         let count = count as usize;
         if c.len() / 4 < count {
-            return Err(bad(list, &format!("value list of {count} entries does not fit in its {}-byte cell", c.len())));
+            return Err(bad(
+                list,
+                &format!(
+                    "value list of {count} entries does not fit in its {}-byte cell",
+                    c.len()
+                ),
+            ));
         }
-        Ok(Values { bins, list: c, count, pos: 0 })
+        Ok(Values {
+            bins,
+            list: c,
+            count,
+            pos: 0,
+        })
     }
 
     /// The value cell offsets, without reading the values.

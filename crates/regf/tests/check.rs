@@ -5,12 +5,21 @@ use regf::check::{check, Severity};
 
 #[test]
 fn healthy_hives_are_sound() {
-    for name in ["hives/win7-SYSTEM", "hives/win10-dirty-SYSTEM", "hives/win81-dirty-nologs-SYSTEM", "hives/BCD"] {
+    for name in [
+        "hives/win7-SYSTEM",
+        "hives/win10-dirty-SYSTEM",
+        "hives/win81-dirty-nologs-SYSTEM",
+        "hives/BCD",
+    ] {
         let report = check(&fixtures::bytes(name));
         let errors: Vec<_> = report.errors().collect();
         assert!(errors.is_empty(), "{name}: {errors:#?}");
         assert!(report.stats.keys > 0, "{name}");
-        eprintln!("{name}: {:?} warnings={:?}", report.stats, report.faults.iter().map(|f| f.code).collect::<Vec<_>>());
+        eprintln!(
+            "{name}: {:?} warnings={:?}",
+            report.stats,
+            report.faults.iter().map(|f| f.code).collect::<Vec<_>>()
+        );
     }
 }
 
@@ -24,7 +33,10 @@ fn win7_stats() {
 #[test]
 fn dirty_hive_is_flagged() {
     let report = check(&fixtures::bytes("hives/win10-dirty-SYSTEM"));
-    assert!(report.faults.iter().any(|f| f.code == "dirty" && f.severity == Severity::Warning));
+    assert!(report
+        .faults
+        .iter()
+        .any(|f| f.code == "dirty" && f.severity == Severity::Warning));
 }
 
 #[test]
@@ -33,5 +45,7 @@ fn corrupted_hive_reports_errors_with_offsets() {
     let errors: Vec<_> = report.errors().collect();
     assert!(!errors.is_empty());
     eprintln!("{:#?}", &errors[..errors.len().min(10)]);
-    assert!(errors.iter().all(|f| f.file_offset >= 4096 || f.code == "truncated"));
+    assert!(errors
+        .iter()
+        .all(|f| f.file_offset >= 4096 || f.code == "truncated"));
 }

@@ -42,17 +42,33 @@ fn win10_dirty_without_replay_counts() {
 fn dhcp_values_case_insensitive_path() {
     let hive = Hive::open(fixtures::bytes("hives/win7-SYSTEM")).unwrap();
     // The Windows 7 hive stores "services" in lower case.
-    let dhcp = hive.key(r"controlset001\SERVICES\dhcp").unwrap().expect("Dhcp key");
+    let dhcp = hive
+        .key(r"controlset001\SERVICES\dhcp")
+        .unwrap()
+        .expect("Dhcp key");
     assert_eq!(dhcp.name().to_string(), "Dhcp");
-    assert_eq!(dhcp.value("start").unwrap().unwrap().data().unwrap(), Data::Dword(2));
-    assert_eq!(dhcp.value("TYPE").unwrap().unwrap().data().unwrap(), Data::Dword(0x20));
+    assert_eq!(
+        dhcp.value("start").unwrap().unwrap().data().unwrap(),
+        Data::Dword(2)
+    );
+    assert_eq!(
+        dhcp.value("TYPE").unwrap().unwrap().data().unwrap(),
+        Data::Dword(0x20)
+    );
     assert_eq!(
         dhcp.value("ObjectName").unwrap().unwrap().data().unwrap(),
         Data::Sz(r"NT Authority\LocalService".into())
     );
     assert_eq!(
-        dhcp.value("DependOnService").unwrap().unwrap().data().unwrap(),
+        dhcp.value("DependOnService")
+            .unwrap()
+            .unwrap()
+            .data()
+            .unwrap(),
         Data::MultiSz(vec!["NSI".into(), "Tdx".into(), "Afd".into()])
     );
-    assert!(hive.key(r"ControlSet001\Services\NoSuchService").unwrap().is_none());
+    assert!(hive
+        .key(r"ControlSet001\Services\NoSuchService")
+        .unwrap()
+        .is_none());
 }

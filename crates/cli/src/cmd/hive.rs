@@ -80,12 +80,15 @@ pub fn run(cmd: HiveCommand, out: &mut dyn Write) -> Result<ExitCode> {
 }
 
 fn load(path: &Path) -> Result<Hive<Vec<u8>>> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let bytes = crate::input::read_file(path)?;
     Hive::open_lenient(bytes).with_context(|| format!("{} is not a registry hive", path.display()))
 }
 
 fn find<'h>(hive: &'h Hive<Vec<u8>>, path: &Path, key: &str) -> Result<Key<'h>> {
-    match hive.key(key).with_context(|| format!("{}: reading key {key:?}", path.display()))? {
+    match hive
+        .key(key)
+        .with_context(|| format!("{}: reading key {key:?}", path.display()))?
+    {
         Some(k) => Ok(k),
         None => bail!("{}: no key {key:?}", path.display()),
     }
@@ -103,7 +106,10 @@ fn info(a: &InfoArgs, out: &mut dyn Write) -> Result<ExitCode> {
         |_, _| errors += 1,
     )?;
     let state = if b.is_dirty() { "dirty" } else { "clean" };
-    let root = hive.root().map(|r| r.name().to_string_lossy()).unwrap_or_default();
+    let root = hive
+        .root()
+        .map(|r| r.name().to_string_lossy())
+        .unwrap_or_default();
     let notes: Vec<String> = match hive.opening() {
         regf::Opening::Strict => vec![],
         regf::Opening::Lenient(n) => n.clone(),
@@ -125,9 +131,27 @@ fn info(a: &InfoArgs, out: &mut dyn Write) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     writeln!(out, "file:            {}", a.hive.display())?;
-    writeln!(out, "format:          regf {}.{}, file type {}, hive-bins data {} bytes", b.major_version, b.minor_version, b.file_type, b.hive_bins_size)?;
-    writeln!(out, "state:           {state} (sequence numbers {} / {}, checksum {})", b.primary_sequence, b.secondary_sequence, if b.checksum_ok() { "ok" } else { "BAD" })?;
-    writeln!(out, "last written:    {}", if b.last_written == 0 { "-".into() } else { filetime_to_iso(b.last_written) })?;
+    writeln!(
+        out,
+        "format:          regf {}.{}, file type {}, hive-bins data {} bytes",
+        b.major_version, b.minor_version, b.file_type, b.hive_bins_size
+    )?;
+    writeln!(
+        out,
+        "state:           {state} (sequence numbers {} / {}, checksum {})",
+        b.primary_sequence,
+        b.secondary_sequence,
+        if b.checksum_ok() { "ok" } else { "BAD" }
+    )?;
+    writeln!(
+        out,
+        "last written:    {}",
+        if b.last_written == 0 {
+            "-".into()
+        } else {
+            filetime_to_iso(b.last_written)
+        }
+    )?;
     writeln!(out, "embedded name:   {}", b.file_name)?;
     writeln!(out, "root key:        {root}")?;
     writeln!(out, "keys / values:   {keys} / {values}")?;
@@ -149,7 +173,12 @@ fn ls(a: &KeyArgs, out: &mut dyn Write) -> Result<ExitCode> {
     let mut subkeys = Vec::new();
     for k in key.subkeys()? {
         let k = k?;
-        subkeys.push((k.name().to_string_lossy(), k.last_written(), k.subkey_count(), k.value_count()));
+        subkeys.push((
+            k.name().to_string_lossy(),
+            k.last_written(),
+            k.subkey_count(),
+            k.value_count(),
+        ));
     }
     let values: Vec<_> = key.values()?.collect::<regf::Result<_>>()?;
     if a.json {
@@ -166,11 +195,23 @@ fn ls(a: &KeyArgs, out: &mut dyn Write) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     for (n, t, _, _) in &subkeys {
-        writeln!(out, "{}  {n}\\", filetime_to_iso(*t).get(..19).unwrap_or(""))?;
+        writeln!(
+            out,
+            "{}  {n}\\",
+            filetime_to_iso(*t).get(..19).unwrap_or("")
+        )?;
     }
     for v in &values {
-        let text = v.data().map(|d| reg_text(&d)).unwrap_or_else(|e| format!("<unreadable: {e}>"));
-        writeln!(out, "    {}    {}    {text}", value_name(v), type_name(v.value_type()))?;
+        let text = v
+            .data()
+            .map(|d| reg_text(&d))
+            .unwrap_or_else(|e| format!("<unreadable: {e}>"));
+        writeln!(
+            out,
+            "    {}    {}    {text}",
+            value_name(v),
+            type_name(v.value_type())
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -183,21 +224,35 @@ fn get(a: &GetArgs, out: &mut dyn Write) -> Result<ExitCode> {
             let name = if name == "@" { "" } else { name };
             match key.value(name)? {
                 Some(v) => vec![v],
-                None => bail!("{}: key {:?} has no value {name:?}", a.hive.display(), a.key),
+                None => bail!(
+                    "{}: key {:?} has no value {name:?}",
+                    a.hive.display(),
+                    a.key
+                ),
             }
         }
         None => key.values()?.collect::<regf::Result<_>>()?,
     };
     if a.json {
         let j: Vec<_> = values.iter().map(value_json).collect();
-        let j = if a.value.is_some() { j.into_iter().next().unwrap_or_default() } else { json!(j) };
+        let j = if a.value.is_some() {
+            j.into_iter().next().unwrap_or_default()
+        } else {
+            json!(j)
+        };
         serde_json::to_writer_pretty(&mut *out, &j)?;
         writeln!(out)?;
         return Ok(ExitCode::SUCCESS);
     }
     for v in &values {
         let d = v.data()?;
-        writeln!(out, "    {}    {}    {}", value_name(v), type_name(v.value_type()), reg_text(&d))?;
+        writeln!(
+            out,
+            "    {}    {}    {}",
+            value_name(v),
+            type_name(v.value_type()),
+            reg_text(&d)
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -205,31 +260,45 @@ fn get(a: &GetArgs, out: &mut dyn Write) -> Result<ExitCode> {
 fn export(a: &ExportArgs, out: &mut dyn Write) -> Result<ExitCode> {
     let hive = load(&a.hive)?;
     let key = find(&hive, &a.hive, &a.key)?;
-    let file_name = a.hive.file_name().map(|n| n.to_string_lossy().to_uppercase()).unwrap_or_default();
-    let mut prefix = a.prefix.clone().unwrap_or_else(|| format!("HKEY_LOCAL_MACHINE\\{file_name}"));
+    let file_name = a
+        .hive
+        .file_name()
+        .map(|n| n.to_string_lossy().to_uppercase())
+        .unwrap_or_default();
+    let mut prefix = a
+        .prefix
+        .clone()
+        .unwrap_or_else(|| format!("HKEY_LOCAL_MACHINE\\{file_name}"));
     let rel = a.key.trim_matches(['\\', '/']);
     if !rel.is_empty() {
         prefix = format!("{prefix}\\{}", rel.replace('/', "\\"));
     }
     let stats = match &a.output {
         Some(p) => {
-            let mut f = std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?;
+            let mut f = std::fs::File::create(p)
+                .with_context(|| format!("cannot create {}", p.display()))?;
             regf::regfile::export(&key, &prefix, &mut f)?
         }
         None => regf::regfile::export(&key, &prefix, out)?,
     };
     if stats.errors > 0 {
-        eprintln!("winrescue: warning: {} keys or values could not be read; see the `; error` lines", stats.errors);
+        eprintln!(
+            "winrescue: warning: {} keys or values could not be read; see the `; error` lines",
+            stats.errors
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
 
 fn check_cmd(a: &InfoArgs, out: &mut dyn Write) -> Result<ExitCode> {
-    let bytes = std::fs::read(&a.hive).with_context(|| format!("cannot read {}", a.hive.display()))?;
+    let bytes = crate::input::read_file(&a.hive)?;
     let report = check(&bytes);
     let sound = report.is_sound();
     if a.json {
-        serde_json::to_writer_pretty(&mut *out, &json!({"file": a.hive.display().to_string(), "sound": sound, "report": report}))?;
+        serde_json::to_writer_pretty(
+            &mut *out,
+            &json!({"file": a.hive.display().to_string(), "sound": sound, "report": report}),
+        )?;
         writeln!(out)?;
     } else {
         for f in &report.faults {
@@ -237,10 +306,18 @@ fn check_cmd(a: &InfoArgs, out: &mut dyn Write) -> Result<ExitCode> {
                 Severity::Error => "error",
                 Severity::Warning => "warning",
             };
-            writeln!(out, "{sev}: file offset 0x{:x}: [{}] {}", f.file_offset, f.code, f.message)?;
+            writeln!(
+                out,
+                "{sev}: file offset 0x{:x}: [{}] {}",
+                f.file_offset, f.code, f.message
+            )?;
         }
         if report.faults_not_listed > 0 {
-            writeln!(out, "... and {} more faults not listed", report.faults_not_listed)?;
+            writeln!(
+                out,
+                "... and {} more faults not listed",
+                report.faults_not_listed
+            )?;
         }
         let s = &report.stats;
         writeln!(
@@ -259,5 +336,9 @@ fn check_cmd(a: &InfoArgs, out: &mut dyn Write) -> Result<ExitCode> {
             report.faults.iter().filter(|f| f.severity == Severity::Warning).count()
         )?;
     }
-    Ok(if sound { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if sound {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
