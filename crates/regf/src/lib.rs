@@ -24,6 +24,8 @@ pub mod cell;
 pub mod check;
 mod error;
 mod hive;
+pub mod log;
+mod marvin;
 pub mod key;
 pub mod names;
 pub mod regfile;

@@ -1,0 +1,434 @@
+//! Transaction logs (`.LOG`, `.LOG1`, `.LOG2`): find which apply to a dirty hive and replay them
+//! the way Windows does when it loads the hive.
+//!
+//! Sources: regf specification, sections "Format of transaction log files", "Dirty state of a
+//! hive" and "Multiple transaction log files".
+//!
+//! # What a writer must do afterwards
+//! Windows replays every log entry whose sequence number is at least the primary's secondary
+//! sequence number ... when it finds the hive dirty. After winrescue writes a hive, the base block
+//! must be clean (both sequence numbers equal) **and** its sequence number must be above every
+//! sequence number found in the logs ([`Replay::next_sequence`]); then no log entry can ever be
+//! taken for a newer change than ours, even if the hive is later found dirty again.
+
+use serde::Serialize;
+
+use crate::base::{seal, BaseBlock, BASE_BLOCK_SIZE};
+use crate::bytes::{put_u32, u32_at, u64_at};
+use crate::marvin::{marvin32, LOG_SEED};
+use crate::{Error, Result};
+
+/// Log entries are aligned to and sized in 512-byte sectors.
+const SECTOR: usize = 512;
+/// Fixed header of a new-format log entry.
+const ENTRY_HEADER: usize = 40;
+/// A hive larger than this is not a registry hive Windows would load (the largest real SYSTEM
+/// hives are a few hundred MB); it caps what a log entry can make us allocate.
+pub const MAX_HIVE_BINS: u32 = 2 << 30;
+
+/// A log file given to [`replay`]: its name (for messages) and content.
+#[derive(Debug, Clone, Copy)]
+pub struct LogInput<'a> {
+    pub name: &'a str,
+    pub data: &'a [u8],
+}
+
+/// Format of a log file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Up to Windows 8: base block copy, "DIRT" bitmap, 512-byte pages.
+    Old,
+    /// Windows 8.1 and later: "HvLE" entries.
+    New,
+    /// Empty or zero-filled: nothing to apply.
+    Empty,
+}
+
+/// What was found in one log file.
+#[derive(Debug, Clone, Serialize)]
+pub struct LogSummary {
+    pub name: String,
+    pub format: LogFormat,
+    /// Sequence numbers of the valid entries found (new format), in file order.
+    pub first_sequence: Option<u32>,
+    pub last_sequence: Option<u32>,
+    pub entries_found: usize,
+    /// Entries (new format) or 512-byte pages (old format) applied from this file.
+    pub entries_applied: usize,
+    pub pages_applied: usize,
+    /// Why this file was not used, or where its replay stopped.
+    pub note: Option<String>,
+}
+
+/// The report of a replay.
+#[derive(Debug, Clone, Serialize)]
+pub struct Replay {
+    /// The primary file was dirty (otherwise nothing was applied).
+    pub was_dirty: bool,
+    /// The primary's base block was invalid and was restored from this log.
+    pub base_block_from: Option<String>,
+    pub logs: Vec<LogSummary>,
+    pub entries_applied: usize,
+    pub pages_applied: usize,
+    /// First and last sequence numbers applied (new format).
+    pub sequence_range: Option<(u32, u32)>,
+    /// Hive-bins data size before and after.
+    pub hive_bins_before: u32,
+    pub hive_bins_after: u32,
+    /// The lowest sequence number a later write may use so that no log entry is ever replayed
+    /// over it: one above everything seen in the hive and its logs.
+    pub next_sequence: u32,
+    /// The hive was dirty but no log could be applied: recent changes may be missing.
+    pub incomplete: bool,
+    pub warnings: Vec<String>,
+}
+
+/// A recovered hive: the bytes Windows would have in memory after loading it.
+#[derive(Debug, Clone)]
+pub struct Recovered {
+    pub bytes: Vec<u8>,
+    pub report: Replay,
+}
+
+/// A parsed new-format log entry.
+struct Entry<'a> {
+    offset: usize,
+    sequence: u32,
+    flags: u32,
+    hive_bins: u32,
+    /// (offset in hive-bins data, page bytes)
+    pages: Vec<(u32, &'a [u8])>,
+}
+
+/// Applies the logs that belong to `primary` and returns the recovered hive. A clean hive is
+/// returned unchanged (its logs hold only entries already written). Fails, and nothing is
+/// produced, when the primary is not a hive at all, when its base block is invalid and no log
+/// can restore it, or when a log is so damaged that applying it would be guesswork; a dirty hive
+/// with no usable log is returned as it is, with `incomplete` set.
+pub fn replay(primary: &[u8], logs: &[LogInput<'_>]) -> Result<Recovered> {
+    if primary.len() < BASE_BLOCK_SIZE {
+        return Err(Error::TooShort { len: primary.len() });
+    }
+    let base = BaseBlock::parse(primary)?;
+    let max_seq = logs
+        .iter()
+        .filter_map(|l| scan_new(l.data).ok())
+        .flat_map(|(_, entries)| entries.into_iter().map(|e| e.sequence))
+        .chain(logs.iter().filter_map(|l| BaseBlock::parse(l.data).ok()).flat_map(|b| [b.primary_sequence, b.secondary_sequence]))
+        .chain([base.primary_sequence, base.secondary_sequence])
+        .max()
+        .unwrap_or(0);
+    let mut report = Replay {
+        was_dirty: base.is_dirty(),
+        base_block_from: None,
+        logs: Vec::new(),
+        entries_applied: 0,
+        pages_applied: 0,
+        sequence_range: None,
+        hive_bins_before: base.hive_bins_size,
+        hive_bins_after: base.hive_bins_size,
+        next_sequence: max_seq.saturating_add(1),
+        incomplete: false,
+        warnings: Vec::new(),
+    };
+    let mut bytes = primary.to_vec();
+    if !base.is_dirty() {
+        for l in logs {
+            report.logs.push(summary(l, Some("hive is clean: log not needed".into())));
+        }
+        return Ok(Recovered { bytes, report });
+    }
+
+    let parsed: Vec<(LogInput<'_>, Option<BaseBlock>)> = logs.iter().map(|l| (*l, BaseBlock::parse(l.data).ok())).collect();
+    let any_new = parsed.iter().any(|(_, b)| b.as_ref().is_some_and(|b| b.file_type == 6));
+    if any_new {
+        replay_new(&mut bytes, &base, &parsed, &mut report)?;
+    } else {
+        replay_old(&mut bytes, &base, &parsed, &mut report)?;
+    }
+    if report.entries_applied == 0 && report.pages_applied == 0 {
+        report.incomplete = true;
+        report.warnings.push(if logs.is_empty() {
+            "the hive is dirty and has no transaction logs: its most recent changes may be missing".into()
+        } else {
+            "the hive is dirty and none of its logs could be applied: its most recent changes may be missing".into()
+        });
+    }
+    Ok(Recovered { bytes, report })
+}
+
+fn summary(l: &LogInput<'_>, note: Option<String>) -> LogSummary {
+    let (format, first, last, found) = match scan_new(l.data) {
+        Ok((b, e)) if b.file_type == 6 => (LogFormat::New, e.first().map(|e| e.sequence), e.last().map(|e| e.sequence), e.len()),
+        Ok(_) => (LogFormat::Old, None, None, 0),
+        Err(_) if l.data.iter().all(|&b| b == 0) => (LogFormat::Empty, None, None, 0),
+        Err(_) => (LogFormat::Old, None, None, 0),
+    };
+    LogSummary {
+        name: l.name.to_string(),
+        format,
+        first_sequence: first,
+        last_sequence: last,
+        entries_found: found,
+        entries_applied: 0,
+        pages_applied: 0,
+        note,
+    }
+}
+
+/// The base block of a new-format log and its valid entries, in file order, up to the first
+/// entry that is damaged (bad signature, size, hash or hive-bins size). The second value of the
+/// error-free result may be shorter than the file: what follows the first bad entry is stale.
+fn scan_new(data: &[u8]) -> Result<(BaseBlock, Vec<Entry<'_>>)> {
+    let base = BaseBlock::parse(data)?;
+    let mut entries = Vec::new();
+    let mut off = SECTOR;
+    while let Some(e) = parse_entry(data, off) {
+        off += e.1;
+        entries.push(e.0);
+    }
+    Ok((base, entries))
+}
+
+/// Parses the entry at `off`; `None` where the valid entries end.
+fn parse_entry(data: &[u8], off: usize) -> Option<(Entry<'_>, usize)> {
+    let head = data.get(off..off.checked_add(ENTRY_HEADER)?)?;
+    if &head[..4] != b"HvLE" {
+        return None;
+    }
+    let size = u32_at(head, 4)? as usize;
+    if size < ENTRY_HEADER || size % SECTOR != 0 {
+        return None;
+    }
+    let body = data.get(off..off.checked_add(size)?)?;
+    let hive_bins = u32_at(head, 16)?;
+    if hive_bins % 4096 != 0 || hive_bins > MAX_HIVE_BINS {
+        return None;
+    }
+    let count = u32_at(head, 20)? as usize;
+    // Hash-1 covers everything after the header; Hash-2 the first 32 bytes (Hash-1 included).
+    if marvin32(LOG_SEED, &body[ENTRY_HEADER..]) != u64_at(head, 24)? {
+        return None;
+    }
+    if marvin32(LOG_SEED, &body[..32]) != u64_at(head, 32)? {
+        return None;
+    }
+    let refs_end = ENTRY_HEADER.checked_add(count.checked_mul(8)?)?;
+    if refs_end > size {
+        return None;
+    }
+    let mut pages = Vec::with_capacity(count);
+    let mut at = refs_end;
+    for i in 0..count {
+        let page_off = u32_at(body, ENTRY_HEADER + 8 * i)?;
+        let page_size = u32_at(body, ENTRY_HEADER + 8 * i + 4)? as usize;
+        let page = body.get(at..at.checked_add(page_size)?)?;
+        if page_off % 4096 != 0 || page_size % 4096 != 0 || u64::from(page_off) + page_size as u64 > u64::from(hive_bins) {
+            return None;
+        }
+        pages.push((page_off, page));
+        at += page_size;
+    }
+    Some((Entry { offset: off, sequence: u32_at(head, 12)?, flags: u32_at(head, 8)?, hive_bins, pages }, size))
+}
+
+fn replay_new(bytes: &mut Vec<u8>, base: &BaseBlock, logs: &[(LogInput<'_>, Option<BaseBlock>)], report: &mut Replay) -> Result<()> {
+    // Each usable log: its base block must be valid and of the new format.
+    let mut usable: Vec<(LogInput<'_>, BaseBlock, Vec<Entry<'_>>)> = Vec::new();
+    for (l, b) in logs {
+        let note = match b {
+            None if l.data.iter().all(|&x| x == 0) => Some("empty log".to_string()),
+            None => Some("no valid base block (not a log of a regf hive)".to_string()),
+            Some(b) if !b.checksum_ok() => Some(format!("its base block checksum is wrong (0x{:08x}, computed 0x{:08x})", b.stored_checksum, b.computed_checksum)),
+            Some(b) if b.file_type != 6 => Some(format!("file type {} is not a new-format log while another log is", b.file_type)),
+            Some(b) => {
+                let (_, entries) = scan_new(l.data)?;
+                usable.push((*l, b.clone(), entries));
+                None
+            }
+        };
+        if note.is_some() {
+            report.logs.push(summary(l, note));
+        }
+    }
+    // The log holding the earlier entries goes first (Windows swaps LOG1 and LOG2 in turn, so
+    // either may be older): order by the sequence number in their base blocks.
+    usable.sort_by_key(|(_, b, _)| b.primary_sequence);
+
+    let primary_valid = base.checksum_ok();
+    if !primary_valid {
+        // Only the log with the latest entries is used, and its base block replaces ours.
+        let Some(last) = usable.pop() else {
+            return Err(Error::Log {
+                log: "(all)".into(),
+                what: "the hive's base block is invalid and no log holds a valid copy of it".into(),
+            });
+        };
+        for (l, _, _) in usable.drain(..) {
+            report.logs.push(summary(&l, Some("not used: the primary base block is invalid, so only the newest log applies".into())));
+        }
+        let mut restored = last.0.data[..SECTOR].to_vec();
+        restored.resize(BASE_BLOCK_SIZE, 0);
+        put_u32(&mut restored, 28, 0); // back to "primary file"
+        bytes[..BASE_BLOCK_SIZE].copy_from_slice(&restored);
+        report.base_block_from = Some(last.0.name.to_string());
+        usable.push(last);
+    }
+
+    // The first entry must carry the sequence number of its log's base block and may not be
+    // older than the primary's secondary sequence number; each next entry must be N + 1.
+    let mut expected: Option<u32> = None;
+    let mut current = BaseBlock::parse(bytes)?;
+    let mut applied_range: Option<(u32, u32)> = None;
+    for (l, lb, entries) in &usable {
+        let mut s = summary(l, None);
+        let start = expected.unwrap_or(lb.primary_sequence);
+        if expected.is_none() && start < base.secondary_sequence {
+            s.note = Some(format!("its entries start at {start}, older than the hive's sequence number {}", base.secondary_sequence));
+            report.logs.push(s);
+            continue;
+        }
+        let mut want = start;
+        let mut began = false;
+        for e in entries {
+            if e.sequence < want && !began {
+                continue; // already applied (stale entries may precede the first one we need)
+            }
+            if e.sequence != want {
+                s.note = Some(format!("stopped before the entry at offset 0x{:x}: sequence {} where {want} was expected", e.offset, e.sequence));
+                break;
+            }
+            began = true;
+            apply_entry(bytes, &mut current, e)?;
+            s.entries_applied += 1;
+            s.pages_applied += e.pages.len();
+            applied_range = Some((applied_range.map_or(e.sequence, |r| r.0), e.sequence));
+            want = e.sequence.wrapping_add(1);
+        }
+        if !began && s.note.is_none() {
+            s.note = Some(format!("no entry with the expected sequence number {want}"));
+        }
+        if began {
+            expected = Some(want);
+        }
+        report.entries_applied += s.entries_applied;
+        report.pages_applied += s.pages_applied;
+        report.logs.push(s);
+        if !began && expected.is_some() {
+            break;
+        }
+    }
+    report.sequence_range = applied_range;
+    if let Some((_, last)) = applied_range {
+        // Windows sets both sequence numbers to the last entry's before it writes the hive.
+        put_u32(bytes, 4, last);
+        put_u32(bytes, 8, last);
+    } else if primary_valid {
+        return Ok(()); // nothing applied: leave the primary as it was, `incomplete` is set by the caller
+    }
+    put_u32(bytes, 40, current.hive_bins_size);
+    let flags = u32_at(bytes, 144).unwrap_or(0);
+    put_u32(bytes, 144, (flags & !1) | (current.flags & 1));
+    seal(&mut bytes[..BASE_BLOCK_SIZE]);
+    report.hive_bins_after = current.hive_bins_size;
+    Ok(())
+}
+
+/// Writes an entry's pages into the hive, growing it to the entry's hive-bins size first.
+fn apply_entry(bytes: &mut Vec<u8>, current: &mut BaseBlock, e: &Entry<'_>) -> Result<()> {
+    let need = BASE_BLOCK_SIZE + e.hive_bins as usize;
+    if bytes.len() < need {
+        bytes.resize(need, 0);
+    }
+    for (off, page) in &e.pages {
+        let at = BASE_BLOCK_SIZE + *off as usize;
+        bytes[at..at + page.len()].copy_from_slice(page); // bounded by hive_bins in parse_entry
+    }
+    current.hive_bins_size = e.hive_bins;
+    current.flags = (current.flags & !1) | (e.flags & 1);
+    current.primary_sequence = e.sequence;
+    current.secondary_sequence = e.sequence;
+    Ok(())
+}
+
+fn replay_old(bytes: &mut [u8], base: &BaseBlock, logs: &[(LogInput<'_>, Option<BaseBlock>)], report: &mut Replay) -> Result<()> {
+    // The timestamp that ties a log to its primary: the base block's, or the first bin's when
+    // the base block is invalid.
+    let stamp = if base.checksum_ok() { base.last_written } else { u64_at(bytes, BASE_BLOCK_SIZE + 20).unwrap_or(0) };
+    let mut chosen = None;
+    for (l, b) in logs {
+        let why = match b {
+            None if l.data.iter().all(|&x| x == 0) => Some("empty log".to_string()),
+            None => Some("no valid base block".to_string()),
+            Some(b) if !b.checksum_ok() => Some("its base block checksum is wrong".into()),
+            Some(b) if b.file_type != 1 && b.file_type != 2 => Some(format!("file type {} is not an old-format log", b.file_type)),
+            Some(b) if b.primary_sequence != b.secondary_sequence => Some("its own sequence numbers differ (it was being written)".into()),
+            Some(b) if b.last_written != stamp => Some("its timestamp does not match the hive's: it belongs to an earlier write".into()),
+            Some(_) if chosen.is_some() => Some("another log was already applied".into()),
+            Some(b) => {
+                chosen = Some((*l, b.clone()));
+                None
+            }
+        };
+        if why.is_some() {
+            report.logs.push(summary(l, why));
+        }
+    }
+    let Some((l, lb)) = chosen else { return Ok(()) };
+    let mut s = summary(&l, None);
+    let data = l.data;
+    if data.get(SECTOR..SECTOR + 4) != Some(b"DIRT") {
+        return Err(Error::Log { log: l.name.into(), what: "no \"DIRT\" dirty vector at offset 0x200".into() });
+    }
+    let size = lb.hive_bins_size as usize;
+    if size % 4096 != 0 || lb.hive_bins_size > MAX_HIVE_BINS || BASE_BLOCK_SIZE + size > bytes.len() {
+        return Err(Error::Log { log: l.name.into(), what: format!("hive-bins size 0x{size:x} in its base block does not fit the hive") });
+    }
+    let bits = size / SECTOR;
+    let bitmap = data
+        .get(SECTOR + 4..SECTOR + 4 + bits.div_ceil(8))
+        .ok_or_else(|| Error::Log { log: l.name.into(), what: "dirty vector is truncated".into() })?;
+    let mut page_at = (SECTOR + 4 + bitmap.len()).div_ceil(SECTOR) * SECTOR;
+    for bit in 0..bits {
+        if bitmap[bit / 8] & (1 << (bit % 8)) == 0 {
+            continue;
+        }
+        let page = data.get(page_at..page_at + SECTOR).ok_or_else(|| Error::Log {
+            log: l.name.into(),
+            what: format!("dirty page {bit} should be at offset 0x{page_at:x}, past the end of the log"),
+        })?;
+        let at = BASE_BLOCK_SIZE + bit * SECTOR;
+        bytes[at..at + SECTOR].copy_from_slice(page);
+        page_at += SECTOR;
+        s.pages_applied += 1;
+    }
+    report.pages_applied += s.pages_applied;
+    report.logs.push(s);
+    if !base.checksum_ok() {
+        let mut restored = data[..SECTOR].to_vec();
+        restored.resize(BASE_BLOCK_SIZE, 0);
+        bytes[..BASE_BLOCK_SIZE].copy_from_slice(&restored);
+        report.base_block_from = Some(l.name.to_string());
+    }
+    let seq = lb.primary_sequence.max(base.primary_sequence);
+    put_u32(bytes, 4, seq);
+    put_u32(bytes, 8, seq);
+    put_u32(bytes, 28, 0);
+    seal(&mut bytes[..BASE_BLOCK_SIZE]);
+    Ok(())
+}
+
+/// The names of the logs that may belong to a hive named `hive` (e.g. `SYSTEM`), chosen among
+/// `siblings` case-insensitively: `.LOG1`, `.LOG2`, then `.LOG`.
+pub fn log_names<'a>(hive: &str, siblings: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
+    let siblings: Vec<&str> = siblings.into_iter().collect();
+    let mut out = Vec::new();
+    for ext in ["LOG1", "LOG2", "LOG"] {
+        let want = format!("{hive}.{ext}");
+        if let Some(s) = siblings.iter().find(|s| s.eq_ignore_ascii_case(&want)) {
+            out.push(*s);
+        }
+    }
+    out
+}
