@@ -30,22 +30,25 @@ qemu-io -f raw -c 'write -P 0x5a 4M 64k' -c 'write -P 0xa5 8380416 16k' -c 'writ
 
 # --- MBR, 512-byte sectors, 8 MiB: NTFS primary (active), extended with two logical partitions
 truncate -s 8M mbr.raw
-printf 'label: dos\nlabel-id: 0x1234abcd\nunit: sectors\n2048,4096,7,*\n6144,8192,5\n8192,2048,7\n12288,2048,b\n' \
-  | sed 's/8192,5/10240,5/' | sfdisk --no-reread --no-tell-kernel mbr.raw >/dev/null
+printf 'label: dos\nlabel-id: 0x1234abcd\nunit: sectors\n2048,4096,7,*\n6144,10240,5\n8192,2048,7\n12288,2048,b\n' \
+  | sfdisk --no-reread --no-tell-kernel mbr.raw >/dev/null
 dd if=ntfs-head.bin of=mbr.raw bs=512 seek=2048 conv=notrunc status=none
 qemu-io -f raw -c 'write -P 0x77 7M 8k' mbr.raw >/dev/null
 
-# --- GPT, 4096-byte sectors (4Kn), 8 MiB, one basic data partition (fdisk picks random GUIDs)
+# --- GPT, 4096-byte sectors (4Kn), 8 MiB, one basic data partition
 truncate -s 8M gpt4k.raw
-printf 'g\nn\n1\n256\n1791\nt\n11\nw\n' | fdisk -b 4096 gpt4k.raw >/dev/null 2>&1
+# Expert commands i and u fix the disk and partition GUIDs (fdisk would pick random ones).
+printf 'g\nn\n1\n256\n1791\nt\n11\nx\ni\n0B719758-622A-EB48-B0A0-934510B4F82B\nu\n11111111-2222-4333-8444-555555555504\nr\nw\n' | fdisk -b 4096 gpt4k.raw >/dev/null 2>&1
 dd if=ntfs-head.bin of=gpt4k.raw bs=4096 seek=256 conv=notrunc status=none
 
 for f in gpt mbr gpt4k; do sha256sum "$f.raw"; done > raw.sha256
 
-# Containers: same raw content, different wrappers.
+# Containers: same raw content, different wrappers. The fixed VHDX gets block_state_zero=off
+# so that, as in a Hyper-V fixed VHDX, every block is FULLY_PRESENT (qemu would mark zero
+# blocks ZERO, which vdisk reads as zeros and refuses to write).
 qemu-img convert -f raw -O vpc -o subformat=fixed,force_size=on gpt.raw gpt-fixed.vhd
 qemu-img convert -f raw -O vpc -o subformat=dynamic,force_size=on gpt.raw gpt-dynamic.vhd
-qemu-img convert -f raw -O vhdx -o subformat=fixed,block_size=1M gpt.raw gpt-fixed.vhdx
+qemu-img convert -f raw -O vhdx -o subformat=fixed,block_size=1M,block_state_zero=off gpt.raw gpt-fixed.vhdx
 qemu-img convert -f raw -O vhdx -o subformat=dynamic,block_size=1M gpt.raw gpt-dynamic.vhdx
 qemu-img convert -f raw -O vhdx -o subformat=dynamic,block_size=1M mbr.raw mbr-dynamic.vhdx
 qemu-img convert -f raw -O vpc -o subformat=dynamic,force_size=on gpt4k.raw gpt4k-dynamic.vhd

@@ -18,7 +18,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod cmd;
+mod hivefile;
 mod input;
+mod output;
 mod printer;
 
 /// Exit code for input that cannot be read or parsed.

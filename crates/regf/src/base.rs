@@ -33,6 +33,9 @@ pub struct BaseBlock {
     pub file_name: String,
     /// Flags at offset 144 (bit 0: KTM locked the hive).
     pub flags: u32,
+    /// Resource manager id (offset 112): identifies the hive instance; copied into its logs.
+    #[serde(skip)]
+    pub rm_id: [u8; 16],
     pub stored_checksum: u32,
     pub computed_checksum: u32,
 }
@@ -69,6 +72,9 @@ impl BaseBlock {
             clustering_factor: u32f(44),
             file_name: String::from_utf16_lossy(&units),
             flags: u32f(144),
+            rm_id: slice(data, 112, 16)
+                .and_then(|s| s.try_into().ok())
+                .unwrap_or([0; 16]),
             stored_checksum: u32f(CHECKSUM_OFFSET),
             computed_checksum: checksum(data),
         })

@@ -81,6 +81,10 @@ pub struct Replay {
     pub next_sequence: u32,
     /// The hive was dirty but no log could be applied: recent changes may be missing.
     pub incomplete: bool,
+    /// Things Windows would silently live with but a writer must not: a log that belongs to
+    /// another hive, a log that is damaged where the replay needed it. A write is refused while
+    /// this list is not empty (unless the user forces it).
+    pub problems: Vec<String>,
     pub warnings: Vec<String>,
 }
 
@@ -94,6 +98,7 @@ pub struct Recovered {
 /// A parsed new-format log entry.
 struct Entry<'a> {
     offset: usize,
+    size: usize,
     sequence: u32,
     flags: u32,
     hive_bins: u32,
@@ -114,8 +119,12 @@ pub fn replay(primary: &[u8], logs: &[LogInput<'_>]) -> Result<Recovered> {
     let max_seq = logs
         .iter()
         .filter_map(|l| scan_new(l.data).ok())
-        .flat_map(|(_, entries)| entries.into_iter().map(|e| e.sequence))
-        .chain(logs.iter().filter_map(|l| BaseBlock::parse(l.data).ok()).flat_map(|b| [b.primary_sequence, b.secondary_sequence]))
+        .flat_map(|log| log.entries.into_iter().map(|e| e.sequence))
+        .chain(
+            logs.iter()
+                .filter_map(|l| BaseBlock::parse(l.data).ok())
+                .flat_map(|b| [b.primary_sequence, b.secondary_sequence]),
+        )
         .chain([base.primary_sequence, base.secondary_sequence])
         .max()
         .unwrap_or(0);
@@ -130,18 +139,26 @@ pub fn replay(primary: &[u8], logs: &[LogInput<'_>]) -> Result<Recovered> {
         hive_bins_after: base.hive_bins_size,
         next_sequence: max_seq.saturating_add(1),
         incomplete: false,
+        problems: Vec::new(),
         warnings: Vec::new(),
     };
     let mut bytes = primary.to_vec();
     if !base.is_dirty() {
         for l in logs {
-            report.logs.push(summary(l, Some("hive is clean: log not needed".into())));
+            report
+                .logs
+                .push(summary(l, Some("hive is clean: log not needed".into())));
         }
         return Ok(Recovered { bytes, report });
     }
 
-    let parsed: Vec<(LogInput<'_>, Option<BaseBlock>)> = logs.iter().map(|l| (*l, BaseBlock::parse(l.data).ok())).collect();
-    let any_new = parsed.iter().any(|(_, b)| b.as_ref().is_some_and(|b| b.file_type == 6));
+    let parsed: Vec<(LogInput<'_>, Option<BaseBlock>)> = logs
+        .iter()
+        .map(|l| (*l, BaseBlock::parse(l.data).ok()))
+        .collect();
+    let any_new = parsed
+        .iter()
+        .any(|(_, b)| b.as_ref().is_some_and(|b| b.file_type == 6));
     if any_new {
         replay_new(&mut bytes, &base, &parsed, &mut report)?;
     } else {
@@ -160,7 +177,14 @@ pub fn replay(primary: &[u8], logs: &[LogInput<'_>]) -> Result<Recovered> {
 
 fn summary(l: &LogInput<'_>, note: Option<String>) -> LogSummary {
     let (format, first, last, found) = match scan_new(l.data) {
-        Ok((b, e)) if b.file_type == 6 => (LogFormat::New, e.first().map(|e| e.sequence), e.last().map(|e| e.sequence), e.len()),
+        Ok(NewLog {
+            base, entries: e, ..
+        }) if base.file_type == 6 => (
+            LogFormat::New,
+            e.first().map(|e| e.sequence),
+            e.last().map(|e| e.sequence),
+            e.len(),
+        ),
         Ok(_) => (LogFormat::Old, None, None, 0),
         Err(_) if l.data.iter().all(|&b| b == 0) => (LogFormat::Empty, None, None, 0),
         Err(_) => (LogFormat::Old, None, None, 0),
@@ -177,74 +201,162 @@ fn summary(l: &LogInput<'_>, note: Option<String>) -> LogSummary {
     }
 }
 
-/// The base block of a new-format log and its valid entries, in file order, up to the first
-/// entry that is damaged (bad signature, size, hash or hive-bins size). The second value of the
-/// error-free result may be shorter than the file: what follows the first bad entry is stale.
-fn scan_new(data: &[u8]) -> Result<(BaseBlock, Vec<Entry<'_>>)> {
+/// A new-format log: its base block, its valid entries in file order, and, when the entries end
+/// on something that starts like an entry but is not valid (a bad hash, a truncated entry), where
+/// and why. Entries after the first bad one are never used: they are stale or unreadable.
+struct NewLog<'a> {
+    base: BaseBlock,
+    entries: Vec<Entry<'a>>,
+    damaged: Option<Damaged>,
+}
+
+/// Where a log's valid entries end on a damaged one.
+struct Damaged {
+    offset: usize,
+    /// The sequence number in the damaged entry's header, when that much is readable.
+    sequence: Option<u32>,
+    why: String,
+}
+
+fn scan_new(data: &[u8]) -> Result<NewLog<'_>> {
     let base = BaseBlock::parse(data)?;
     let mut entries = Vec::new();
     let mut off = SECTOR;
-    while let Some(e) = parse_entry(data, off) {
-        off += e.1;
-        entries.push(e.0);
-    }
-    Ok((base, entries))
+    let damaged = loop {
+        match parse_entry(data, off) {
+            Ok(Some(e)) => {
+                off += e.size;
+                entries.push(e);
+            }
+            Ok(None) => break None,
+            Err(why) => {
+                break Some(Damaged {
+                    offset: off,
+                    sequence: data
+                        .get(off + 12..off + 16)
+                        .and_then(|_| u32_at(data, off + 12)),
+                    why,
+                })
+            }
+        }
+    };
+    Ok(NewLog {
+        base,
+        entries,
+        damaged,
+    })
 }
 
-/// Parses the entry at `off`; `None` where the valid entries end.
-fn parse_entry(data: &[u8], off: usize) -> Option<(Entry<'_>, usize)> {
-    let head = data.get(off..off.checked_add(ENTRY_HEADER)?)?;
-    if &head[..4] != b"HvLE" {
-        return None;
+/// Parses the entry at `off`: `Ok(None)` where no entry starts (the end of the log), `Err` with
+/// the reason when an entry starts there but is damaged.
+fn parse_entry(data: &[u8], off: usize) -> std::result::Result<Option<Entry<'_>>, String> {
+    let Some(head) = data
+        .get(off..)
+        .and_then(|d| d.get(..ENTRY_HEADER.min(d.len())))
+    else {
+        return Ok(None);
+    };
+    if !head.starts_with(b"HvLE") {
+        return Ok(None);
     }
-    let size = u32_at(head, 4)? as usize;
+    if head.len() < ENTRY_HEADER {
+        return Err("entry header is cut off by the end of the file".into());
+    }
+    let field = |at| u32_at(head, at).unwrap_or(0); // head is 40 bytes long here
+    let size = field(4) as usize;
     if size < ENTRY_HEADER || size % SECTOR != 0 {
-        return None;
+        return Err(format!("entry size {size} is not a multiple of 512"));
     }
-    let body = data.get(off..off.checked_add(size)?)?;
-    let hive_bins = u32_at(head, 16)?;
+    let Some(body) = data.get(off..).and_then(|d| d.get(..size)) else {
+        return Err(format!(
+            "entry of {size} bytes runs past the end of the file (truncated log)"
+        ));
+    };
+    let hive_bins = field(16);
     if hive_bins % 4096 != 0 || hive_bins > MAX_HIVE_BINS {
-        return None;
+        return Err(format!(
+            "hive-bins data size 0x{hive_bins:x} is not a plausible multiple of 4096"
+        ));
     }
-    let count = u32_at(head, 20)? as usize;
     // Hash-1 covers everything after the header; Hash-2 the first 32 bytes (Hash-1 included).
-    if marvin32(LOG_SEED, &body[ENTRY_HEADER..]) != u64_at(head, 24)? {
-        return None;
+    if marvin32(LOG_SEED, &body[ENTRY_HEADER..]) != u64_at(head, 24).unwrap_or(0) {
+        return Err("Hash-1 does not match the entry's content".into());
     }
-    if marvin32(LOG_SEED, &body[..32]) != u64_at(head, 32)? {
-        return None;
+    if marvin32(LOG_SEED, &body[..32]) != u64_at(head, 32).unwrap_or(0) {
+        return Err("Hash-2 does not match the entry's header".into());
     }
-    let refs_end = ENTRY_HEADER.checked_add(count.checked_mul(8)?)?;
-    if refs_end > size {
-        return None;
-    }
+    let count = field(20) as usize;
+    let refs_end = count
+        .checked_mul(8)
+        .and_then(|n| n.checked_add(ENTRY_HEADER))
+        .filter(|&e| e <= size);
+    let Some(refs_end) = refs_end else {
+        return Err(format!(
+            "{count} page references do not fit in an entry of {size} bytes"
+        ));
+    };
     let mut pages = Vec::with_capacity(count);
     let mut at = refs_end;
     for i in 0..count {
-        let page_off = u32_at(body, ENTRY_HEADER + 8 * i)?;
-        let page_size = u32_at(body, ENTRY_HEADER + 8 * i + 4)? as usize;
-        let page = body.get(at..at.checked_add(page_size)?)?;
-        if page_off % 4096 != 0 || page_size % 4096 != 0 || u64::from(page_off) + page_size as u64 > u64::from(hive_bins) {
-            return None;
+        let page_off = u32_at(body, ENTRY_HEADER + 8 * i).unwrap_or(0);
+        let page_size = u32_at(body, ENTRY_HEADER + 8 * i + 4).unwrap_or(0) as usize;
+        let Some(page) = body.get(at..).and_then(|b| b.get(..page_size)) else {
+            return Err(format!(
+                "page {i} of {page_size} bytes runs past the end of the entry"
+            ));
+        };
+        if page_off % 4096 != 0
+            || page_size % 4096 != 0
+            || u64::from(page_off) + page_size as u64 > u64::from(hive_bins)
+        {
+            return Err(format!(
+                "page {i} at 0x{page_off:x} (+0x{page_size:x}) lies outside the hive-bins data"
+            ));
         }
         pages.push((page_off, page));
         at += page_size;
     }
-    Some((Entry { offset: off, sequence: u32_at(head, 12)?, flags: u32_at(head, 8)?, hive_bins, pages }, size))
+    Ok(Some(Entry {
+        offset: off,
+        size,
+        sequence: field(12),
+        flags: field(8),
+        hive_bins,
+        pages,
+    }))
 }
 
-fn replay_new(bytes: &mut Vec<u8>, base: &BaseBlock, logs: &[(LogInput<'_>, Option<BaseBlock>)], report: &mut Replay) -> Result<()> {
+fn replay_new(
+    bytes: &mut Vec<u8>,
+    base: &BaseBlock,
+    logs: &[(LogInput<'_>, Option<BaseBlock>)],
+    report: &mut Replay,
+) -> Result<()> {
     // Each usable log: its base block must be valid and of the new format.
-    let mut usable: Vec<(LogInput<'_>, BaseBlock, Vec<Entry<'_>>)> = Vec::new();
+    let mut usable: Vec<(LogInput<'_>, NewLog<'_>)> = Vec::new();
     for (l, b) in logs {
         let note = match b {
             None if l.data.iter().all(|&x| x == 0) => Some("empty log".to_string()),
             None => Some("no valid base block (not a log of a regf hive)".to_string()),
-            Some(b) if !b.checksum_ok() => Some(format!("its base block checksum is wrong (0x{:08x}, computed 0x{:08x})", b.stored_checksum, b.computed_checksum)),
-            Some(b) if b.file_type != 6 => Some(format!("file type {} is not a new-format log while another log is", b.file_type)),
-            Some(b) => {
-                let (_, entries) = scan_new(l.data)?;
-                usable.push((*l, b.clone(), entries));
+            Some(b) if !b.checksum_ok() => Some(format!(
+                "its base block checksum is wrong (0x{:08x}, computed 0x{:08x})",
+                b.stored_checksum, b.computed_checksum
+            )),
+            Some(b) if b.file_type != 6 => Some(format!(
+                "file type {} is not a new-format log while another log is",
+                b.file_type
+            )),
+            Some(b) if !same_hive(base, b) => {
+                let why = format!(
+                    "does not belong to this hive: its resource manager id is {}, the hive's is {}",
+                    guid(&b.rm_id),
+                    guid(&base.rm_id)
+                );
+                report.problems.push(format!("{}: {why}", l.name));
+                Some(why)
+            }
+            Some(_) => {
+                usable.push((*l, scan_new(l.data)?));
                 None
             }
         };
@@ -254,7 +366,7 @@ fn replay_new(bytes: &mut Vec<u8>, base: &BaseBlock, logs: &[(LogInput<'_>, Opti
     }
     // The log holding the earlier entries goes first (Windows swaps LOG1 and LOG2 in turn, so
     // either may be older): order by the sequence number in their base blocks.
-    usable.sort_by_key(|(_, b, _)| b.primary_sequence);
+    usable.sort_by_key(|(_, log)| log.base.primary_sequence);
 
     let primary_valid = base.checksum_ok();
     if !primary_valid {
@@ -265,8 +377,14 @@ fn replay_new(bytes: &mut Vec<u8>, base: &BaseBlock, logs: &[(LogInput<'_>, Opti
                 what: "the hive's base block is invalid and no log holds a valid copy of it".into(),
             });
         };
-        for (l, _, _) in usable.drain(..) {
-            report.logs.push(summary(&l, Some("not used: the primary base block is invalid, so only the newest log applies".into())));
+        for (l, _) in usable.drain(..) {
+            report.logs.push(summary(
+                &l,
+                Some(
+                    "not used: the primary base block is invalid, so only the newest log applies"
+                        .into(),
+                ),
+            ));
         }
         let mut restored = last.0.data[..SECTOR].to_vec();
         restored.resize(BASE_BLOCK_SIZE, 0);
@@ -281,21 +399,28 @@ fn replay_new(bytes: &mut Vec<u8>, base: &BaseBlock, logs: &[(LogInput<'_>, Opti
     let mut expected: Option<u32> = None;
     let mut current = BaseBlock::parse(bytes)?;
     let mut applied_range: Option<(u32, u32)> = None;
-    for (l, lb, entries) in &usable {
+    for (l, log) in &usable {
         let mut s = summary(l, None);
-        let start = expected.unwrap_or(lb.primary_sequence);
+        let start = expected.unwrap_or(log.base.primary_sequence);
         if expected.is_none() && start < base.secondary_sequence {
-            s.note = Some(format!("its entries start at {start}, older than the hive's sequence number {}", base.secondary_sequence));
+            s.note = Some(format!(
+                "its entries start at {start}, older than the hive's sequence number {}",
+                base.secondary_sequence
+            ));
             report.logs.push(s);
             continue;
         }
         let mut want = start;
         let mut began = false;
-        for e in entries {
+        let mut gap = false;
+        for e in &log.entries {
             if e.sequence < want && !began {
                 continue; // already applied (stale entries may precede the first one we need)
             }
             if e.sequence != want {
+                // A lower number is an older entry left behind in a reused log: the normal end.
+                // A higher one means entries are missing.
+                gap = e.sequence > want;
                 s.note = Some(format!("stopped before the entry at offset 0x{:x}: sequence {} where {want} was expected", e.offset, e.sequence));
                 break;
             }
@@ -307,7 +432,27 @@ fn replay_new(bytes: &mut Vec<u8>, base: &BaseBlock, logs: &[(LogInput<'_>, Opti
             want = e.sequence.wrapping_add(1);
         }
         if !began && s.note.is_none() {
-            s.note = Some(format!("no entry with the expected sequence number {want}"));
+            s.note = Some(format!(
+                "no valid entry with the expected sequence number {want}"
+            ));
+        }
+        let mut lost = gap || !began;
+        if s.note.is_none() {
+            if let Some(d) = &log.damaged {
+                // Windows stops at a damaged entry too. If it was the next one to apply (its
+                // header still says so), what was logged from there on is lost; a damaged entry
+                // with an older number is only a remnant of an earlier use of the file.
+                if d.sequence.map_or(true, |seq| seq >= want) {
+                    s.note = Some(format!(
+                        "stopped at the damaged entry at offset 0x{:x}: {}",
+                        d.offset, d.why
+                    ));
+                    lost = true;
+                }
+            }
+        }
+        if let (true, Some(note)) = (lost, &s.note) {
+            report.warnings.push(format!("{}: {note}", l.name));
         }
         if began {
             expected = Some(want);
@@ -352,19 +497,35 @@ fn apply_entry(bytes: &mut Vec<u8>, current: &mut BaseBlock, e: &Entry<'_>) -> R
     Ok(())
 }
 
-fn replay_old(bytes: &mut [u8], base: &BaseBlock, logs: &[(LogInput<'_>, Option<BaseBlock>)], report: &mut Replay) -> Result<()> {
+fn replay_old(
+    bytes: &mut [u8],
+    base: &BaseBlock,
+    logs: &[(LogInput<'_>, Option<BaseBlock>)],
+    report: &mut Replay,
+) -> Result<()> {
     // The timestamp that ties a log to its primary: the base block's, or the first bin's when
     // the base block is invalid.
-    let stamp = if base.checksum_ok() { base.last_written } else { u64_at(bytes, BASE_BLOCK_SIZE + 20).unwrap_or(0) };
+    let stamp = if base.checksum_ok() {
+        base.last_written
+    } else {
+        u64_at(bytes, BASE_BLOCK_SIZE + 20).unwrap_or(0)
+    };
     let mut chosen = None;
     for (l, b) in logs {
         let why = match b {
             None if l.data.iter().all(|&x| x == 0) => Some("empty log".to_string()),
             None => Some("no valid base block".to_string()),
             Some(b) if !b.checksum_ok() => Some("its base block checksum is wrong".into()),
-            Some(b) if b.file_type != 1 && b.file_type != 2 => Some(format!("file type {} is not an old-format log", b.file_type)),
-            Some(b) if b.primary_sequence != b.secondary_sequence => Some("its own sequence numbers differ (it was being written)".into()),
-            Some(b) if b.last_written != stamp => Some("its timestamp does not match the hive's: it belongs to an earlier write".into()),
+            Some(b) if b.file_type != 1 && b.file_type != 2 => Some(format!(
+                "file type {} is not an old-format log",
+                b.file_type
+            )),
+            Some(b) if b.primary_sequence != b.secondary_sequence => {
+                Some("its own sequence numbers differ (it was being written)".into())
+            }
+            Some(b) if b.last_written != stamp => Some(
+                "its timestamp does not match the hive's: it belongs to an earlier write".into(),
+            ),
             Some(_) if chosen.is_some() => Some("another log was already applied".into()),
             Some(b) => {
                 chosen = Some((*l, b.clone()));
@@ -379,25 +540,39 @@ fn replay_old(bytes: &mut [u8], base: &BaseBlock, logs: &[(LogInput<'_>, Option<
     let mut s = summary(&l, None);
     let data = l.data;
     if data.get(SECTOR..SECTOR + 4) != Some(b"DIRT") {
-        return Err(Error::Log { log: l.name.into(), what: "no \"DIRT\" dirty vector at offset 0x200".into() });
+        return Err(Error::Log {
+            log: l.name.into(),
+            what: "no \"DIRT\" dirty vector at offset 0x200".into(),
+        });
     }
     let size = lb.hive_bins_size as usize;
-    if size % 4096 != 0 || lb.hive_bins_size > MAX_HIVE_BINS || BASE_BLOCK_SIZE + size > bytes.len() {
-        return Err(Error::Log { log: l.name.into(), what: format!("hive-bins size 0x{size:x} in its base block does not fit the hive") });
+    if size % 4096 != 0 || lb.hive_bins_size > MAX_HIVE_BINS || BASE_BLOCK_SIZE + size > bytes.len()
+    {
+        return Err(Error::Log {
+            log: l.name.into(),
+            what: format!("hive-bins size 0x{size:x} in its base block does not fit the hive"),
+        });
     }
     let bits = size / SECTOR;
     let bitmap = data
         .get(SECTOR + 4..SECTOR + 4 + bits.div_ceil(8))
-        .ok_or_else(|| Error::Log { log: l.name.into(), what: "dirty vector is truncated".into() })?;
+        .ok_or_else(|| Error::Log {
+            log: l.name.into(),
+            what: "dirty vector is truncated".into(),
+        })?;
     let mut page_at = (SECTOR + 4 + bitmap.len()).div_ceil(SECTOR) * SECTOR;
     for bit in 0..bits {
         if bitmap[bit / 8] & (1 << (bit % 8)) == 0 {
             continue;
         }
-        let page = data.get(page_at..page_at + SECTOR).ok_or_else(|| Error::Log {
-            log: l.name.into(),
-            what: format!("dirty page {bit} should be at offset 0x{page_at:x}, past the end of the log"),
-        })?;
+        let page = data
+            .get(page_at..page_at + SECTOR)
+            .ok_or_else(|| Error::Log {
+                log: l.name.into(),
+                what: format!(
+                    "dirty page {bit} should be at offset 0x{page_at:x}, past the end of the log"
+                ),
+            })?;
         let at = BASE_BLOCK_SIZE + bit * SECTOR;
         bytes[at..at + SECTOR].copy_from_slice(page);
         page_at += SECTOR;
@@ -417,6 +592,29 @@ fn replay_old(bytes: &mut [u8], base: &BaseBlock, logs: &[(LogInput<'_>, Option<
     put_u32(bytes, 28, 0);
     seal(&mut bytes[..BASE_BLOCK_SIZE]);
     Ok(())
+}
+
+/// A log belongs to a hive when their resource-manager ids (copied into every log's base
+/// block) agree. Hives written by tools that leave the id null cannot be told apart: accepted.
+fn same_hive(primary: &BaseBlock, log: &BaseBlock) -> bool {
+    primary.rm_id == [0; 16] || log.rm_id == [0; 16] || primary.rm_id == log.rm_id
+}
+
+fn guid(b: &[u8; 16]) -> String {
+    format!(
+        "{{{:08x}-{:04x}-{:04x}-{:02x}{:02x}-{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}}}",
+        u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+        u16::from_le_bytes([b[4], b[5]]),
+        u16::from_le_bytes([b[6], b[7]]),
+        b[8],
+        b[9],
+        b[10],
+        b[11],
+        b[12],
+        b[13],
+        b[14],
+        b[15]
+    )
 }
 
 /// The names of the logs that may belong to a hive named `hive` (e.g. `SYSTEM`), chosen among

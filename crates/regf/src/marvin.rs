@@ -53,10 +53,22 @@ mod tests {
             (S0, &[0x37, 0xf4, 0x95], 0xf0b07c789b8cf7e8),
             (S0, &[0x86, 0x42, 0xdc, 0x59], 0x7008f2e87e9cf556),
             (S0, &[0x15, 0x3f, 0xb7, 0x98, 0x26], 0xe6c08c6da2afa997),
-            (S0, &[0x09, 0x32, 0xe6, 0x24, 0x6c, 0x47], 0x6f04bf1a5ea24060),
-            (S0, &[0xab, 0x42, 0x7e, 0xa8, 0xd1, 0x0f, 0xc7], 0xe11847e4f0678c41),
+            (
+                S0,
+                &[0x09, 0x32, 0xe6, 0x24, 0x6c, 0x47],
+                0x6f04bf1a5ea24060,
+            ),
+            (
+                S0,
+                &[0xab, 0x42, 0x7e, 0xa8, 0xd1, 0x0f, 0xc7],
+                0xe11847e4f0678c41,
+            ),
             (0xd53cd9cecd0893b7, b"abc", 0x22c74339492769bf),
-            (0x0ddddeeeeffff000, b"abcdefghijklmnopqrstuvwxyz", 0xa128eb7e7260aca2),
+            (
+                0x0ddddeeeeffff000,
+                b"abcdefghijklmnopqrstuvwxyz",
+                0xa128eb7e7260aca2,
+            ),
         ];
         for &(seed, data, want) in cases {
             assert_eq!(marvin32(seed, data), want, "seed {seed:x} data {data:02x?}");

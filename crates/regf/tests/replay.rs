@@ -15,10 +15,13 @@ fn win10() -> (Vec<u8>, Vec<u8>, Vec<u8>) {
 fn count(bytes: &[u8]) -> (usize, usize) {
     let hive = Hive::open(bytes).unwrap();
     let (mut k, mut v) = (0, 0);
-    hive.walk(|_, key| {
-        k += 1;
-        v += key.values().unwrap().count();
-    }, |p, e| panic!("{p}: {e}"))
+    hive.walk(
+        |_, key| {
+            k += 1;
+            v += key.values().unwrap().count();
+        },
+        |p, e| panic!("{p}: {e}"),
+    )
     .unwrap();
     (k, v)
 }
@@ -26,17 +29,301 @@ fn count(bytes: &[u8]) -> (usize, usize) {
 #[test]
 fn win10_both_logs_apply() {
     let (h, l1, l2) = win10();
-    let r = replay(&h, &[LogInput { name: "SYSTEM.LOG1", data: &l1 }, LogInput { name: "SYSTEM.LOG2", data: &l2 }]).unwrap();
+    let r = replay(
+        &h,
+        &[
+            LogInput {
+                name: "SYSTEM.LOG1",
+                data: &l1,
+            },
+            LogInput {
+                name: "SYSTEM.LOG2",
+                data: &l2,
+            },
+        ],
+    )
+    .unwrap();
     eprintln!("{:#?}", r.report);
     assert!(r.report.was_dirty);
     assert_eq!(r.report.sequence_range, Some((2107, 2130)));
     assert_eq!(r.report.entries_applied, 24);
     // 10 pages from LOG1 (2107..2110) and 305 from LOG2 (2111..2130).
     assert_eq!(r.report.pages_applied, 315);
-    assert_eq!(r.report.logs.iter().map(|l| l.pages_applied).collect::<Vec<_>>(), [10, 305]);
+    assert_eq!(
+        r.report
+            .logs
+            .iter()
+            .map(|l| l.pages_applied)
+            .collect::<Vec<_>>(),
+        [10, 305]
+    );
     assert_eq!(r.report.hive_bins_after, 12591104);
     assert!(!r.report.incomplete);
     let report = check(&r.bytes);
-    assert!(report.is_sound(), "{:#?}", report.errors().collect::<Vec<_>>());
+    assert!(
+        report.is_sound(),
+        "{:#?}",
+        report.errors().collect::<Vec<_>>()
+    );
     assert_eq!(count(&r.bytes), (35595, 78901));
+}
+
+/// (offset, size, sequence) of every entry in a new-format log.
+fn entries(log: &[u8]) -> Vec<(usize, usize, u32)> {
+    let mut out = Vec::new();
+    let mut off = 512;
+    while log.get(off..off + 4) == Some(b"HvLE") {
+        let size = u32::from_le_bytes(log[off + 4..off + 8].try_into().unwrap()) as usize;
+        let seq = u32::from_le_bytes(log[off + 12..off + 16].try_into().unwrap());
+        out.push((off, size, seq));
+        off += size;
+    }
+    out
+}
+
+fn run(h: &[u8], l1: &[u8], l2: &[u8]) -> regf::log::Recovered {
+    replay(
+        h,
+        &[
+            LogInput {
+                name: "SYSTEM.LOG1",
+                data: l1,
+            },
+            LogInput {
+                name: "SYSTEM.LOG2",
+                data: l2,
+            },
+        ],
+    )
+    .unwrap()
+}
+
+fn entry_with_seq(log: &[u8], seq: u32) -> (usize, usize) {
+    let e = entries(log).into_iter().find(|e| e.2 == seq).unwrap();
+    (e.0, e.1)
+}
+
+#[test]
+fn bad_hash_stops_before_the_damaged_entry() {
+    let (h, l1, mut l2) = win10();
+    let (off, _) = entry_with_seq(&l2, 2115);
+    l2[off + 4096] ^= 0x55; // inside the entry's pages: Hash-1 no longer matches
+    let r = run(&h, &l1, &l2);
+    assert_eq!(r.report.sequence_range, Some((2107, 2114)));
+    assert!(
+        r.report.warnings.iter().any(|w| w.contains("Hash-1")),
+        "{:?}",
+        r.report.warnings
+    );
+    assert!(check(&r.bytes).is_sound());
+}
+
+#[test]
+fn damaged_header_hash_stops_too() {
+    let (h, l1, mut l2) = win10();
+    let (off, _) = entry_with_seq(&l2, 2120);
+    l2[off + 33] ^= 1; // Hash-2 itself
+    let r = run(&h, &l1, &l2);
+    assert_eq!(r.report.sequence_range, Some((2107, 2119)));
+    assert!(
+        r.report.warnings.iter().any(|w| w.contains("Hash-2")),
+        "{:?}",
+        r.report.warnings
+    );
+}
+
+#[test]
+fn a_gap_in_sequence_numbers_stops_the_replay() {
+    let (h, l1, l2) = win10();
+    let (off, size) = entry_with_seq(&l2, 2113);
+    let mut cut = l2[..off].to_vec();
+    cut.extend_from_slice(&l2[off + size..]);
+    let r = run(&h, &l1, &cut);
+    assert_eq!(r.report.sequence_range, Some((2107, 2112)));
+    assert!(
+        r.report
+            .warnings
+            .iter()
+            .any(|w| w.contains("2113 was expected")),
+        "{:?}",
+        r.report.warnings
+    );
+}
+
+#[test]
+fn swapped_logs_give_the_same_result() {
+    let (h, l1, l2) = win10();
+    let normal = run(&h, &l1, &l2);
+    let swapped = replay(
+        &h,
+        &[
+            LogInput {
+                name: "SYSTEM.LOG2",
+                data: &l2,
+            },
+            LogInput {
+                name: "SYSTEM.LOG1",
+                data: &l1,
+            },
+        ],
+    )
+    .unwrap();
+    assert_eq!(normal.bytes, swapped.bytes);
+    assert_eq!(swapped.report.sequence_range, Some((2107, 2130)));
+}
+
+#[test]
+fn a_truncated_log_applies_what_it_holds() {
+    let (h, l1, l2) = win10();
+    let (off, size) = entry_with_seq(&l2, 2118);
+    let r = run(&h, &l1, &l2[..off + size / 2]);
+    assert_eq!(r.report.sequence_range, Some((2107, 2117)));
+    assert!(
+        r.report.warnings.iter().any(|w| w.contains("truncated")),
+        "{:?}",
+        r.report.warnings
+    );
+    assert!(check(&r.bytes).is_sound());
+}
+
+#[test]
+fn only_the_first_log_gives_a_partial_replay() {
+    let (h, l1, _) = win10();
+    let r = replay(
+        &h,
+        &[LogInput {
+            name: "SYSTEM.LOG1",
+            data: &l1,
+        }],
+    )
+    .unwrap();
+    assert_eq!(r.report.sequence_range, Some((2107, 2110)));
+    assert!(check(&r.bytes).is_sound());
+}
+
+#[test]
+fn logs_of_another_hive_are_refused() {
+    let (_, l1, l2) = win10();
+    let other = fixtures::bytes("hives/win81-dirty-nologs-SYSTEM");
+    let r = run(&other, &l1, &l2);
+    assert_eq!(r.report.entries_applied, 0);
+    assert!(r.report.incomplete);
+    assert_eq!(r.report.problems.len(), 2, "{:?}", r.report.problems);
+    assert!(r.report.problems[0].contains("does not belong"));
+    assert_eq!(r.bytes, other, "nothing may change");
+}
+
+#[test]
+fn dirty_without_logs_is_read_but_flagged() {
+    let h = fixtures::bytes("hives/win81-dirty-nologs-SYSTEM");
+    let r = replay(&h, &[]).unwrap();
+    assert!(r.report.was_dirty && r.report.incomplete);
+    assert!(r.report.warnings[0].contains("no transaction logs"));
+    assert_eq!(r.bytes, h);
+}
+
+#[test]
+fn clean_hive_ignores_its_logs() {
+    let (_, l1, l2) = win10();
+    let h = fixtures::bytes("hives/win7-SYSTEM");
+    let r = run(&h, &l1, &l2);
+    assert!(!r.report.was_dirty);
+    assert_eq!(r.bytes, h);
+}
+
+#[test]
+fn invalid_primary_base_block_is_restored_from_the_newest_log() {
+    let (mut h, l1, l2) = win10();
+    h[508] ^= 0xFF; // break the checksum
+    let r = run(&h, &l1, &l2);
+    assert_eq!(r.report.base_block_from.as_deref(), Some("SYSTEM.LOG2"));
+    // Only the newest log is used then (regf specification, "Multiple transaction log files").
+    assert_eq!(r.report.sequence_range, Some((2111, 2130)));
+    let base = regf::BaseBlock::parse(&r.bytes).unwrap();
+    assert!(base.checksum_ok() && !base.is_dirty() && base.file_type == 0);
+}
+
+#[test]
+fn next_sequence_is_above_everything_in_the_logs() {
+    let (h, l1, l2) = win10();
+    assert_eq!(run(&h, &l1, &l2).report.next_sequence, 2131);
+}
+
+/// Builds an old-format (Windows 8 and earlier) log that turns `before` into `after`: a base
+/// block copy with file type 1, a "DIRT" bitmap of the 512-byte pages that differ, the pages.
+fn old_format_log(before: &[u8], after: &[u8], stamp_ok: bool) -> Vec<u8> {
+    let mut log = after[..512].to_vec();
+    log[28..32].copy_from_slice(&1u32.to_le_bytes());
+    if !stamp_ok {
+        log[12] ^= 1;
+    }
+    let seq = u32::from_le_bytes(before[4..8].try_into().unwrap());
+    log[4..8].copy_from_slice(&seq.to_le_bytes());
+    log[8..12].copy_from_slice(&seq.to_le_bytes());
+    regf::seal(&mut log);
+    let bins = &after[4096..];
+    let pages = bins.len() / 512;
+    let mut bitmap = vec![0u8; pages.div_ceil(8)];
+    let mut data = Vec::new();
+    for p in 0..pages {
+        if before[4096 + p * 512..4096 + (p + 1) * 512] != bins[p * 512..(p + 1) * 512] {
+            bitmap[p / 8] |= 1 << (p % 8);
+            data.extend_from_slice(&bins[p * 512..(p + 1) * 512]);
+        }
+    }
+    log.extend_from_slice(b"DIRT");
+    log.extend_from_slice(&bitmap);
+    log.resize(log.len().div_ceil(512) * 512, 0);
+    log.extend_from_slice(&data);
+    log
+}
+
+#[test]
+fn old_format_log_replays_its_dirty_pages() {
+    let after = fixtures::bytes("hives/win7-SYSTEM");
+    // "before" is the hive as the crash left it: one value and one key timestamp not yet written,
+    // and the base block marked as being written.
+    let hive = Hive::open(&after[..]).unwrap();
+    let start = hive
+        .key(r"ControlSet001\services\Dhcp")
+        .unwrap()
+        .unwrap()
+        .value("Start")
+        .unwrap()
+        .unwrap();
+    let mut before = after.clone();
+    let at = 4096 + start.cell() as usize + 4 + 8; // the inline data of Start
+    before[at] = 4;
+    before[4096 + 0x20 + 8] ^= 0x7f; // some byte in the root key node's timestamp
+    let seq = u32::from_le_bytes(before[4..8].try_into().unwrap());
+    before[4..8].copy_from_slice(&(seq + 1).to_le_bytes());
+    regf::seal(&mut before[..4096]);
+    let log = old_format_log(&before, &after, true);
+
+    let r = replay(
+        &before,
+        &[LogInput {
+            name: "SYSTEM.LOG1",
+            data: &log,
+        }],
+    )
+    .unwrap();
+    assert!(r.report.was_dirty && !r.report.incomplete);
+    assert_eq!(r.report.pages_applied, 2);
+    assert_eq!(r.bytes[4096..], after[4096..]);
+    let base = regf::BaseBlock::parse(&r.bytes).unwrap();
+    assert!(!base.is_dirty());
+
+    // A log whose timestamp does not match belongs to an earlier write: not applied.
+    let stale = old_format_log(&before, &after, false);
+    let r = replay(
+        &before,
+        &[LogInput {
+            name: "SYSTEM.LOG1",
+            data: &stale,
+        }],
+    )
+    .unwrap();
+    assert!(r.report.incomplete);
+    assert_eq!(r.bytes, before);
 }

@@ -11,6 +11,7 @@ use regf::time::filetime_to_iso;
 use regf::{Hive, Key};
 use serde_json::json;
 
+use crate::hivefile;
 use crate::printer::{reg_text, type_name, value_json, value_name};
 
 #[derive(Subcommand)]
@@ -24,21 +25,63 @@ pub enum HiveCommand {
     /// Write a key and everything below it as a Windows .reg file.
     Export(ExportArgs),
     /// Check every structure of the hive; exit code 1 if any error is found.
-    Check(InfoArgs),
+    Check(CheckArgs),
+    /// Replay the transaction logs of a dirty hive into a new, clean hive file.
+    Replay(ReplayArgs),
+}
+
+/// How a hive file is read.
+#[derive(Args, Clone)]
+pub struct ReadOpts {
+    /// Read the file as it is, without replaying its transaction logs (what hivex, reglookup and
+    /// chntpw see). By default the .LOG1 / .LOG2 / .LOG files next to the hive are replayed.
+    #[arg(long)]
+    pub no_replay: bool,
+    /// Replay these log files instead of the ones found next to the hive.
+    #[arg(long = "log", value_name = "FILE")]
+    pub logs: Vec<PathBuf>,
 }
 
 #[derive(Args)]
 pub struct InfoArgs {
     /// The hive file.
     pub hive: PathBuf,
+    #[command(flatten)]
+    pub read: ReadOpts,
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
 }
 
 #[derive(Args)]
+pub struct CheckArgs {
+    /// The hive file (checked as it is on disk; use `hive replay` first to check the recovered
+    /// hive).
+    pub hive: PathBuf,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct ReplayArgs {
+    /// The dirty hive file.
+    pub hive: PathBuf,
+    /// Where to write the recovered hive (a new file; the hive and its logs are not touched).
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Replay these log files instead of the ones found next to the hive.
+    #[arg(long = "log", value_name = "FILE")]
+    pub logs: Vec<PathBuf>,
+    /// Write even if a log does not belong to the hive or no log could be applied.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Args)]
 pub struct KeyArgs {
     pub hive: PathBuf,
+    #[command(flatten)]
+    pub read: ReadOpts,
     /// Key path below the root, e.g. `ControlSet001\Services\Dhcp` (case-insensitive).
     #[arg(default_value = "")]
     pub key: String,
@@ -49,6 +92,8 @@ pub struct KeyArgs {
 #[derive(Args)]
 pub struct GetArgs {
     pub hive: PathBuf,
+    #[command(flatten)]
+    pub read: ReadOpts,
     pub key: String,
     /// Value name (`""` or `@` for the default value); all values when left out.
     pub value: Option<String>,
@@ -59,6 +104,8 @@ pub struct GetArgs {
 #[derive(Args)]
 pub struct ExportArgs {
     pub hive: PathBuf,
+    #[command(flatten)]
+    pub read: ReadOpts,
     #[arg(default_value = "")]
     pub key: String,
     /// Path the hive root gets in the .reg file; default `HKEY_LOCAL_MACHINE\<FILE NAME>`.
@@ -76,12 +123,27 @@ pub fn run(cmd: HiveCommand, out: &mut dyn Write) -> Result<ExitCode> {
         HiveCommand::Get(a) => get(&a, out),
         HiveCommand::Export(a) => export(&a, out),
         HiveCommand::Check(a) => check_cmd(&a, out),
+        HiveCommand::Replay(a) => replay_cmd(&a, out),
     }
 }
 
-fn load(path: &Path) -> Result<Hive<Vec<u8>>> {
-    let bytes = crate::input::read_file(path)?;
-    Hive::open_lenient(bytes).with_context(|| format!("{} is not a registry hive", path.display()))
+/// Loads a hive for reading, replaying its logs unless told not to; warns on stderr when the
+/// hive is dirty and could not be fully recovered.
+fn load(path: &Path, read: &ReadOpts) -> Result<Hive<Vec<u8>>> {
+    let loaded = load_full(path, read)?;
+    Ok(loaded.hive)
+}
+
+fn load_full(path: &Path, read: &ReadOpts) -> Result<hivefile::Loaded> {
+    let loaded = hivefile::load(path, read.no_replay, &read.logs)?;
+    if let Some(r) = &loaded.replay {
+        for w in hivefile::replay_warnings(r) {
+            eprintln!("winrescue: warning: {}: {w}", path.display());
+        }
+    } else if loaded.hive.base_block().is_dirty() {
+        eprintln!("winrescue: warning: {}: the hive is dirty and was read without its logs (--no-replay): recent changes may be missing", path.display());
+    }
+    Ok(loaded)
 }
 
 fn find<'h>(hive: &'h Hive<Vec<u8>>, path: &Path, key: &str) -> Result<Key<'h>> {
@@ -95,7 +157,10 @@ fn find<'h>(hive: &'h Hive<Vec<u8>>, path: &Path, key: &str) -> Result<Key<'h>> 
 }
 
 fn info(a: &InfoArgs, out: &mut dyn Write) -> Result<ExitCode> {
-    let hive = load(&a.hive)?;
+    let loaded = load_full(&a.hive, &a.read)?;
+    let hive = &loaded.hive;
+    // The state of the file on disk, not of the recovered copy.
+    let on_disk = regf::BaseBlock::parse(&crate::input::read_file(&a.hive)?)?;
     let b = hive.base_block();
     let (mut keys, mut values, mut errors) = (0usize, 0usize, 0usize);
     hive.walk(
@@ -105,7 +170,12 @@ fn info(a: &InfoArgs, out: &mut dyn Write) -> Result<ExitCode> {
         },
         |_, _| errors += 1,
     )?;
-    let state = if b.is_dirty() { "dirty" } else { "clean" };
+    let state = match &loaded.replay {
+        Some(r) if r.was_dirty && !r.incomplete => "dirty, replayed",
+        Some(r) if r.was_dirty => "dirty, NOT fully recovered",
+        _ if on_disk.is_dirty() => "dirty (logs not replayed)",
+        _ => "clean",
+    };
     let root = hive
         .root()
         .map(|r| r.name().to_string_lossy())
@@ -119,6 +189,9 @@ fn info(a: &InfoArgs, out: &mut dyn Write) -> Result<ExitCode> {
             "file": a.hive.display().to_string(),
             "state": state,
             "base_block": b,
+            "base_block_on_disk": on_disk,
+            "logs": loaded.logs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+            "replay": loaded.replay,
             "last_written": filetime_to_iso(b.last_written),
             "root_key": root,
             "keys": keys,
@@ -138,11 +211,46 @@ fn info(a: &InfoArgs, out: &mut dyn Write) -> Result<ExitCode> {
     )?;
     writeln!(
         out,
-        "state:           {state} (sequence numbers {} / {}, checksum {})",
-        b.primary_sequence,
-        b.secondary_sequence,
-        if b.checksum_ok() { "ok" } else { "BAD" }
+        "state:           {state} (on disk: sequence numbers {} / {}, checksum {})",
+        on_disk.primary_sequence,
+        on_disk.secondary_sequence,
+        if on_disk.checksum_ok() { "ok" } else { "BAD" }
     )?;
+    if let Some(r) = loaded.replay.as_ref().filter(|r| r.was_dirty) {
+        let range = r
+            .sequence_range
+            .map(|(a, b)| format!("sequence {a}..{b}, "))
+            .unwrap_or_default();
+        writeln!(
+            out,
+            "replayed:        {} log entries, {} pages ({range}hive-bins data {} -> {} bytes)",
+            r.entries_applied, r.pages_applied, r.hive_bins_before, r.hive_bins_after
+        )?;
+        for l in &r.logs {
+            let seq = match (l.first_sequence, l.last_sequence) {
+                (Some(a), Some(b)) => format!(", entries {a}..{b}"),
+                _ => String::new(),
+            };
+            let note = l
+                .note
+                .as_ref()
+                .map(|n| format!("; {n}"))
+                .unwrap_or_default();
+            writeln!(
+                out,
+                "  log:           {} ({:?}{seq}): {} entries / {} pages applied{note}",
+                l.name, l.format, l.entries_applied, l.pages_applied
+            )?;
+        }
+        if let Some(from) = &r.base_block_from {
+            writeln!(out, "  base block:    restored from {from}")?;
+        }
+        writeln!(
+            out,
+            "  next write:    sequence number {} or above (above every log entry)",
+            r.next_sequence
+        )?;
+    }
     writeln!(
         out,
         "last written:    {}",
@@ -161,14 +269,18 @@ fn info(a: &InfoArgs, out: &mut dyn Write) -> Result<ExitCode> {
     for n in notes {
         writeln!(out, "note:            {n}")?;
     }
-    if b.is_dirty() {
+    if let Some(r) = &loaded.replay {
+        for w in hivefile::replay_warnings(r) {
+            writeln!(out, "warning:         {w}")?;
+        }
+    } else if on_disk.is_dirty() {
         writeln!(out, "warning:         the hive is dirty: its newest changes may live only in its .LOG1/.LOG2 files")?;
     }
     Ok(ExitCode::SUCCESS)
 }
 
 fn ls(a: &KeyArgs, out: &mut dyn Write) -> Result<ExitCode> {
-    let hive = load(&a.hive)?;
+    let hive = load(&a.hive, &a.read)?;
     let key = find(&hive, &a.hive, &a.key)?;
     let mut subkeys = Vec::new();
     for k in key.subkeys()? {
@@ -217,7 +329,7 @@ fn ls(a: &KeyArgs, out: &mut dyn Write) -> Result<ExitCode> {
 }
 
 fn get(a: &GetArgs, out: &mut dyn Write) -> Result<ExitCode> {
-    let hive = load(&a.hive)?;
+    let hive = load(&a.hive, &a.read)?;
     let key = find(&hive, &a.hive, &a.key)?;
     let values: Vec<regf::Value<'_>> = match a.value.as_deref() {
         Some(name) => {
@@ -258,7 +370,7 @@ fn get(a: &GetArgs, out: &mut dyn Write) -> Result<ExitCode> {
 }
 
 fn export(a: &ExportArgs, out: &mut dyn Write) -> Result<ExitCode> {
-    let hive = load(&a.hive)?;
+    let hive = load(&a.hive, &a.read)?;
     let key = find(&hive, &a.hive, &a.key)?;
     let file_name = a
         .hive
@@ -290,7 +402,7 @@ fn export(a: &ExportArgs, out: &mut dyn Write) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn check_cmd(a: &InfoArgs, out: &mut dyn Write) -> Result<ExitCode> {
+fn check_cmd(a: &CheckArgs, out: &mut dyn Write) -> Result<ExitCode> {
     let bytes = crate::input::read_file(&a.hive)?;
     let report = check(&bytes);
     let sound = report.is_sound();
@@ -341,4 +453,51 @@ fn check_cmd(a: &InfoArgs, out: &mut dyn Write) -> Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+fn replay_cmd(a: &ReplayArgs, out: &mut dyn Write) -> Result<ExitCode> {
+    let loaded = hivefile::load(&a.hive, false, &a.logs)?;
+    let r = loaded
+        .replay
+        .as_ref()
+        .expect("load with replay gives a report");
+    let mut refusals: Vec<String> = r.problems.clone();
+    if r.incomplete {
+        refusals.push("the hive is dirty and no log could be applied".into());
+    }
+    if !refusals.is_empty() && !a.force {
+        return Err(anyhow::Error::new(crate::cmd::WriteRefused(format!(
+            "{}: not written: {} (use --force to write anyway)",
+            a.output.display(),
+            refusals.join("; ")
+        ))));
+    }
+    let bytes = loaded.hive.bytes();
+    let report = check(bytes);
+    if !report.is_sound() {
+        let first = report
+            .errors()
+            .next()
+            .map(|f| format!("file offset 0x{:x}: {}", f.file_offset, f.message))
+            .unwrap_or_default();
+        return Err(anyhow::Error::new(crate::cmd::WriteRefused(format!(
+            "{}: not written: the recovered hive fails the check ({} errors; first: {first})",
+            a.output.display(),
+            report.errors().count()
+        ))));
+    }
+    crate::output::write_new_file(&a.output, bytes)?;
+    writeln!(
+        out,
+        "{}: {} log entries, {} pages applied{}; hive-bins data {} bytes; written to {}",
+        a.hive.display(),
+        r.entries_applied,
+        r.pages_applied,
+        r.sequence_range
+            .map(|(x, y)| format!(" (sequence {x}..{y})"))
+            .unwrap_or_default(),
+        r.hive_bins_after,
+        a.output.display()
+    )?;
+    Ok(ExitCode::SUCCESS)
 }
