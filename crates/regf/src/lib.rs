@@ -22,6 +22,7 @@ mod base;
 mod bytes;
 pub mod cell;
 pub mod check;
+pub mod edit;
 mod error;
 mod hive;
 pub mod key;
