@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use regf::log::{replay, LogInput, Replay};
 use regf::Hive;
 
@@ -50,6 +50,10 @@ pub fn find_logs(hive: &Path) -> Vec<PathBuf> {
 /// given).
 pub fn load(path: &Path, no_replay: bool, logs: &[PathBuf]) -> Result<Loaded> {
     let bytes = crate::input::read_file(path)?;
+    if bytes.len() < regf::BASE_BLOCK_SIZE {
+        bail!("{} is not a registry hive: {}", path.display(), regf::Error::TooShort { len: bytes.len() });
+    }
+    regf::BaseBlock::parse(&bytes).with_context(|| format!("{} is not a registry hive", path.display()))?;
     if no_replay {
         let hive = Hive::open_lenient(bytes)
             .with_context(|| format!("{} is not a registry hive", path.display()))?;

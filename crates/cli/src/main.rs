@@ -23,6 +23,8 @@ mod input;
 mod output;
 mod printer;
 
+/// Exit code for bad usage (also clap's).
+pub const EXIT_USAGE: u8 = 2;
 /// Exit code for input that cannot be read or parsed.
 pub const EXIT_BAD_INPUT: u8 = 3;
 /// Exit code for a refused or failed write.
@@ -40,6 +42,10 @@ enum Command {
     /// Read, check, export and replay registry hive files (regf).
     #[command(subcommand)]
     Hive(cmd::hive::HiveCommand),
+    /// reg.exe's query / add / delete against an offline hive file.
+    Reg(cmd::reg::RegArgs),
+    /// Service Control Manager events from a System event log (.evtx), read offline.
+    Events(cmd::events::EventsArgs),
 }
 
 fn main() -> ExitCode {
@@ -48,6 +54,8 @@ fn main() -> ExitCode {
     let mut out = stdout.lock();
     let result = match cli.command {
         Command::Hive(c) => cmd::hive::run(c, &mut out),
+        Command::Reg(a) => cmd::reg::run(a, &mut out),
+        Command::Events(args) => cmd::events::run(args, &mut out),
     };
     let _ = out.flush();
     match result {

@@ -8,7 +8,7 @@ use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{bail, Context, Result};
 use clap::Args;
 use evidence::{Provider, Query, Report, SignedDuration, Timestamp};
 use serde::Serialize;
@@ -92,21 +92,24 @@ pub fn run_on_reader<R: Read + Seek>(
 ) -> Result<ExitCode> {
     let query = args.query();
     let report = evidence::read_log(reader, &query).with_context(|| source.to_string())?;
+    // stdout is line-buffered: without this, pretty JSON costs a write(2) per line.
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, out);
     if args.json {
-        print_json(source, &report, out)?;
+        print_json(source, &report, &mut out)?;
     } else if args.xml {
-        print_xml(&report, out)?;
+        print_xml(&report, &mut out)?;
     } else {
-        print_text(source, &query, &report, out)?;
+        print_text(source, &query, &report, &mut out)?;
     }
+    out.flush()?;
     Ok(ExitCode::SUCCESS)
 }
 
 /// An .evtx file as it is; a folder: the System log below it, path components matched ignoring
 /// case (a volume mounted from Linux keeps Windows' mixed case, copies may not).
 fn resolve_target(target: &Path) -> Result<PathBuf> {
-    let meta = std::fs::metadata(target)
-        .with_context(|| format!("cannot open {}", target.display()))?;
+    let meta =
+        std::fs::metadata(target).with_context(|| format!("cannot open {}", target.display()))?;
     if !meta.is_dir() {
         return Ok(target.to_path_buf());
     }
@@ -115,7 +118,11 @@ fn resolve_target(target: &Path) -> Result<PathBuf> {
         let found = std::fs::read_dir(&dir)
             .with_context(|| format!("cannot list {}", dir.display()))?
             .filter_map(|e| e.ok())
-            .find(|e| e.file_name().to_str().is_some_and(|n| n.eq_ignore_ascii_case(want)));
+            .find(|e| {
+                e.file_name()
+                    .to_str()
+                    .is_some_and(|n| n.eq_ignore_ascii_case(want))
+            });
         match found {
             Some(entry) => dir = entry.path(),
             // A folder that is already the Logs folder.
@@ -155,7 +162,11 @@ fn print_text(source: &str, query: &Query, report: &Report, out: &mut dyn Write)
             .unwrap_or_default()
     )?;
     if !report.events.is_empty() {
-        writeln!(out, "{:<20}  {:>5}  {:>8}  {:<28}  WHAT", "TIME (UTC)", "ID", "RECORD", "SERVICE")?;
+        writeln!(
+            out,
+            "{:<20}  {:>5}  {:>8}  {:<28}  WHAT",
+            "TIME (UTC)", "ID", "RECORD", "SERVICE"
+        )?;
     }
     for e in &report.events {
         let service = match (&e.service_key, &e.service) {
@@ -208,7 +219,11 @@ fn print_xml(report: &Report, out: &mut dyn Write) -> Result<()> {
     }
     for w in &report.warnings {
         // "--" may not occur inside an XML comment.
-        writeln!(out, "<!-- warning: {} -->", w.to_string().replace("--", "- -"))?;
+        writeln!(
+            out,
+            "<!-- warning: {} -->",
+            w.to_string().replace("--", "- -")
+        )?;
     }
     Ok(())
 }

@@ -1,11 +1,15 @@
 //! One module per subcommand.
 
+pub mod events;
 pub mod hive;
+pub mod reg;
 
 /// Maps an error to the documented exit code (see the crate docs).
 pub fn exit_code_for(err: &anyhow::Error) -> u8 {
     if err.downcast_ref::<WriteRefused>().is_some() {
         crate::EXIT_WRITE_REFUSED
+    } else if err.downcast_ref::<reg::SyntaxError>().is_some() {
+        crate::EXIT_USAGE
     } else {
         crate::EXIT_BAD_INPUT
     }
