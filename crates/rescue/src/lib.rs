@@ -1,0 +1,18 @@
+//! Offline rescue of a Windows VM from its disk.
+//!
+//! # Getting started
+//! - [`target::Target::open`] opens a disk image, block device, folder or hive file and finds
+//!   the Windows installations in it ([`target::Install`]).
+//! - [`target::Target::system_hive`] reads the SYSTEM hive with its transaction logs replayed.
+//! - A repair edits the recovered hive in memory (`regf::edit::Editor`), then
+//!   [`target::Target::plan_hive_write`] maps the changed pages to device ranges and
+//!   [`journal::write`] writes them through an undo journal, verifies, and returns the journal
+//!   that [`journal::undo`] takes.
+#![forbid(unsafe_code)]
+
+pub mod edit;
+mod error;
+pub mod journal;
+pub mod target;
+
+pub use error::{Error, Result};

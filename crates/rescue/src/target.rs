@@ -1,0 +1,337 @@
+//! Targets: what the user points winrescue at, and the Windows installations inside.
+//!
+//! A target is a disk image or block device (raw, VHD, VHDX; any partition table), a folder
+//! holding a Windows tree (a mounted volume, `Windows/System32/config` inside), or a bare SYSTEM
+//! hive file. Each Windows installation found is an [`Install`]; the SYSTEM hive and its logs are
+//! read through it, and a changed hive is written back through it (in place, page by page,
+//! through the undo journal of [`crate::journal`]).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use regf::log::{replay, LogInput, Recovered};
+use serde::Serialize;
+use vdisk::{Disk, Partition, Slice};
+use volume::{FileEntry, Volume};
+
+use crate::error::{io, Error, Result};
+
+/// Where the SYSTEM hive lives inside a Windows volume.
+pub const SYSTEM_HIVE: &str = r"Windows\System32\config\SYSTEM";
+/// Where the System event log lives.
+pub const SYSTEM_EVTX: &str = r"Windows\System32\winevt\Logs\System.evtx";
+
+/// What kind of target was opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TargetKind {
+    /// A disk image or block device.
+    Disk,
+    /// A folder holding a Windows tree.
+    Folder,
+    /// A bare hive file (its logs are looked for next to it).
+    HiveFile,
+}
+
+/// One Windows installation in a target.
+#[derive(Debug, Clone, Serialize)]
+pub struct Install {
+    /// Partition number (disk targets), as `lsblk` / Windows' disk management count.
+    pub partition: Option<u32>,
+    /// Byte offset and length of the partition on the disk.
+    pub partition_start: Option<u64>,
+    pub partition_len: Option<u64>,
+    /// Volume label (NTFS), if any.
+    pub label: Option<String>,
+    /// Path of the SYSTEM hive, as found (on-disk case), relative to the volume or folder.
+    pub system_path: String,
+    /// Facts that block writes on this volume (dirty NTFS, hibernation), empty if none.
+    pub write_blockers: Vec<String>,
+}
+
+/// The SYSTEM hive of an install as winrescue reads it.
+pub struct SystemHive {
+    /// The file as it is on the disk.
+    pub on_disk: Vec<u8>,
+    /// After replaying its transaction logs (Windows' view).
+    pub recovered: Recovered,
+    /// Names of the logs found next to it.
+    pub logs: Vec<String>,
+}
+
+/// An opened target.
+pub struct Target {
+    path: PathBuf,
+    kind: TargetKind,
+    disk: Option<Disk>,
+    installs: Vec<Install>,
+}
+
+impl Target {
+    /// Opens a target for reading, or for reading and writing (an exclusive lock on images).
+    pub fn open(path: impl AsRef<Path>, write: bool) -> Result<Target> {
+        let path = path.as_ref().to_path_buf();
+        let meta = fs::metadata(&path).map_err(io(&path))?;
+        if meta.is_dir() {
+            let system = find_ci(&path, SYSTEM_HIVE).ok_or_else(|| Error::NoWindows {
+                path: path.clone(),
+                why: format!("the folder has no {}", SYSTEM_HIVE.replace('\\', "/")),
+            })?;
+            let rel = system.strip_prefix(&path).unwrap_or(&system).to_string_lossy().replace('/', "\\");
+            let install = Install {
+                partition: None,
+                partition_start: None,
+                partition_len: None,
+                label: None,
+                system_path: rel,
+                write_blockers: Vec::new(),
+            };
+            return Ok(Target { path, kind: TargetKind::Folder, disk: None, installs: vec![install] });
+        }
+        let mut head = [0u8; 4];
+        {
+            use std::io::Read;
+            let mut f = fs::File::open(&path).map_err(io(&path))?;
+            let _ = f.read(&mut head).map_err(io(&path))?;
+        }
+        if &head == b"regf" {
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let install = Install {
+                partition: None,
+                partition_start: None,
+                partition_len: None,
+                label: None,
+                system_path: name,
+                write_blockers: Vec::new(),
+            };
+            return Ok(Target { path, kind: TargetKind::HiveFile, disk: None, installs: vec![install] });
+        }
+        let disk = if write { Disk::open_rw(&path)? } else { Disk::open(&path)? };
+        let installs = find_installs(&disk)?;
+        if installs.is_empty() {
+            return Err(Error::NoWindows {
+                path,
+                why: format!("no NTFS partition holds {SYSTEM_HIVE}"),
+            });
+        }
+        Ok(Target { path, kind: TargetKind::Disk, disk: Some(disk), installs })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn kind(&self) -> TargetKind {
+        self.kind
+    }
+
+    pub fn installs(&self) -> &[Install] {
+        &self.installs
+    }
+
+    /// The container's identity (disk targets).
+    pub fn disk_identity(&self) -> Option<vdisk::Identity> {
+        self.disk.as_ref().map(Disk::identity)
+    }
+
+    /// The container kind's name ("VHD (fixed)", ...), or "folder" / "hive file".
+    pub fn describe(&self) -> String {
+        match (&self.disk, self.kind) {
+            (Some(d), _) => format!("{} disk image, {} bytes", d.kind().name(), d.size()),
+            (None, TargetKind::Folder) => "folder".into(),
+            _ => "hive file".into(),
+        }
+    }
+
+    /// Chooses the install: the only one, or the one on `partition`.
+    pub fn choose(&self, partition: Option<u32>) -> Result<&Install> {
+        let list = || self.installs.iter().map(|i| format!("partition {}", i.partition.unwrap_or(0))).collect::<Vec<_>>().join(", ");
+        match partition {
+            Some(n) => self.installs.iter().find(|i| i.partition == Some(n)).ok_or_else(|| Error::NoSuchInstall {
+                path: self.path.clone(),
+                index: n,
+                list: list(),
+            }),
+            None if self.installs.len() == 1 => Ok(&self.installs[0]),
+            None => Err(Error::SeveralWindows { path: self.path.clone(), count: self.installs.len(), list: list() }),
+        }
+    }
+
+    fn partition_of(&self, install: &Install) -> Option<Partition> {
+        let disk = self.disk.as_ref()?;
+        vdisk::read_partitions(disk).ok()?.partitions.into_iter().find(|p| Some(p.index) == install.partition)
+    }
+
+    /// Runs `f` with the NTFS volume of `install` and a reader over its partition.
+    fn with_volume<R>(&self, install: &Install, f: impl FnOnce(&Volume, &mut Slice<&Disk>) -> Result<R>) -> Result<R> {
+        let disk = self.disk.as_ref().expect("disk targets only");
+        let p = self.partition_of(install).ok_or_else(|| Error::NoWindows { path: self.path.clone(), why: "partition vanished".into() })?;
+        let mut slice = Slice::partition(disk, &p)?;
+        let vol = Volume::open(&mut slice)?;
+        f(&vol, &mut slice)
+    }
+
+    /// Reads a file of the install by its Windows path (e.g. `Windows\System32\winevt\Logs\System.evtx`).
+    /// `None` if it does not exist.
+    pub fn read_file(&self, install: &Install, path: &str) -> Result<Option<Vec<u8>>> {
+        match self.kind {
+            TargetKind::Disk => self.with_volume(install, |vol, s| match vol.lookup(s, path)? {
+                Some(e) if !e.is_directory() => Ok(Some(vol.read_file(s, &e)?)),
+                _ => Ok(None),
+            }),
+            TargetKind::Folder => match find_ci(&self.path, path) {
+                Some(p) if p.is_file() => Ok(Some(fs::read(&p).map_err(io(&p))?)),
+                _ => Ok(None),
+            },
+            TargetKind::HiveFile => Ok(None),
+        }
+    }
+
+    /// Whether a file exists in the install (`None`: cannot tell, for a bare hive file).
+    pub fn file_exists(&self, install: &Install, path: &str) -> Option<bool> {
+        match self.kind {
+            TargetKind::Disk => self.with_volume(install, |vol, s| Ok(vol.lookup(s, path)?.is_some_and(|e| !e.is_directory()))).ok(),
+            TargetKind::Folder => Some(find_ci(&self.path, path).is_some_and(|p| p.is_file())),
+            TargetKind::HiveFile => None,
+        }
+    }
+
+    /// Reads the SYSTEM hive of `install` with its logs and replays them.
+    pub fn system_hive(&self, install: &Install) -> Result<SystemHive> {
+        let (on_disk, logs): (Vec<u8>, Vec<(String, Vec<u8>)>) = match self.kind {
+            TargetKind::Disk => self.with_volume(install, |vol, s| {
+                let files = vol.hive_files(s, &install.system_path)?;
+                let hive = vol.read_file(s, &files.hive)?;
+                let mut logs = Vec::new();
+                for e in [&files.log1, &files.log2, &files.log].into_iter().flatten() {
+                    logs.push((e.path().to_string(), vol.read_file(s, e)?));
+                }
+                Ok((hive, logs))
+            })?,
+            TargetKind::Folder | TargetKind::HiveFile => {
+                let hive_path = self.hive_file_path(install);
+                let hive = fs::read(&hive_path).map_err(io(&hive_path))?;
+                let mut logs = Vec::new();
+                let dir = hive_path.parent().unwrap_or(Path::new("."));
+                let name = hive_path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                let siblings: Vec<String> = fs::read_dir(dir)
+                    .map(|rd| rd.filter_map(|e| e.ok()?.file_name().into_string().ok()).collect())
+                    .unwrap_or_default();
+                for l in regf::log::log_names(&name, siblings.iter().map(String::as_str)) {
+                    let p = dir.join(l);
+                    logs.push((p.display().to_string(), fs::read(&p).map_err(io(&p))?));
+                }
+                (hive, logs)
+            }
+        };
+        let inputs: Vec<LogInput<'_>> = logs.iter().map(|(n, d)| LogInput { name: n, data: d }).collect();
+        let recovered = replay(&on_disk, &inputs)?;
+        Ok(SystemHive { on_disk, recovered, logs: logs.into_iter().map(|(n, _)| n).collect() })
+    }
+
+    /// The hive file's path for folder and hive-file targets.
+    pub fn hive_file_path(&self, install: &Install) -> PathBuf {
+        match self.kind {
+            TargetKind::Folder => self.path.join(install.system_path.replace('\\', "/")),
+            _ => self.path.clone(),
+        }
+    }
+
+    /// Where writing `new` over the SYSTEM hive of `install` (whose current content is
+    /// `old`) must put bytes: the device to open and the (device offset, bytes) pieces, one per
+    /// changed 4 KiB page (split further where a page spans two data runs). Refuses what cannot
+    /// be written in place: a different size, a dirty or hibernated NTFS volume, a compressed,
+    /// encrypted, sparse or resident hive.
+    pub fn plan_hive_write(&self, install: &Install, old: &[u8], new: &[u8]) -> Result<(PathBuf, Vec<(u64, Vec<u8>)>)> {
+        if old.len() != new.len() {
+            return Err(Error::Refused(format!(
+                "the new hive is {} bytes, the file on disk {} bytes: winrescue never changes a file's size",
+                new.len(),
+                old.len()
+            )));
+        }
+        let pages = regf::edit::changed_pages(old, new);
+        match self.kind {
+            TargetKind::Disk => {
+                let p = self.partition_of(install).ok_or_else(|| Error::Refused("partition vanished".into()))?;
+                let hive: FileEntry = self.with_volume(install, |vol, s| {
+                    vol.check_writable()?;
+                    Ok(vol.hive_files(s, &install.system_path)?.hive)
+                })?;
+                if hive.size() != old.len() as u64 {
+                    return Err(Error::Refused("the hive changed on the disk since it was read".into()));
+                }
+                let mut pieces = Vec::new();
+                for page in pages {
+                    let len = (regf::edit::PAGE as u64).min(old.len() as u64 - page);
+                    for ext in hive.plan_write(page, len)? {
+                        let from = ext.file_offset as usize;
+                        pieces.push((p.start + ext.partition_offset, new[from..from + ext.len as usize].to_vec()));
+                    }
+                }
+                Ok((self.path.clone(), pieces))
+            }
+            TargetKind::Folder | TargetKind::HiveFile => {
+                let pieces = pages
+                    .into_iter()
+                    .map(|page| {
+                        let end = (page as usize + regf::edit::PAGE).min(new.len());
+                        (page, new[page as usize..end].to_vec())
+                    })
+                    .collect();
+                Ok((self.hive_file_path(install), pieces))
+            }
+        }
+    }
+
+    /// Gives the disk back (to write through it), closing the target.
+    pub fn into_disk(self) -> Option<Disk> {
+        self.disk
+    }
+}
+
+/// Every NTFS partition (or the bare volume) holding a SYSTEM hive.
+fn find_installs(disk: &Disk) -> Result<Vec<Install>> {
+    let table = vdisk::read_partitions(disk)?;
+    let mut out = Vec::new();
+    for p in &table.partitions {
+        if p.filesystem != Some(vdisk::FileSystem::Ntfs) {
+            continue;
+        }
+        let mut slice = Slice::partition(disk, p)?;
+        let Ok(vol) = Volume::open(&mut slice) else { continue };
+        let Ok(Some(entry)) = vol.lookup(&mut slice, SYSTEM_HIVE) else { continue };
+        let facts = vol.facts();
+        let mut blockers = Vec::new();
+        if facts.dirty {
+            blockers.push("the NTFS volume is marked dirty (not shut down cleanly): let chkdsk run first".to_string());
+        }
+        if facts.hibernation.blocks_writes() {
+            blockers.push(format!("hiberfil.sys is in use ({:?}): Windows is hibernated or used Fast Startup", facts.hibernation));
+        }
+        out.push(Install {
+            partition: Some(p.index),
+            partition_start: Some(p.start),
+            partition_len: Some(p.len),
+            label: facts.label.clone(),
+            system_path: entry.path().to_string(),
+            write_blockers: blockers,
+        });
+    }
+    Ok(out)
+}
+
+/// `base` joined with a Windows path, each component matched case-insensitively.
+pub fn find_ci(base: &Path, windows_path: &str) -> Option<PathBuf> {
+    let mut cur = base.to_path_buf();
+    for part in windows_path.split(['\\', '/']).filter(|p| !p.is_empty()) {
+        let exact = cur.join(part);
+        if exact.exists() {
+            cur = exact;
+            continue;
+        }
+        let entry = fs::read_dir(&cur).ok()?.filter_map(|e| e.ok()).find(|e| e.file_name().to_string_lossy().eq_ignore_ascii_case(part))?;
+        cur = entry.path();
+    }
+    Some(cur)
+}

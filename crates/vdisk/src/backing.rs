@@ -1,0 +1,195 @@
+//! The image file or block device underneath a container: positioned I/O, locking, size.
+
+use std::fs::File;
+use std::io::{Seek, SeekFrom};
+use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// An open image file or block device.
+#[derive(Debug)]
+pub(crate) struct Backing {
+    file: File,
+    path: PathBuf,
+    len: u64,
+    writable: bool,
+    block_device: bool,
+}
+
+impl Backing {
+    /// Opens `path` and takes an advisory lock on it: exclusive for writing, shared for reading,
+    /// both without waiting, so that two writers (or a writer and a reader) never run at once.
+    pub(crate) fn open(path: &Path, write: bool) -> Result<Backing> {
+        let mut options = std::fs::OpenOptions::new();
+        options.read(true).write(write);
+        // Linux refuses O_EXCL on a block device that is mounted or held (EBUSY): a disk in
+        // use by the kernel is never written behind its back.
+        let is_device = std::fs::metadata(path)
+            .map(|m| m.file_type().is_block_device())
+            .unwrap_or(false);
+        if write && is_device {
+            options.custom_flags(rustix::fs::OFlags::EXCL.bits() as i32);
+        }
+        let file = options.open(path).map_err(|e| {
+            if e.raw_os_error() == Some(rustix::io::Errno::BUSY.raw_os_error()) {
+                return Error::Locked {
+                    path: path.to_path_buf(),
+                };
+            }
+            // EROFS (30) is a read-only file system or device.
+            if write
+                && (e.kind() == std::io::ErrorKind::PermissionDenied
+                    || e.raw_os_error() == Some(30))
+            {
+                Error::ReadOnlyImage {
+                    path: path.to_path_buf(),
+                    source: e,
+                }
+            } else {
+                Error::Io {
+                    path: path.to_path_buf(),
+                    op: "open",
+                    offset: 0,
+                    source: e,
+                }
+            }
+        })?;
+        let op = if write {
+            rustix::fs::FlockOperation::NonBlockingLockExclusive
+        } else {
+            rustix::fs::FlockOperation::NonBlockingLockShared
+        };
+        if let Err(e) = rustix::fs::flock(&file, op) {
+            return Err(if e == rustix::io::Errno::WOULDBLOCK {
+                Error::Locked {
+                    path: path.to_path_buf(),
+                }
+            } else {
+                Error::Io {
+                    path: path.to_path_buf(),
+                    op: "lock",
+                    offset: 0,
+                    source: e.into(),
+                }
+            });
+        }
+        let meta = file.metadata().map_err(|e| Error::Io {
+            path: path.to_path_buf(),
+            op: "stat",
+            offset: 0,
+            source: e,
+        })?;
+        let block_device = meta.file_type().is_block_device();
+        // A block device's metadata length is 0; seeking to the end gives its size for both.
+        let len = (&file).seek(SeekFrom::End(0)).map_err(|e| Error::Io {
+            path: path.to_path_buf(),
+            op: "seek",
+            offset: 0,
+            source: e,
+        })?;
+        Ok(Backing {
+            file,
+            path: path.to_path_buf(),
+            len,
+            writable: write,
+            block_device,
+        })
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(crate) fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub(crate) fn writable(&self) -> bool {
+        self.writable
+    }
+
+    pub(crate) fn is_block_device(&self) -> bool {
+        self.block_device
+    }
+
+    /// Reads exactly `buf.len()` bytes at `offset`; a read past the end of the file is
+    /// [`Error::Truncated`] naming `what`.
+    pub(crate) fn read_exact_at(
+        &self,
+        buf: &mut [u8],
+        offset: u64,
+        what: &'static str,
+    ) -> Result<()> {
+        let len = buf.len() as u64;
+        match offset.checked_add(len) {
+            Some(end) if end <= self.len => {}
+            _ => {
+                return Err(Error::Truncated {
+                    structure: what,
+                    offset,
+                    len,
+                    file_size: self.len,
+                })
+            }
+        }
+        self.file.read_exact_at(buf, offset).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                Error::Truncated {
+                    structure: what,
+                    offset,
+                    len,
+                    file_size: self.len,
+                }
+            } else {
+                Error::Io {
+                    path: self.path.clone(),
+                    op: "read",
+                    offset,
+                    source: e,
+                }
+            }
+        })
+    }
+
+    /// Writes all of `buf` at `offset`, which must lie inside the existing file: containers
+    /// never grow the file.
+    pub(crate) fn write_all_at(&self, buf: &[u8], offset: u64, what: &'static str) -> Result<()> {
+        if !self.writable {
+            return Err(Error::ReadOnlyOpen {
+                path: self.path.clone(),
+            });
+        }
+        let len = buf.len() as u64;
+        match offset.checked_add(len) {
+            Some(end) if end <= self.len => {}
+            _ => {
+                return Err(Error::Truncated {
+                    structure: what,
+                    offset,
+                    len,
+                    file_size: self.len,
+                })
+            }
+        }
+        self.file.write_all_at(buf, offset).map_err(|e| Error::Io {
+            path: self.path.clone(),
+            op: "write",
+            offset,
+            source: e,
+        })
+    }
+
+    /// Makes written data durable (fdatasync).
+    pub(crate) fn sync(&self) -> Result<()> {
+        if !self.writable {
+            return Ok(());
+        }
+        self.file.sync_data().map_err(|e| Error::Io {
+            path: self.path.clone(),
+            op: "flush",
+            offset: 0,
+            source: e,
+        })
+    }
+}
