@@ -39,6 +39,12 @@ pub struct EditOutcome {
 /// Runs `edit` on the SYSTEM hive of the target at `path`. `edit` returns `false` when it
 /// changed nothing (then nothing is written).
 pub fn edit_system_hive(path: &Path, opts: EditOptions, edit: impl FnOnce(&mut Editor) -> Result<bool>) -> Result<EditOutcome> {
+    edit_hive(path, None, opts, edit)
+}
+
+/// Runs `edit` on a hive of the target at `path`: `hive` is its Windows path inside the
+/// install (e.g. `Windows\System32\config\SOFTWARE`), `None` for SYSTEM.
+pub fn edit_hive(path: &Path, hive: Option<&str>, opts: EditOptions, edit: impl FnOnce(&mut Editor) -> Result<bool>) -> Result<EditOutcome> {
     if !opts.dry_run {
         journal::check_no_pending(path)?;
     }
@@ -47,7 +53,8 @@ pub fn edit_system_hive(path: &Path, opts: EditOptions, edit: impl FnOnce(&mut E
     if !opts.dry_run && !install.write_blockers.is_empty() {
         return Err(Error::Refused(install.write_blockers.join("; ")));
     }
-    let hive = target.system_hive(&install)?;
+    let hive_path = hive.map(str::to_string).unwrap_or_else(|| install.system_path.clone());
+    let hive = target.hive(&install, &hive_path)?;
     let report = &hive.recovered.report;
     if !report.problems.is_empty() {
         return Err(Error::Refused(report.problems.join("; ")));
@@ -63,7 +70,7 @@ pub fn edit_system_hive(path: &Path, opts: EditOptions, edit: impl FnOnce(&mut E
     if !changed {
         return Ok(EditOutcome { pages: 0, ranges: Vec::new(), sequence: edited.sequence, written: None });
     }
-    let (device_path, pieces) = target.plan_hive_write(&install, &hive.on_disk, &edited.bytes)?;
+    let (device_path, pieces) = target.plan_hive_write(&install, &hive_path, &hive.on_disk, &edited.bytes)?;
     let pages = regf::edit::changed_pages(&hive.on_disk, &edited.bytes).len();
     let ranges = pieces.iter().map(|(o, d)| (*o, d.len())).collect();
     if opts.dry_run {
@@ -77,9 +84,9 @@ pub fn edit_system_hive(path: &Path, opts: EditOptions, edit: impl FnOnce(&mut E
     // Read the target again, as Windows will, and compare.
     let again = Target::open(path, false)?;
     let install = again.choose(opts.partition)?.clone();
-    let now = again.system_hive(&install)?;
+    let now = again.hive(&install, &hive_path)?;
     if now.on_disk != edited.bytes || now.recovered.bytes != edited.bytes {
-        return Err(Error::Verify { path: path.into(), what: "the SYSTEM hive read back from the target differs from what was written".into() });
+        return Err(Error::Verify { path: path.into(), what: format!("{hive_path} read back from the target differs from what was written") });
     }
     Ok(EditOutcome { pages, ranges, sequence: edited.sequence, written: Some(written) })
 }

@@ -198,9 +198,24 @@ impl Target {
 
     /// Reads the SYSTEM hive of `install` with its logs and replays them.
     pub fn system_hive(&self, install: &Install) -> Result<SystemHive> {
+        self.hive(install, &install.system_path.clone())
+    }
+
+    /// The Windows path of another hive of the install, e.g. `SOFTWARE` ->
+    /// `Windows\System32\config\SOFTWARE` (next to SYSTEM).
+    pub fn sibling_hive_path(&self, install: &Install, name: &str) -> String {
+        match install.system_path.rfind('\\') {
+            Some(i) => format!("{}\\{name}", &install.system_path[..i]),
+            None => name.to_string(),
+        }
+    }
+
+    /// Reads the hive at `hive_path` (a Windows path inside the install; for a hive-file target,
+    /// its file name) with its logs, and replays them.
+    pub fn hive(&self, install: &Install, hive_path: &str) -> Result<SystemHive> {
         let (on_disk, logs): (Vec<u8>, Vec<(String, Vec<u8>)>) = match self.kind {
             TargetKind::Disk => self.with_volume(install, |vol, s| {
-                let files = vol.hive_files(s, &install.system_path)?;
+                let files = vol.hive_files(s, hive_path)?;
                 let hive = vol.read_file(s, &files.hive)?;
                 let mut logs = Vec::new();
                 for e in [&files.log1, &files.log2, &files.log].into_iter().flatten() {
@@ -209,7 +224,7 @@ impl Target {
                 Ok((hive, logs))
             })?,
             TargetKind::Folder | TargetKind::HiveFile => {
-                let hive_path = self.hive_file_path(install);
+                let hive_path = self.hive_file_path(install, hive_path)?;
                 let hive = fs::read(&hive_path).map_err(io(&hive_path))?;
                 let mut logs = Vec::new();
                 let dir = hive_path.parent().unwrap_or(Path::new("."));
@@ -230,10 +245,14 @@ impl Target {
     }
 
     /// The hive file's path for folder and hive-file targets.
-    pub fn hive_file_path(&self, install: &Install) -> PathBuf {
+    pub fn hive_file_path(&self, install: &Install, hive_path: &str) -> Result<PathBuf> {
         match self.kind {
-            TargetKind::Folder => self.path.join(install.system_path.replace('\\', "/")),
-            _ => self.path.clone(),
+            TargetKind::Folder => find_ci(&self.path, hive_path).filter(|p| p.is_file()).ok_or_else(|| Error::NoWindows {
+                path: self.path.clone(),
+                why: format!("no file {hive_path}"),
+            }),
+            _ if hive_path.eq_ignore_ascii_case(&install.system_path) => Ok(self.path.clone()),
+            _ => Err(Error::Refused(format!("{} is a single hive file: {hive_path} is not in it", self.path.display()))),
         }
     }
 
@@ -242,7 +261,7 @@ impl Target {
     /// changed 4 KiB page (split further where a page spans two data runs). Refuses what cannot
     /// be written in place: a different size, a dirty or hibernated NTFS volume, a compressed,
     /// encrypted, sparse or resident hive.
-    pub fn plan_hive_write(&self, install: &Install, old: &[u8], new: &[u8]) -> Result<(PathBuf, Vec<(u64, Vec<u8>)>)> {
+    pub fn plan_hive_write(&self, install: &Install, hive_path: &str, old: &[u8], new: &[u8]) -> Result<(PathBuf, Vec<(u64, Vec<u8>)>)> {
         if old.len() != new.len() {
             return Err(Error::Refused(format!(
                 "the new hive is {} bytes, the file on disk {} bytes: winrescue never changes a file's size",
@@ -256,7 +275,7 @@ impl Target {
                 let p = self.partition_of(install).ok_or_else(|| Error::Refused("partition vanished".into()))?;
                 let hive: FileEntry = self.with_volume(install, |vol, s| {
                     vol.check_writable()?;
-                    Ok(vol.hive_files(s, &install.system_path)?.hive)
+                    Ok(vol.hive_files(s, hive_path)?.hive)
                 })?;
                 if hive.size() != old.len() as u64 {
                     return Err(Error::Refused("the hive changed on the disk since it was read".into()));
@@ -279,7 +298,7 @@ impl Target {
                         (page, new[page as usize..end].to_vec())
                     })
                     .collect();
-                Ok((self.hive_file_path(install), pieces))
+                Ok((self.hive_file_path(install, hive_path)?, pieces))
             }
         }
     }
