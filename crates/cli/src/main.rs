@@ -40,6 +40,12 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Read, check, export and replay registry hive files (regf).
+    /// Find out why the DHCP Client does not start, from the disk alone.
+    Diagnose(cmd::diagnose::DiagnoseArgs),
+    /// Fix the DHCP Client on the disk (a dry run unless --apply; an undo journal is kept).
+    Repair(cmd::repair::RepairArgs),
+    /// Put back what a repair wrote, from its journal.
+    Undo(cmd::undo::UndoArgs),
     #[command(subcommand)]
     Hive(cmd::hive::HiveCommand),
     /// reg.exe's query / add / delete against an offline hive file.
@@ -53,6 +59,9 @@ fn main() -> ExitCode {
     let stdout = io::stdout();
     let mut out = stdout.lock();
     let result = match cli.command {
+        Command::Diagnose(a) => cmd::diagnose::run(a, &mut out),
+        Command::Repair(a) => cmd::repair::run(a, &mut out),
+        Command::Undo(a) => cmd::undo::run(a, &mut out),
         Command::Hive(c) => cmd::hive::run(c, &mut out),
         Command::Reg(a) => cmd::reg::run(a, &mut out),
         Command::Events(args) => cmd::events::run(args, &mut out),

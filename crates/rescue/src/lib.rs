@@ -10,6 +10,7 @@
 //!   that [`journal::undo`] takes.
 #![forbid(unsafe_code)]
 
+pub mod dhcp;
 pub mod edit;
 mod error;
 pub mod journal;

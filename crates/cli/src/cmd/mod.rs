@@ -1,8 +1,11 @@
 //! One module per subcommand.
 
 pub mod events;
+pub mod diagnose;
 pub mod hive;
 pub mod reg;
+pub mod repair;
+pub mod undo;
 
 /// Maps an error to the documented exit code (see the crate docs).
 pub fn exit_code_for(err: &anyhow::Error) -> u8 {
@@ -26,3 +29,12 @@ impl std::fmt::Display for WriteRefused {
 }
 
 impl std::error::Error for WriteRefused {}
+
+/// Turns a rescue error into the right exit code: refusals and interrupted writes are
+/// "write refused" (nothing was changed), the rest bad input.
+pub fn refusal(e: rescue::Error) -> anyhow::Error {
+    match e {
+        rescue::Error::Refused(_) | rescue::Error::Interrupted { .. } => anyhow::Error::new(WriteRefused(e.to_string())),
+        e => anyhow::Error::new(e),
+    }
+}

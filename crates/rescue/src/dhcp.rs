@@ -1,0 +1,317 @@
+//! The DHCP Client playbook: the Azure article "cannot RDP because the DHCP Client service is
+//! not running", from the disk alone.
+//!
+//! [`diagnose`] reads the SYSTEM hive (logs replayed), models every control set, predicts what
+//! the Service Control Manager will do with `Dhcp` at the next boot and why, compares the
+//! configuration value by value with the healthy one for that Windows version, names the
+//! article's branch, reads the System event log for evidence, and builds the repair plan.
+//! [`repair`] applies the plan through the journal and checks that the prediction is now
+//! "starts".
+
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+
+use regf::edit::Editor;
+use regf::{Data, Hive};
+use serde::Serialize;
+use winsvc::analyze::{self, Verdict};
+use winsvc::baseline::{self, Difference};
+use winsvc::codes::{self, ErrorEntry};
+use winsvc::plan::{self, Change, Plan};
+use winsvc::{Diagnosis, SystemModel, WindowsVersion};
+
+use crate::edit::{edit_system_hive, EditOptions, EditOutcome};
+use crate::error::{Error, Result};
+use crate::target::{Install, Target, SYSTEM_EVTX};
+
+/// The service key of the DHCP Client.
+pub const SERVICE: &str = "Dhcp";
+/// Its display name, as the System log writes it.
+pub const DISPLAY_NAME: &str = "DHCP Client";
+
+/// Where the hive stood when it was read.
+#[derive(Debug, Clone, Serialize)]
+pub struct HiveState {
+    /// `clean`, `dirty, replayed`, or `dirty, logs missing or unusable`.
+    pub state: String,
+    pub logs: Vec<String>,
+    pub entries_applied: usize,
+    pub sequence_range: Option<(u32, u32)>,
+    pub warnings: Vec<String>,
+}
+
+/// One control set's verdict.
+#[derive(Debug, Clone, Serialize)]
+pub struct ControlSetReport {
+    pub diagnosis: Diagnosis,
+    /// Differences from the healthy configuration, value by value.
+    pub differences: Vec<Difference>,
+}
+
+/// What the System event log says.
+#[derive(Debug, Clone, Serialize)]
+pub struct EvidenceReport {
+    /// Service Control Manager events about the DHCP Client (or naming it as a dependency),
+    /// newest last.
+    pub events: Vec<evidence::Event>,
+    /// The newest record of the log (any provider): the log's "now".
+    pub log_ends: Option<String>,
+    /// The branch the events point to, if any (1053/1070 hang, 1067 crash, 1069 logon, 1058
+    /// disabled, 1068 dependency).
+    pub points_to: Option<u32>,
+    /// The last state a 7036 event recorded.
+    pub last_state: Option<String>,
+    /// Whether the events and the configuration tell the same story, and why not.
+    pub agreement: String,
+    pub warnings: Vec<String>,
+}
+
+/// The whole diagnosis.
+#[derive(Debug, Clone, Serialize)]
+pub struct DhcpReport {
+    pub target: PathBuf,
+    pub container: String,
+    pub install: Install,
+    pub windows: WindowsVersion,
+    pub hive: HiveState,
+    /// Whether image and service DLL files were checked on the disk (only when the volume holds
+    /// the Windows system files: `Windows\System32\svchost.exe`).
+    pub files_checked: bool,
+    pub control_sets: Vec<ControlSetReport>,
+    /// The control set Windows boots (`Select\Current`).
+    pub current: Option<u32>,
+    /// Healthy when the DHCP Client starts in the current control set and every set matches the
+    /// healthy configuration closely enough to start.
+    pub healthy: bool,
+    /// The code the SCM would report in the current control set (`None`: it starts).
+    pub code: Option<u32>,
+    /// The article's row for that code.
+    pub branch: Option<ErrorEntry>,
+    pub evidence: Option<EvidenceReport>,
+    pub plan: Plan,
+}
+
+/// Options of [`diagnose`] and [`repair`].
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub partition: Option<u32>,
+    /// The article's hang/crash branch: move the service into its own svchost (Type=0x10).
+    pub own_process: bool,
+    /// Write even if the hive is dirty and its logs are missing.
+    pub allow_incomplete: bool,
+}
+
+/// Diagnoses the DHCP Client of the Windows installation in the target at `path`.
+pub fn diagnose(path: &Path, opts: &Options) -> Result<DhcpReport> {
+    let target = Target::open(path, false)?;
+    let install = target.choose(opts.partition)?.clone();
+    let hive = target.system_hive(&install)?;
+    let r = &hive.recovered.report;
+    let state = if !r.was_dirty {
+        "clean"
+    } else if r.incomplete {
+        "dirty, logs missing or unusable (recent changes may be missing)"
+    } else {
+        "dirty, replayed from its logs"
+    };
+    let hive_state = HiveState {
+        state: state.into(),
+        logs: hive.logs.clone(),
+        entries_applied: r.entries_applied,
+        sequence_range: r.sequence_range,
+        warnings: r.problems.iter().chain(&r.warnings).cloned().collect(),
+    };
+    let reg = Hive::open(&hive.recovered.bytes[..])?;
+    let model = SystemModel::read(&reg, None).map_err(|e| Error::Refused(format!("not a SYSTEM hive: {e}")))?;
+    // A missing image or DLL is a cause only on a disk that holds the Windows system files at
+    // all: on a partial copy (a hive and a log put on a volume for a test, a folder holding only
+    // System32\config) every file would look missing.
+    let system_files = target.file_exists(&install, r"Windows\System32\svchost.exe") == Some(true);
+    let files = |p: &str| if system_files { target.file_exists(&install, &windows_path(p)) } else { None };
+    let diagnoses = analyze::diagnose_all_sets(&model, SERVICE, &files);
+    let base = baseline::dhcp().for_version(&model.version);
+    let control_sets: Vec<ControlSetReport> = diagnoses
+        .into_iter()
+        .map(|d| {
+            let differences = model
+                .control_set(d.control_set)
+                .and_then(|cs| cs.service(SERVICE))
+                .zip(base.service(SERVICE))
+                .map(|(svc, b)| baseline::compare(svc, b))
+                .unwrap_or_default();
+            ControlSetReport { diagnosis: d, differences }
+        })
+        .collect();
+    let current = model.select.current.ok().copied();
+    let current_report = control_sets.iter().find(|c| Some(c.diagnosis.control_set) == current).or(control_sets.first());
+    let code = current_report.and_then(|c| c.diagnosis.code());
+    let starts = current_report.is_some_and(|c| matches!(c.diagnosis.verdict, Verdict::Starts));
+    let p = plan::plan(&model, SERVICE, &base, &plan::Options { own_process: opts.own_process, control_sets: None }, &files);
+    let healthy = starts && p.changes.is_empty();
+    let evidence = match target.read_file(&install, SYSTEM_EVTX) {
+        Ok(Some(bytes)) => Some(read_evidence(&bytes, code)),
+        _ => None,
+    };
+    Ok(DhcpReport {
+        target: path.to_path_buf(),
+        container: target.describe(),
+        install,
+        windows: model.version.clone(),
+        hive: hive_state,
+        files_checked: system_files,
+        control_sets,
+        current,
+        healthy,
+        code,
+        branch: code.and_then(codes::lookup).cloned(),
+        evidence,
+        plan: p,
+    })
+}
+
+/// `%SystemRoot%\system32\x.dll` -> `Windows\system32\x.dll` (the volume's own path).
+fn windows_path(p: &str) -> String {
+    let p = p.trim().trim_matches('"');
+    let lower = p.to_ascii_lowercase();
+    for prefix in ["%systemroot%\\", "%windir%\\", "\\systemroot\\", "systemroot\\"] {
+        if lower.starts_with(prefix) {
+            return format!("Windows\\{}", &p[prefix.len()..]);
+        }
+    }
+    if lower.len() > 3 && lower.as_bytes()[1] == b':' {
+        return p[3..].to_string();
+    }
+    p.trim_start_matches("\\??\\").to_string()
+}
+
+/// The SCM events about the DHCP Client and what they point to.
+fn read_evidence(bytes: &[u8], config_code: Option<u32>) -> EvidenceReport {
+    let query = evidence::Query { service: Some(SERVICE.into()), ..Default::default() };
+    let mut by_display = evidence::Query { service: Some(DISPLAY_NAME.into()), ..Default::default() };
+    by_display.keep_xml = false;
+    let report = match evidence::read_log(Cursor::new(bytes), &query) {
+        Ok(r) => r,
+        Err(e) => {
+            return EvidenceReport {
+                events: Vec::new(),
+                log_ends: None,
+                points_to: None,
+                last_state: None,
+                agreement: format!("the System log could not be read: {e}"),
+                warnings: Vec::new(),
+            }
+        }
+    };
+    let mut events = report.events;
+    events.sort_by_key(|e| e.record_id);
+    // The newest failure event decides the branch the log points to.
+    let points_to = events.iter().rev().find_map(|e| match e.event_id {
+        7022 | 7009 | 7011 => Some(1053),
+        7023 | 7024 | 7031 | 7034 => Some(1067),
+        7038 => Some(1069),
+        7000 | 7001 => e.error.map(|c| c.code).filter(|c| matches!(c, 1058 | 1068 | 1069 | 1075 | 1079 | 1059)),
+        _ => None,
+    });
+    let last_state = events.iter().rev().find(|e| e.event_id == 7036).and_then(|e| e.state.map(|s| format!("{s:?} at {}", e.time)));
+    let running_last = events.iter().rev().find(|e| e.event_id == 7036).and_then(|e| e.state) == Some(evidence::ServiceState::Running);
+    let agreement = match (config_code, points_to) {
+        (None, None) => "agree: the configuration lets the DHCP Client start, and the log shows no failure of it".into(),
+        (Some(c), Some(p)) if c == p || (matches!(c, 1053 | 1070) && matches!(p, 1053 | 1070)) => {
+            format!("agree: the log's newest failure points to {p}, as the configuration does")
+        }
+        (Some(c), _) if running_last => format!(
+            "disagree: the configuration predicts {c}, but the log's last word on the DHCP Client is that it was running: the configuration changed after the last boot the log recorded (look for 7040 events), or the log is from another boot"
+        ),
+        (Some(c), None) => format!("disagree: the configuration predicts {c}, but the log holds no failure of the DHCP Client"),
+        (None, Some(p)) => format!(
+            "disagree: the log points to {p} (a failure at run time: hang, crash or logon), which the configuration alone cannot show; follow that branch"
+        ),
+        (Some(c), Some(p)) => format!("disagree: the configuration predicts {c}, the log's newest failure points to {p}"),
+    };
+    EvidenceReport {
+        log_ends: report.stats.newest.map(|t| t.to_string()),
+        events,
+        points_to,
+        last_state,
+        agreement,
+        warnings: report.warnings.iter().map(|w| w.to_string()).collect(),
+    }
+}
+
+/// What [`repair`] did or would do.
+#[derive(Debug, Clone, Serialize)]
+pub struct RepairReport {
+    pub before: DhcpReport,
+    pub changes: Vec<Change>,
+    /// `None` for a dry run.
+    pub outcome: Option<EditOutcome>,
+    /// The diagnosis after the write (read back from the disk), for `--apply`.
+    pub after: Option<DhcpReport>,
+}
+
+/// Repairs the DHCP Client: a dry run unless `apply`.
+pub fn repair(path: &Path, opts: &Options, apply: bool) -> Result<RepairReport> {
+    let before = diagnose(path, opts)?;
+    let changes = before.plan.changes.clone();
+    if !before.plan.unresolved.is_empty() && changes.is_empty() {
+        return Err(Error::Refused(format!("no automatic fix: {}", before.plan.unresolved.join("; "))));
+    }
+    if !apply || changes.is_empty() {
+        return Ok(RepairReport { before, changes, outcome: None, after: None });
+    }
+    let edit_opts = EditOptions { partition: opts.partition, allow_incomplete: opts.allow_incomplete, ..Default::default() };
+    let outcome = edit_system_hive(path, edit_opts, |ed| apply_changes(ed, &changes))?;
+    let after = diagnose(path, opts)?;
+    let starts = after
+        .control_sets
+        .iter()
+        .filter(|c| Some(c.diagnosis.control_set) == after.current)
+        .all(|c| matches!(c.diagnosis.verdict, Verdict::Starts));
+    if !starts {
+        return Err(Error::Verify {
+            path: path.into(),
+            what: format!(
+                "after the write the DHCP Client is still predicted not to start ({}); undo with `winrescue undo {}`",
+                after.code.map(|c| c.to_string()).unwrap_or_default(),
+                outcome.written.as_ref().map(|w| w.undo_journal.display().to_string()).unwrap_or_default()
+            ),
+        });
+    }
+    Ok(RepairReport { before, changes, outcome: Some(outcome), after: Some(after) })
+}
+
+/// Applies a plan's changes to the hive being edited. Returns whether anything changed.
+pub fn apply_changes(ed: &mut Editor, changes: &[Change]) -> Result<bool> {
+    let mut changed = false;
+    for c in changes {
+        if c.create_key {
+            changed |= ed.create_key(&c.key_path)?;
+        }
+        match &c.new_data {
+            Some(d) => {
+                let bytes = encode(d);
+                changed |= ed.set_value(&c.key_path, &c.value_name, c.value_type, &bytes)? != regf::edit::SetOutcome::Unchanged;
+            }
+            None => changed |= ed.delete_value(&c.key_path, &c.value_name)?,
+        }
+    }
+    Ok(changed)
+}
+
+/// The bytes Windows stores for typed data.
+pub fn encode(d: &Data) -> Vec<u8> {
+    let utf16z = |s: &str| s.encode_utf16().chain([0]).flat_map(u16::to_le_bytes).collect::<Vec<u8>>();
+    match d {
+        Data::Sz(s) | Data::ExpandSz(s) => utf16z(s),
+        Data::Link(s) => s.encode_utf16().flat_map(u16::to_le_bytes).collect(),
+        Data::MultiSz(v) => {
+            let mut out: Vec<u8> = v.iter().flat_map(|s| utf16z(s)).collect();
+            out.extend_from_slice(&[0, 0]);
+            out
+        }
+        Data::Dword(n) => n.to_le_bytes().to_vec(),
+        Data::DwordBigEndian(n) => n.to_be_bytes().to_vec(),
+        Data::Qword(n) => n.to_le_bytes().to_vec(),
+        Data::None(b) | Data::Binary(b) | Data::Raw { bytes: b, .. } => b.clone(),
+    }
+}
