@@ -119,3 +119,13 @@ fn refusals_and_bad_input_have_their_exit_codes() {
     winrescue().arg("diagnose").arg(dir.path().join("nope")).assert().code(3);
     winrescue().arg("undo").arg(fixtures::testdata_dir().join("SOURCES.md")).assert().code(3).stderr(predicate::str::contains("not a winrescue journal"));
 }
+
+#[test]
+fn events_reads_the_log_out_of_a_disk_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("disk.raw");
+    std::fs::copy(fixtures::path("images/gen2-gpt-win7-system.raw"), &img).unwrap();
+    let out = winrescue().arg("events").arg(&img).args(["--service", "Dhcp", "--id", "7036", "--json"]).assert().success().get_output().stdout.clone();
+    let j: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(j["events"].as_array().unwrap().len(), 15, "the 15 DHCP Client 7036 events of the srv2008r2 log");
+}

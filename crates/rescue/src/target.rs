@@ -21,6 +21,9 @@ pub const SYSTEM_HIVE: &str = r"Windows\System32\config\SYSTEM";
 /// Where the System event log lives.
 pub const SYSTEM_EVTX: &str = r"Windows\System32\winevt\Logs\System.evtx";
 
+/// Bytes to write at device offsets: (offset, new bytes).
+pub type Pieces = Vec<(u64, Vec<u8>)>;
+
 /// What kind of target was opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -71,6 +74,9 @@ impl Target {
     /// Opens a target for reading, or for reading and writing (an exclusive lock on images).
     pub fn open(path: impl AsRef<Path>, write: bool) -> Result<Target> {
         let path = path.as_ref().to_path_buf();
+        if is_xz(&path) {
+            return open_xz(path, write);
+        }
         let meta = fs::metadata(&path).map_err(io(&path))?;
         if meta.is_dir() {
             let system = find_ci(&path, SYSTEM_HIVE).ok_or_else(|| Error::NoWindows {
@@ -261,7 +267,7 @@ impl Target {
     /// changed 4 KiB page (split further where a page spans two data runs). Refuses what cannot
     /// be written in place: a different size, a dirty or hibernated NTFS volume, a compressed,
     /// encrypted, sparse or resident hive.
-    pub fn plan_hive_write(&self, install: &Install, hive_path: &str, old: &[u8], new: &[u8]) -> Result<(PathBuf, Vec<(u64, Vec<u8>)>)> {
+    pub fn plan_hive_write(&self, install: &Install, hive_path: &str, old: &[u8], new: &[u8]) -> Result<(PathBuf, Pieces)> {
         if old.len() != new.len() {
             return Err(Error::Refused(format!(
                 "the new hive is {} bytes, the file on disk {} bytes: winrescue never changes a file's size",
@@ -306,6 +312,149 @@ impl Target {
     /// Gives the disk back (to write through it), closing the target.
     pub fn into_disk(self) -> Option<Disk> {
         self.disk
+    }
+}
+
+/// The magic number that starts an xz file.
+const XZ_MAGIC: [u8; 6] = [0xFD, b'7', b'z', b'X', b'Z', 0];
+
+/// Whether `path` is a regular file starting with the xz magic (a compressed image, as the
+/// fixtures of `testdata/images/` are committed).
+fn is_xz(path: &Path) -> bool {
+    use std::io::Read;
+    if !fs::metadata(path).is_ok_and(|m| m.is_file()) {
+        return false;
+    }
+    let mut head = [0u8; 6];
+    fs::File::open(path).and_then(|mut f| f.read_exact(&mut head)).is_ok() && head == XZ_MAGIC
+}
+
+/// Opens an xz-compressed disk image, read-only, through a decompressed copy in the temporary
+/// folder that is unlinked as soon as the disk is open (the open file keeps its data alive, so
+/// nothing is left behind). Writes are refused: they would land in the copy and be lost.
+fn open_xz(path: PathBuf, write: bool) -> Result<Target> {
+    if write {
+        return Err(Error::Refused(format!(
+            "{p} is xz-compressed: winrescue writes only into the image itself, never into a \
+             compressed copy; decompress it first with `xz -dk {p}` and run this again on the \
+             decompressed image",
+            p = path.display()
+        )));
+    }
+    let copy = decompressed_copy(&path)?;
+    let opened = Target::open(&copy, false);
+    let _ = fs::remove_file(&copy);
+    if let Some(dir) = copy.parent() {
+        let _ = fs::remove_dir(dir);
+    }
+    match opened {
+        Ok(t) if t.kind == TargetKind::Disk => Ok(Target { path, ..t }),
+        Ok(_) => Err(Error::NoWindows {
+            path: path.clone(),
+            why: format!(
+                "it is an xz-compressed hive file, not a disk image: decompress it with `xz -dk {}`",
+                path.display()
+            ),
+        }),
+        Err(Error::NoWindows { why, .. }) => Err(Error::NoWindows { path, why }),
+        Err(e) => Err(e),
+    }
+}
+
+/// Decompresses the xz file `path` into a new folder of the temporary folder (`$TMPDIR`), as
+/// `<name without .xz>`, and returns the copy's path; the caller removes the copy and its folder.
+/// Runs `xz -dc`; runs of zero 4 KiB blocks become holes, so a mostly empty disk image costs
+/// little room.
+pub fn decompressed_copy(path: &Path) -> Result<PathBuf> {
+    use std::io::Read;
+    use std::os::unix::fs::FileExt;
+    use std::process::{Command, Stdio};
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let tmp = std::env::temp_dir();
+    let dir = tmp.join(format!(
+        "winrescue-xz-{}-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    // create_dir, not create_dir_all: the folder is new, so nobody else placed a file in it.
+    fs::create_dir(&dir).map_err(io(&dir))?;
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "image".into());
+    let name = name.strip_suffix(".xz").filter(|n| !n.is_empty()).unwrap_or("image").to_string();
+    let copy = dir.join(name);
+    let result = (|| -> Result<()> {
+        let mut child = Command::new("xz")
+            .arg("-dc")
+            .arg("--")
+            .arg(path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| Error::Io {
+                path: path.to_path_buf(),
+                source: std::io::Error::new(
+                    e.kind(),
+                    format!(
+                        "the image is xz-compressed and `xz` cannot be run to decompress it ({e}): install xz-utils, or decompress it with `xz -dk {}`",
+                        path.display()
+                    ),
+                ),
+            })?;
+        let out = fs::File::create(&copy).map_err(io(&copy))?;
+        let mut stdout = child.stdout.take().expect("piped");
+        let mut buf = vec![0u8; 1 << 20];
+        let mut at = 0u64;
+        let copied = (|| -> std::io::Result<()> {
+            loop {
+                // Fill the buffer (pipes return short reads) so that blocks stay 4 KiB aligned.
+                let mut filled = 0;
+                while filled < buf.len() {
+                    match stdout.read(&mut buf[filled..]) {
+                        Ok(0) => break,
+                        Ok(n) => filled += n,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                for block in buf[..filled].chunks(4096) {
+                    if block.iter().any(|&b| b != 0) {
+                        out.write_all_at(block, at)?;
+                    }
+                    at += block.len() as u64;
+                }
+                if filled < buf.len() {
+                    return Ok(());
+                }
+            }
+        })();
+        drop(stdout);
+        let mut stderr = String::new();
+        if let Some(mut e) = child.stderr.take() {
+            let _ = e.read_to_string(&mut stderr);
+        }
+        let status = child.wait().map_err(io(path))?;
+        copied.and_then(|()| out.set_len(at)).map_err(io(&copy))?;
+        if !status.success() {
+            return Err(Error::Io {
+                path: path.to_path_buf(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("xz could not decompress it: {}", stderr.trim()),
+                ),
+            });
+        }
+        Ok(())
+    })();
+    match result {
+        Ok(()) => Ok(copy),
+        Err(e) => {
+            let _ = fs::remove_file(&copy);
+            let _ = fs::remove_dir(&dir);
+            Err(e)
+        }
     }
 }
 

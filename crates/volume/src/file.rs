@@ -166,7 +166,7 @@ impl FileEntry {
     pub fn plan_write(&self, file_offset: u64, len: u64) -> Result<Vec<WriteExtent>> {
         let d = self.check_plain()?;
         let end = file_offset.checked_add(len);
-        if end.map_or(true, |e| e > d.size) {
+        if end.is_none_or(|e| e > d.size) {
             return Err(Error::PastEnd {
                 path: self.path.clone(),
                 start: file_offset,

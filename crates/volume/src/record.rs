@@ -163,7 +163,7 @@ impl RawRecord {
             let value_offset = offset + self.u16_at(offset + 0x14)? as usize;
             if value_offset
                 .checked_add(value_length)
-                .map_or(true, |e| e > offset + length)
+                .is_none_or(|e| e > offset + length)
             {
                 return Err(self.corrupt(
                     offset,

@@ -605,7 +605,7 @@ impl Volume {
                 };
                 if let Some(p) = ext.partition_offset {
                     if p.checked_add(ext.len)
-                        .map_or(true, |e| e > self.ntfs.size())
+                        .is_none_or(|e| e > self.ntfs.size())
                     {
                         return Err(Error::Corrupt {
                             record: piece.record,

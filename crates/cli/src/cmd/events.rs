@@ -77,6 +77,16 @@ impl EventsArgs {
 
 /// Runs `winrescue events`.
 pub fn run(args: EventsArgs, out: &mut dyn Write) -> Result<ExitCode> {
+    if is_disk(&args.target) {
+        // A disk image or block device: the log is read out of the Windows volume.
+        let target = rescue::target::Target::open(&args.target, false)?;
+        let install = target.choose(None)?.clone();
+        let bytes = target
+            .read_file(&install, rescue::target::SYSTEM_EVTX)?
+            .with_context(|| format!("{}: the Windows volume holds no {}", args.target.display(), rescue::target::SYSTEM_EVTX))?;
+        let source = format!("{}:{}", args.target.display(), rescue::target::SYSTEM_EVTX);
+        return run_on_reader(std::io::Cursor::new(bytes), &source, &args, out);
+    }
     let path = resolve_target(&args.target)?;
     let file = File::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
     run_on_reader(file, &path.display().to_string(), &args, out)
@@ -107,6 +117,19 @@ pub fn run_on_reader<R: Read + Seek>(
 
 /// An .evtx file as it is; a folder: the System log below it, path components matched ignoring
 /// case (a volume mounted from Linux keeps Windows' mixed case, copies may not).
+/// A file that is neither a directory nor an event log ("ElfFile" signature): a disk.
+fn is_disk(target: &Path) -> bool {
+    use std::io::Read as _;
+    if std::fs::metadata(target).map(|m| m.is_dir()).unwrap_or(true) {
+        return false;
+    }
+    let mut head = [0u8; 8];
+    match File::open(target).and_then(|mut f| f.read_exact(&mut head)) {
+        Ok(()) => &head != b"ElfFile\0",
+        Err(_) => false,
+    }
+}
+
 fn resolve_target(target: &Path) -> Result<PathBuf> {
     let meta =
         std::fs::metadata(target).with_context(|| format!("cannot open {}", target.display()))?;
