@@ -68,6 +68,9 @@ pub struct Target {
     kind: TargetKind,
     disk: Option<Disk>,
     installs: Vec<Install>,
+    /// The opened NTFS volume and partition of each install (disk targets), in `installs` order:
+    /// opened once, since opening reads the upcase table and the MFT's first records.
+    volumes: Vec<(Volume, Partition)>,
 }
 
 impl Target {
@@ -92,7 +95,7 @@ impl Target {
                 system_path: rel,
                 write_blockers: Vec::new(),
             };
-            return Ok(Target { path, kind: TargetKind::Folder, disk: None, installs: vec![install] });
+            return Ok(Target { path, kind: TargetKind::Folder, disk: None, installs: vec![install], volumes: Vec::new() });
         }
         let mut head = [0u8; 4];
         {
@@ -110,17 +113,17 @@ impl Target {
                 system_path: name,
                 write_blockers: Vec::new(),
             };
-            return Ok(Target { path, kind: TargetKind::HiveFile, disk: None, installs: vec![install] });
+            return Ok(Target { path, kind: TargetKind::HiveFile, disk: None, installs: vec![install], volumes: Vec::new() });
         }
         let disk = if write { Disk::open_rw(&path)? } else { Disk::open(&path)? };
-        let installs = find_installs(&disk)?;
+        let (installs, volumes): (Vec<Install>, Vec<(Volume, Partition)>) = find_installs(&disk)?.into_iter().unzip();
         if installs.is_empty() {
             return Err(Error::NoWindows {
                 path,
                 why: format!("no NTFS partition holds {SYSTEM_HIVE}"),
             });
         }
-        Ok(Target { path, kind: TargetKind::Disk, disk: Some(disk), installs })
+        Ok(Target { path, kind: TargetKind::Disk, disk: Some(disk), installs, volumes })
     }
 
     pub fn path(&self) -> &Path {
@@ -164,17 +167,16 @@ impl Target {
     }
 
     fn partition_of(&self, install: &Install) -> Option<Partition> {
-        let disk = self.disk.as_ref()?;
-        vdisk::read_partitions(disk).ok()?.partitions.into_iter().find(|p| Some(p.index) == install.partition)
+        self.installs.iter().position(|i| i.partition == install.partition).and_then(|n| self.volumes.get(n)).map(|(_, p)| p.clone())
     }
 
     /// Runs `f` with the NTFS volume of `install` and a reader over its partition.
     fn with_volume<R>(&self, install: &Install, f: impl FnOnce(&Volume, &mut Slice<&Disk>) -> Result<R>) -> Result<R> {
         let disk = self.disk.as_ref().expect("disk targets only");
-        let p = self.partition_of(install).ok_or_else(|| Error::NoWindows { path: self.path.clone(), why: "partition vanished".into() })?;
-        let mut slice = Slice::partition(disk, &p)?;
-        let vol = Volume::open(&mut slice)?;
-        f(&vol, &mut slice)
+        let n = self.installs.iter().position(|i| i.partition == install.partition);
+        let (vol, p) = n.and_then(|n| self.volumes.get(n)).ok_or_else(|| Error::NoWindows { path: self.path.clone(), why: "no such install".into() })?;
+        let mut slice = Slice::partition(disk, p)?;
+        f(vol, &mut slice)
     }
 
     /// Reads a file of the install by its Windows path (e.g. `Windows\System32\winevt\Logs\System.evtx`).
@@ -458,8 +460,8 @@ pub fn decompressed_copy(path: &Path) -> Result<PathBuf> {
     }
 }
 
-/// Every NTFS partition (or the bare volume) holding a SYSTEM hive.
-fn find_installs(disk: &Disk) -> Result<Vec<Install>> {
+/// Every NTFS partition (or the bare volume) holding a SYSTEM hive, with its opened volume.
+fn find_installs(disk: &Disk) -> Result<Vec<(Install, (Volume, Partition))>> {
     let table = vdisk::read_partitions(disk)?;
     let mut out = Vec::new();
     for p in &table.partitions {
@@ -477,14 +479,15 @@ fn find_installs(disk: &Disk) -> Result<Vec<Install>> {
         if facts.hibernation.blocks_writes() {
             blockers.push(format!("hiberfil.sys is in use ({:?}): Windows is hibernated or used Fast Startup", facts.hibernation));
         }
-        out.push(Install {
+        let install = Install {
             partition: Some(p.index),
             partition_start: Some(p.start),
             partition_len: Some(p.len),
             label: facts.label.clone(),
             system_path: entry.path().to_string(),
             write_blockers: blockers,
-        });
+        };
+        out.push((install, (vol, p.clone())));
     }
     Ok(out)
 }
