@@ -5,14 +5,26 @@
 #
 #   make-windows-fixtures.sh raw [gen2|gen1|edge]...
 #                                             the committed fixtures: *.raw.xz next to this script
+#   make-windows-fixtures.sh broken [CASE]... gen2-gpt-win7-CASE.raw.xz next to this script: the
+#                                             Gen2 disk with a broken Windows 7 SYSTEM hive (default:
+#                                             the committed cases, see BROKEN_COMMITTED below)
+#   make-windows-fixtures.sh broken-raw DIR [CASE]...
+#                                             the same, uncompressed, into DIR (for tests that build
+#                                             the cases that are not committed)
 #   make-windows-fixtures.sh variants [DIR]   fixed VHD, dynamic VHD and VHDX of each committed raw
 #                                             disk (default DIR: <repo>/target/fixture-images)
-#   make-windows-fixtures.sh bench [DIR]      a 127 GiB sparse fixed VHD with the Gen2 GPT layout
-#                                             (for benchmarks; never committed)
+#   make-windows-fixtures.sh bench [DIR]      two 127 GiB sparse fixed VHDs with the Gen2 GPT layout,
+#                                             the clean hive and the dhcp-disabled one (for
+#                                             benchmarks; never committed)
 #
 # What each fixture holds, and the sha256 of the committed raw images: README.md beside this script.
 # mkntfs draws random serial numbers and GUIDs and ntfs-3g stamps the current time, so a rebuild
 # holds the same files in the same layout but is not byte-identical: update README.md after one.
+#
+# A CASE is one of crates/winsvc/tests/make-broken-hives.sh: the hive is
+# testdata/hives/broken/win7-CASE.xz when committed, else that script makes it from
+# testdata/hives/win7-SYSTEM with hivex (hivexregedit --merge). Every broken disk is checked after it
+# is built: the SYSTEM read back from the image with ntfscat must be the broken hive byte for byte.
 #
 # Needs root (FUSE mounts). Partitions are built as separate files and copied into the disk image
 # at their offsets, so no loop device is needed.
@@ -28,7 +40,7 @@ need() {
     local pair
     for pair in mkntfs:ntfs-3g ntfs-3g:ntfs-3g ntfsfix:ntfs-3g sgdisk:gdisk sfdisk:fdisk \
         mkfs.vfat:dosfstools mcopy:mtools qemu-img:qemu-utils setfattr:attr xz:xz-utils \
-        fusermount:fuse3; do
+        fusermount:fuse3 ntfscat:ntfs-3g; do
         command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
     done
     if ((${#missing[@]})); then
@@ -50,6 +62,7 @@ trap cleanup EXIT
 # (4 KiB clusters, 1 KiB MFT records), with the hidden-sectors field set as for a real partition.
 mkntfs_file() {
     local file=$1 size_mib=$2 start=$3 label=$4
+    rm -f "$file" # mkntfs -Q does not zero: a reused file would keep the last build's bytes
     truncate -s $((size_mib * MIB)) "$file"
     mkntfs -F -Q -q -s 512 -c 4096 -p "$start" -H 255 -S 63 -L "$label" "$file" 2>/dev/null
 }
@@ -90,10 +103,18 @@ gen2_offsets() {
 }
 gen2_offsets
 
+# The SYSTEM hive of the Gen2 disk: a path under testdata/ without .xz, or an absolute path to an
+# uncompressed hive (a broken copy made by make-broken-hives.sh).
+GEN2_HIVE=hives/win7-SYSTEM
+
 populate_gen2_windows() {
     local m=$1
     mkdir -p "$m/Windows/System32/config" "$m/Windows/System32/winevt/Logs"
-    unxz_to hives/win7-SYSTEM "$m/Windows/System32/config/SYSTEM"
+    if [[ $GEN2_HIVE == /* ]]; then
+        cat "$GEN2_HIVE" >"$m/Windows/System32/config/SYSTEM"
+    else
+        unxz_to "$GEN2_HIVE" "$m/Windows/System32/config/SYSTEM"
+    fi
     unxz_to evtx/srv2008r2-System.evtx "$m/Windows/System32/winevt/Logs/System.evtx"
 }
 
@@ -111,12 +132,15 @@ gpt_table() {
         "$disk" >/dev/null
 }
 
+# build_gen2 [NAME]: $WORK/NAME.raw (default gen2-gpt-win7-system) with $GEN2_HIVE as SYSTEM.
 build_gen2() {
-    local disk="$WORK/gen2-gpt-win7-system.raw"
+    local disk="$WORK/${1:-gen2-gpt-win7-system}.raw"
+    rm -f "$disk"
     truncate -s $((GEN2_DISK_MIB * MIB)) "$disk"
     gpt_table "$disk"
 
     local efi="$WORK/efi.img"
+    rm -f "$efi"
     truncate -s $((GEN2_EFI_MIB * MIB)) "$efi"
     mkfs.vfat -F 32 -s 1 -S 512 -h "$GEN2_EFI_START" -n SYSTEM -i 5EC0ADE5 --invariant "$efi" >/dev/null
     unxz_to hives/BCD "$WORK/BCD"
@@ -230,6 +254,75 @@ cmd_raw() {
     done
 }
 
+# ---- Gen2 disks whose SYSTEM hive is broken one way (hivex-made copies of win7-SYSTEM) ----
+# Committed as gen2-gpt-win7-CASE.raw.xz (about 1.15 MB each).
+BROKEN_COMMITTED="dhcp-disabled afd-disabled cycle-nsi-dhcp group-member-account current-broken"
+MAKE_BROKEN="$REPO/crates/winsvc/tests/make-broken-hives.sh"
+
+# broken_hive CASE: prints the path of the uncompressed broken hive for CASE (in $WORK).
+broken_hive() {
+    local c=$1 out="$WORK/hives"
+    mkdir -p "$out"
+    if [[ -f "$REPO/testdata/hives/broken/win7-$c.xz" ]]; then
+        xz -dc "$REPO/testdata/hives/broken/win7-$c.xz" | cat >"$out/win7-$c"
+    else
+        command -v hivexregedit >/dev/null || {
+            echo "win7-$c is not committed and hivexregedit (Debian: libwin-hivex-perl) is missing" >&2
+            exit 127
+        }
+        unxz_to hives/win7-SYSTEM "$WORK/win7-SYSTEM"
+        "$MAKE_BROKEN" "$WORK/win7-SYSTEM" "$out" win7 "$c" >&2
+    fi
+    printf '%s\n' "$out/win7-$c"
+}
+
+# check_gen2_hive DISK HIVE: the SYSTEM file in the Windows partition of DISK is HIVE, byte for byte.
+check_gen2_hive() {
+    local disk=$1 hive=$2 part="$WORK/check-win.img"
+    dd if="$disk" of="$part" bs=512 skip="$GEN2_WIN_START" count=$((GEN2_WIN_MIB * 2048)) conv=sparse status=none
+    ntfscat "$part" Windows/System32/config/SYSTEM | cmp - "$hive" ||
+        { echo "$disk: its SYSTEM is not $hive" >&2; exit 1; }
+    rm -f "$part"
+}
+
+# build_broken CASE: $WORK/gen2-gpt-win7-CASE.raw, checked.
+build_broken() {
+    local c=$1 hive
+    hive=$(broken_hive "$c")
+    GEN2_HIVE=$hive build_gen2 "gen2-gpt-win7-$c"
+    check_gen2_hive "$WORK/gen2-gpt-win7-$c.raw" "$hive"
+}
+
+cmd_broken() {
+    need
+    local cases=("$@")
+    ((${#cases[@]})) || read -r -a cases <<<"$BROKEN_COMMITTED"
+    local c
+    for c in "${cases[@]}"; do
+        build_broken "$c"
+        compress_into "$WORK/gen2-gpt-win7-$c.raw" "$HERE"
+        rm -f "$WORK/gen2-gpt-win7-$c.raw"
+    done
+}
+
+cmd_broken_raw() {
+    need
+    local out=${1:?usage: broken-raw DIR [CASE]...}
+    shift
+    local cases=("$@")
+    ((${#cases[@]})) || read -r -a cases <<<"$BROKEN_COMMITTED"
+    mkdir -p "$out"
+    local c
+    for c in "${cases[@]}"; do
+        build_broken "$c"
+        # Atomic for tests running in parallel: the finished image appears at once.
+        cp --sparse=always "$WORK/gen2-gpt-win7-$c.raw" "$out/.gen2-gpt-win7-$c.raw.$$"
+        mv "$out/.gen2-gpt-win7-$c.raw.$$" "$out/gen2-gpt-win7-$c.raw"
+        rm -f "$WORK/gen2-gpt-win7-$c.raw"
+        printf '%s  %s\n' "$(sha256sum "$out/gen2-gpt-win7-$c.raw" | cut -d' ' -f1)" "$out/gen2-gpt-win7-$c.raw"
+    done
+}
+
 cmd_variants() {
     need
     local out=${1:-$REPO/target/fixture-images}
@@ -244,25 +337,39 @@ cmd_variants() {
     done
 }
 
+# bench_one SOURCE.raw.xz OUT.vhd: a 127 GiB fixed VHD holding the partitions of the 96 MiB Gen2
+# disk SOURCE at the same offsets, under a GPT sized for 127 GiB.
+bench_one() {
+    local src=$1 vhd=$2
+    local raw="$WORK/bench.raw"
+    rm -f "$raw"
+    # 127 GiB: the size of an Azure marketplace Windows OS disk.
+    truncate -s 127G "$raw"
+    gpt_table "$raw"
+    xz -dc "$src" >"$WORK/gen2.raw"
+    # Same partitions at the same offsets; the rest of the disk stays unallocated (a hole).
+    dd if="$WORK/gen2.raw" of="$raw" bs=512 skip="$GEN2_EFI_START" seek="$GEN2_EFI_START" \
+        count=$(((GEN2_WIN_START + GEN2_WIN_MIB * 2048) - GEN2_EFI_START)) conv=notrunc,sparse status=none
+    rm -f "$WORK/gen2.raw"
+    qemu-img convert -f raw -O vpc -o subformat=fixed,force_size=on "$raw" "$vhd.tmp"
+    mv "$vhd.tmp" "$vhd"
+    rm -f "$raw"
+    ls -ls "$vhd"
+}
+
 cmd_bench() {
     need
     local out=${1:-$REPO/target/fixture-images}
     mkdir -p "$out"
-    local raw="$WORK/bench.raw"
-    # 127 GiB: the size of an Azure marketplace Windows OS disk.
-    truncate -s 127G "$raw"
-    gpt_table "$raw"
-    xz -dc "$HERE/gen2-gpt-win7-system.raw.xz" >"$WORK/gen2.raw"
-    # Same partitions at the same offsets; the rest of the disk stays unallocated (a hole).
-    dd if="$WORK/gen2.raw" of="$raw" bs=512 skip="$GEN2_EFI_START" seek="$GEN2_EFI_START" \
-        count=$(((GEN2_WIN_START + GEN2_WIN_MIB * 2048) - GEN2_EFI_START)) conv=notrunc,sparse status=none
-    qemu-img convert -f raw -O vpc -o subformat=fixed,force_size=on "$raw" "$out/bench-127g-gen2.fixed.vhd"
-    ls -ls "$out/bench-127g-gen2.fixed.vhd"
+    bench_one "$HERE/gen2-gpt-win7-system.raw.xz" "$out/bench-127g-gen2.fixed.vhd"
+    bench_one "$HERE/gen2-gpt-win7-dhcp-disabled.raw.xz" "$out/bench-127g-gen2-dhcp-disabled.fixed.vhd"
 }
 
 case "${1:-raw}" in
 raw) shift; cmd_raw "$@" ;;
 variants) shift; cmd_variants "$@" ;;
+broken) shift; cmd_broken "$@" ;;
+broken-raw) shift; cmd_broken_raw "$@" ;;
 bench) shift; cmd_bench "$@" ;;
-*) echo "usage: $0 [raw [gen2|gen1|edge]... | variants [DIR] | bench [DIR]]" >&2; exit 2 ;;
+*) echo "usage: $0 [raw [gen2|gen1|edge]... | broken [CASE]... | broken-raw DIR [CASE]... | variants [DIR] | bench [DIR]]" >&2; exit 2 ;;
 esac

@@ -39,13 +39,13 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Read, check, export and replay registry hive files (regf).
     /// Find out why the DHCP Client does not start, from the disk alone.
     Diagnose(cmd::diagnose::DiagnoseArgs),
     /// Fix the DHCP Client on the disk (a dry run unless --apply; an undo journal is kept).
     Repair(cmd::repair::RepairArgs),
     /// Put back what a repair wrote, from its journal.
     Undo(cmd::undo::UndoArgs),
+    /// Read, check, export and replay registry hive files (regf).
     #[command(subcommand)]
     Hive(cmd::hive::HiveCommand),
     /// reg.exe's query / add / delete against an offline hive file.

@@ -36,7 +36,17 @@ pub fn run(a: DiagnoseArgs, out: &mut dyn Write) -> Result<ExitCode> {
         if !report.healthy && !report.plan.changes.is_empty() {
             writeln!(out)?;
             writeln!(out, "to repair (a dry run first, then --apply; an undo journal is kept):")?;
-            writeln!(out, "    winrescue repair {}{}", shell_quote(&a.target.display().to_string()), if a.own_process { " --own-process" } else { "" })?;
+            let shown = a.target.display().to_string();
+            let target = match shown.strip_suffix(".xz") {
+                // A compressed image is read from a temporary copy; it has to be decompressed
+                // to be repaired in place.
+                Some(plain) => {
+                    writeln!(out, "    xz -dk {}", shell_quote(&shown))?;
+                    plain.to_string()
+                }
+                None => shown,
+            };
+            writeln!(out, "    winrescue repair {}{}", shell_quote(&target), if a.own_process { " --own-process" } else { "" })?;
         }
     }
     Ok(if report.healthy { ExitCode::SUCCESS } else { ExitCode::from(1) })
