@@ -129,3 +129,41 @@ fn events_reads_the_log_out_of_a_disk_image() {
     let j: serde_json::Value = serde_json::from_slice(&out).unwrap();
     assert_eq!(j["events"].as_array().unwrap().len(), 15, "the 15 DHCP Client 7036 events of the srv2008r2 log");
 }
+
+/// The README's first command: the shipped sample, compressed as it is in the repository.
+#[test]
+fn readme_sample_diagnoses_the_disabled_dhcp_client() {
+    let sample = fixtures::testdata_dir().join("images/gen2-gpt-win7-dhcp-disabled.raw.xz");
+    winrescue().arg("diagnose").arg(&sample).assert().code(1).stdout(
+        predicate::str::contains("error 1058 ERROR_SERVICE_DISABLED")
+            .and(predicate::str::contains("ControlSet001 [Current, Default]"))
+            .and(predicate::str::contains("xz -dk"))
+            .and(predicate::str::contains("disagree")),
+    );
+    // Writing into a compressed image is refused.
+    winrescue().arg("repair").arg("--apply").arg(&sample).assert().code(4);
+}
+
+/// The same breakage inside a disk image: repaired in place, ntfs-3g still happy, undone.
+#[test]
+fn disk_image_repair_and_undo() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("disk.raw");
+    std::fs::copy(fixtures::path("images/gen2-gpt-win7-afd-disabled.raw"), &img).unwrap();
+    let original = std::fs::read(&img).unwrap();
+    winrescue().arg("diagnose").arg(&img).assert().code(1).stdout(predicate::str::contains("1068"));
+    let out = winrescue().arg("repair").arg("--apply").arg(&img).assert().success().get_output().stdout.clone();
+    let text = String::from_utf8_lossy(&out);
+    let journal = text.lines().find_map(|l| l.strip_prefix("undo:    winrescue undo ")).unwrap().to_string();
+    winrescue().arg("diagnose").arg(&img).assert().success();
+    // ntfs-3g's view of the volume (the Windows partition starts at sector 102400).
+    let vol = dir.path().join("vol");
+    let bytes = std::fs::read(&img).unwrap();
+    std::fs::write(&vol, &bytes[102400 * 512..(102400 + 92160) * 512]).unwrap();
+    match Std::new("ntfsfix").arg("-n").arg(&vol).output() {
+        Ok(o) => assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout)),
+        Err(_) => assert!(std::env::var_os("CI").is_none(), "ntfsfix is required in CI"),
+    }
+    winrescue().arg("undo").arg(&journal).assert().success();
+    assert!(std::fs::read(&img).unwrap() == original);
+}
