@@ -472,7 +472,11 @@ fn replay_cmd(a: &ReplayArgs, out: &mut dyn Write) -> Result<ExitCode> {
             refusals.join("; ")
         ))));
     }
-    let bytes = loaded.hive.bytes();
+    // The recovered hive is the base block and the hive-bins data Windows holds after the
+    // replay; bytes past that (remnants of earlier, larger states kept in the file) are not part
+    // of it, and Windows drops them when it writes the hive back.
+    let all = loaded.hive.bytes();
+    let bytes = &all[..(regf::BASE_BLOCK_SIZE + r.hive_bins_after as usize).min(all.len())];
     let report = check(bytes);
     if !report.is_sound() {
         let first = report
