@@ -122,7 +122,14 @@ pub fn diagnose(path: &Path, opts: &Options) -> Result<DhcpReport> {
         warnings: r.problems.iter().chain(&r.warnings).cloned().collect(),
     };
     let reg = Hive::open(&hive.recovered.bytes[..])?;
-    let model = SystemModel::read(&reg, None).map_err(|e| Error::Refused(format!("not a SYSTEM hive: {e}")))?;
+    let not_system = |e: winsvc::Error| Error::Refused(format!("not a SYSTEM hive: {e}"));
+    let mut model = SystemModel::read(&reg, None).map_err(not_system)?;
+    if model.version.build.is_none() {
+        // SYSTEM alone did not give the build; SOFTWARE is large, so it is read only then.
+        if let Some(v) = software_version(&target, &install) {
+            model = SystemModel::read(&reg, Some(v)).map_err(not_system)?;
+        }
+    }
     // A missing image or DLL is a cause only on a disk that holds the Windows system files at
     // all: on a partial copy (a hive and a log put on a volume for a test, a folder holding only
     // System32\config) every file would look missing.
@@ -167,6 +174,16 @@ pub fn diagnose(path: &Path, opts: &Options) -> Result<DhcpReport> {
         evidence,
         plan: p,
     })
+}
+
+/// The exact Windows version from the SOFTWARE hive next to SYSTEM, when the target has it (the
+/// healthy configuration differs between builds); `None` lets the model infer what it can from
+/// SYSTEM alone.
+fn software_version(target: &Target, install: &Install) -> Option<WindowsVersion> {
+    let path = target.sibling_hive_path(install, "SOFTWARE");
+    let software = target.hive(install, &path).ok()?;
+    let hive = Hive::open(&software.recovered.bytes[..]).ok()?;
+    WindowsVersion::from_software_hive(&hive).ok().flatten()
 }
 
 /// `%SystemRoot%\system32\x.dll` -> `Windows\system32\x.dll` (the volume's own path).
