@@ -48,8 +48,12 @@ enum Command {
     /// Read, check, export and replay registry hive files (regf).
     #[command(subcommand)]
     Hive(cmd::hive::HiveCommand),
-    /// reg.exe's query / add / delete against an offline hive file.
+    /// reg.exe's query / add / delete / export / import, or a script of reg lines, against an offline Windows.
     Reg(cmd::reg::RegArgs),
+    /// sc.exe's query / qc / config against the SYSTEM hive of an offline Windows.
+    Sc(cmd::sc::ScArgs),
+    /// The serial-console procedure (CMD and PowerShell) for a DHCP Client error, from a disk's diagnosis or a code.
+    Runbook(cmd::runbook::RunbookArgs),
     /// Service Control Manager events from a System event log (.evtx), read offline.
     Events(cmd::events::EventsArgs),
 }
@@ -64,6 +68,8 @@ fn main() -> ExitCode {
         Command::Undo(a) => cmd::undo::run(a, &mut out),
         Command::Hive(c) => cmd::hive::run(c, &mut out),
         Command::Reg(a) => cmd::reg::run(a, &mut out),
+        Command::Sc(a) => cmd::sc::run(a, &mut out),
+        Command::Runbook(a) => cmd::runbook::run(a, &mut out),
         Command::Events(args) => cmd::events::run(args, &mut out),
     };
     let _ = out.flush();

@@ -117,17 +117,23 @@ pub fn run_on_reader<R: Read + Seek>(
 
 /// An .evtx file as it is; a folder: the System log below it, path components matched ignoring
 /// case (a volume mounted from Linux keeps Windows' mixed case, copies may not).
-/// A file that is neither a directory nor an event log ("ElfFile" signature): a disk.
+/// A file that is not an event log ("ElfFile" signature) but holds a disk the disk layer
+/// recognises (a partition table or a bare NTFS volume, in any container). Anything else is
+/// handed to the log reader, which says what is wrong with it.
 fn is_disk(target: &Path) -> bool {
     use std::io::Read as _;
     if std::fs::metadata(target).map(|m| m.is_dir()).unwrap_or(true) {
         return false;
     }
     let mut head = [0u8; 8];
-    match File::open(target).and_then(|mut f| f.read_exact(&mut head)) {
-        Ok(()) => &head != b"ElfFile\0",
-        Err(_) => false,
+    if File::open(target).and_then(|mut f| f.read_exact(&mut head)).is_err() || &head == b"ElfFile\0" {
+        return false;
     }
+    let xz = head.starts_with(&[0xFD, b'7', b'z', b'X', b'Z', 0]);
+    xz || vdisk::Disk::open(target)
+        .ok()
+        .and_then(|d| vdisk::read_partitions(&d).ok())
+        .is_some_and(|t| t.kind != vdisk::TableKind::Unknown)
 }
 
 fn resolve_target(target: &Path) -> Result<PathBuf> {

@@ -4,6 +4,8 @@ pub mod events;
 pub mod diagnose;
 pub mod hive;
 pub mod reg;
+pub mod runbook;
+pub mod sc;
 pub mod repair;
 pub mod undo;
 
