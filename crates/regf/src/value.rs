@@ -132,6 +132,26 @@ impl Data {
         }
     }
 
+    /// The bytes Windows stores for this data: strings NUL-terminated UTF-16LE (a link without
+    /// its NUL), multi-strings ended by an empty string, numbers in their byte order. The
+    /// inverse of [`Data::decode`] for data that decodes cleanly.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let utf16z = |s: &str| s.encode_utf16().chain([0]).flat_map(u16::to_le_bytes).collect::<Vec<u8>>();
+        match self {
+            Data::Sz(s) | Data::ExpandSz(s) => utf16z(s),
+            Data::Link(s) => s.encode_utf16().flat_map(u16::to_le_bytes).collect(),
+            Data::MultiSz(parts) => {
+                let mut out: Vec<u8> = parts.iter().flat_map(|p| utf16z(p)).collect();
+                out.extend_from_slice(&[0, 0]);
+                out
+            }
+            Data::Dword(n) => n.to_le_bytes().to_vec(),
+            Data::DwordBigEndian(n) => n.to_be_bytes().to_vec(),
+            Data::Qword(n) => n.to_le_bytes().to_vec(),
+            Data::None(b) | Data::Binary(b) | Data::Raw { bytes: b, .. } => b.clone(),
+        }
+    }
+
     /// The data as a number, for DWORD / QWORD values.
     pub fn as_u64(&self) -> Option<u64> {
         match *self {

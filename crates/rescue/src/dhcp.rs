@@ -12,7 +12,7 @@ use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
 use regf::edit::Editor;
-use regf::{Data, Hive};
+use regf::Hive;
 use serde::Serialize;
 use winsvc::analyze::{self, Verdict};
 use winsvc::baseline::{self, Difference};
@@ -306,29 +306,11 @@ pub fn apply_changes(ed: &mut Editor, changes: &[Change]) -> Result<bool> {
         }
         match &c.new_data {
             Some(d) => {
-                let bytes = encode(d);
+                let bytes = d.to_bytes();
                 changed |= ed.set_value(&c.key_path, &c.value_name, c.value_type, &bytes)? != regf::edit::SetOutcome::Unchanged;
             }
             None => changed |= ed.delete_value(&c.key_path, &c.value_name)?,
         }
     }
     Ok(changed)
-}
-
-/// The bytes Windows stores for typed data.
-pub fn encode(d: &Data) -> Vec<u8> {
-    let utf16z = |s: &str| s.encode_utf16().chain([0]).flat_map(u16::to_le_bytes).collect::<Vec<u8>>();
-    match d {
-        Data::Sz(s) | Data::ExpandSz(s) => utf16z(s),
-        Data::Link(s) => s.encode_utf16().flat_map(u16::to_le_bytes).collect(),
-        Data::MultiSz(v) => {
-            let mut out: Vec<u8> = v.iter().flat_map(|s| utf16z(s)).collect();
-            out.extend_from_slice(&[0, 0]);
-            out
-        }
-        Data::Dword(n) => n.to_le_bytes().to_vec(),
-        Data::DwordBigEndian(n) => n.to_be_bytes().to_vec(),
-        Data::Qword(n) => n.to_le_bytes().to_vec(),
-        Data::None(b) | Data::Binary(b) | Data::Raw { bytes: b, .. } => b.clone(),
-    }
 }

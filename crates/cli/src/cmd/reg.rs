@@ -329,22 +329,6 @@ pub fn encode_data(kind: ValueType, d: &str, sep: &str) -> Result<Vec<u8>, Strin
     })
 }
 
-/// The bytes a value of `data` is stored as.
-pub fn encode(d: &Data) -> Vec<u8> {
-    match d {
-        Data::Sz(s) | Data::ExpandSz(s) | Data::Link(s) => utf16z(s),
-        Data::Dword(n) => n.to_le_bytes().to_vec(),
-        Data::DwordBigEndian(n) => n.to_be_bytes().to_vec(),
-        Data::Qword(n) => n.to_le_bytes().to_vec(),
-        Data::MultiSz(parts) => {
-            let mut out: Vec<u8> = parts.iter().flat_map(|p| utf16z(p)).collect();
-            out.extend_from_slice(&[0, 0]);
-            out
-        }
-        Data::None(b) | Data::Binary(b) | Data::Raw { bytes: b, .. } => b.clone(),
-    }
-}
-
 // ----- hives and roots -----
 
 /// The hives of `Windows\System32\config` a root can name.

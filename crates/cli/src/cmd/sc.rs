@@ -754,7 +754,7 @@ fn config(
             for (value, data) in writes {
                 match data {
                     Some(d) => {
-                        let bytes = reg::encode(d);
+                        let bytes = d.to_bytes();
                         match ed.set_value(key, value, value_type(d), &bytes)? {
                             regf::edit::SetOutcome::Unchanged => lines.push(format!(
                                 "{cs}: {key}\\{value} is already {}",
