@@ -444,3 +444,27 @@ impl<'h> Iterator for Values<'h> {
         (n, Some(n))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn to_bytes_is_the_inverse_of_decode() {
+        let cases = [
+            (ValueType::SZ, Data::Sz(r"NT Authority\LocalService".into())),
+            (ValueType::EXPAND_SZ, Data::ExpandSz("%SystemRoot%\\x".into())),
+            (ValueType::LINK, Data::Link(r"\Registry\Machine\System".into())),
+            (ValueType::MULTI_SZ, Data::MultiSz(vec!["NSI".into(), "Tdx".into(), "Afd".into()])),
+            (ValueType::DWORD, Data::Dword(0x20)),
+            (ValueType::DWORD_BIG_ENDIAN, Data::DwordBigEndian(7)),
+            (ValueType::QWORD, Data::Qword(1 << 40)),
+            (ValueType::BINARY, Data::Binary(vec![1, 2, 3])),
+            (ValueType(0x19), Data::Raw { value_type: 0x19, bytes: vec![9, 9] }),
+        ];
+        for (t, d) in cases {
+            assert_eq!(Data::decode(t, &d.to_bytes()), d);
+        }
+        assert_eq!(Data::MultiSz(vec!["a".into()]).to_bytes(), [0x61, 0, 0, 0, 0, 0]);
+    }
+}
