@@ -5,7 +5,8 @@
 //!    [`pending_path`]).
 //! 2. Read the bytes about to be overwritten, and write a journal holding, for every range, the
 //!    original bytes and the new ones, plus the device's identity; fsync it and its folder.
-//! 3. Write the ranges, flush the device, read every range back and compare.
+//! 3. Write the ranges, flush the device, read every range back and compare. (A plain file, a
+//!    hive in a folder, is instead replaced as a whole through a temporary file and a rename.)
 //! 4. Mark the journal complete and rename it to `<device>.winrescue-undo-<time>.json`: the file
 //!    `winrescue undo` takes to put the original bytes back.
 //!
@@ -191,11 +192,29 @@ pub fn write(path: &Path, mut device: Device, pieces: &[(u64, Vec<u8>)], what: &
     let pending = pending_path(path);
     save(&pending, &journal)?;
 
-    for (i, r) in journal.ranges.iter().enumerate() {
-        if crash.0 == Some(i) {
-            return Err(Error::Journal { path: pending, what: format!("simulated crash after {i} ranges") });
+    if let Device::File(p, f) = &device {
+        // A plain file (a hive in a folder) is replaced atomically instead: the new content goes
+        // to a temporary file beside it, is flushed, and is renamed over the old one, so a crash
+        // leaves the old file or the new one, never a mix.
+        let mut content = vec![0u8; len as usize];
+        f.read_exact_at(&mut content, 0).map_err(io(p))?;
+        for r in &journal.ranges {
+            content[r.offset as usize..r.offset as usize + r.after.len()].copy_from_slice(&r.after);
         }
-        device.write_at(r.offset, &r.after)?;
+        if crash.0.is_some_and(|k| k < journal.ranges.len()) {
+            return Err(Error::Journal { path: pending, what: "simulated crash before the rename".into() });
+        }
+        let p = p.clone();
+        drop(device);
+        replace_file(&p, &content)?;
+        device = Device::file(&p)?;
+    } else {
+        for (i, r) in journal.ranges.iter().enumerate() {
+            if crash.0 == Some(i) {
+                return Err(Error::Journal { path: pending, what: format!("simulated crash after {i} ranges") });
+            }
+            device.write_at(r.offset, &r.after)?;
+        }
     }
     if crash.0 == Some(journal.ranges.len()) {
         return Err(Error::Journal { path: pending, what: "simulated crash before the flush".into() });
@@ -284,6 +303,21 @@ fn verify(device: &Device, ranges: &[Range], want: impl Fn(&Range) -> &Vec<u8>, 
             return Err(Error::Verify { path: path.into(), what: format!("the range at 0x{:x} does not read back as written", r.offset) });
         }
     }
+    Ok(())
+}
+
+/// Replaces a file atomically, keeping its permissions: temporary file in the same folder,
+/// fsync, rename, fsync of the folder.
+fn replace_file(path: &Path, content: &[u8]) -> Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(".{}.winrescue-tmp", path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()));
+    let perms = fs::metadata(path).map_err(io(path))?.permissions();
+    let mut f = fs::File::create(&tmp).map_err(io(&tmp))?;
+    f.write_all(content).map_err(io(&tmp))?;
+    f.set_permissions(perms).map_err(io(&tmp))?;
+    f.sync_all().map_err(io(&tmp))?;
+    fs::rename(&tmp, path).map_err(io(path))?;
+    sync_dir(path);
     Ok(())
 }
 

@@ -238,3 +238,22 @@ fn hive_file_and_folder_targets() {
     let e = set_start(&lone, 2, CrashAfter(None)).unwrap_err();
     assert!(matches!(e, rescue::Error::Refused(_)), "{e}");
 }
+
+#[test]
+fn a_hive_file_is_replaced_atomically_even_when_the_write_is_cut_short() {
+    let dir = tempfile::tempdir().unwrap();
+    let hive = dir.path().join("SYSTEM");
+    std::fs::copy(fixtures::path("hives/win7-SYSTEM"), &hive).unwrap();
+    let original = std::fs::read(&hive).unwrap();
+    // Cut before the rename: the file is the old one, whole.
+    let e = set_start(&hive, 4, CrashAfter(Some(0))).unwrap_err();
+    assert!(e.to_string().contains("simulated crash"), "{e}");
+    assert!(std::fs::read(&hive).unwrap() == original);
+    let pending = journal::pending_path(&hive);
+    // Finishing the interrupted write gives the repaired hive.
+    journal::undo(&pending, true).unwrap();
+    let bytes = std::fs::read(&hive).unwrap();
+    assert_eq!(start_dword(&bytes, "ControlSet001"), 4);
+    assert!(regf::check::check(&bytes).is_sound());
+    assert_eq!(bytes.len(), original.len());
+}
