@@ -157,6 +157,21 @@ impl<'h> Key<'h> {
         Ok(Some(String::from_utf16_lossy(&units)))
     }
 
+    /// The key's security record (`sk`): its reference count and the self-relative security
+    /// descriptor (SECURITY_DESCRIPTOR_RELATIVE bytes, as Windows stores them).
+    pub fn security(&self) -> Result<Security<'h>> {
+        let cell = self.security_cell();
+        let sk = self.bins.record(cell, b"sk", "security (sk)")?;
+        if sk.len() < 20 {
+            return Err(bad(cell, "security record shorter than 20 bytes"));
+        }
+        let len = u32_at(sk, 16).unwrap_or(0) as usize;
+        let descriptor = sk.get(20..20 + len).ok_or_else(|| {
+            bad(cell, &format!("security descriptor of {len} bytes does not fit in its {}-byte cell", sk.len()))
+        })?;
+        Ok(Security { cell, reference_count: u32_at(sk, 12).unwrap_or(0), descriptor })
+    }
+
     /// The subkeys, in on-disk order (sorted by upper-cased name in a healthy hive).
     pub fn subkeys(&self) -> Result<Subkeys<'h>> {
         Subkeys::new(self.bins, self.subkey_list_cell(), self.subkey_count())
@@ -241,6 +256,16 @@ impl std::fmt::Debug for Key<'_> {
             .field("name", &self.name())
             .finish()
     }
+}
+
+/// A security record shared by keys.
+#[derive(Debug, Clone, Copy)]
+pub struct Security<'h> {
+    pub cell: CellOffset,
+    /// How many key nodes point to it.
+    pub reference_count: u32,
+    /// The self-relative security descriptor.
+    pub descriptor: &'h [u8],
 }
 
 /// What a subkey list stores next to each key node offset.

@@ -72,3 +72,14 @@ fn dhcp_values_case_insensitive_path() {
         .unwrap()
         .is_none());
 }
+
+#[test]
+fn security_descriptors_are_readable() {
+    let hive = Hive::open(fixtures::bytes("hives/win7-SYSTEM")).unwrap();
+    let dhcp = hive.key(r"ControlSet001\services\Dhcp").unwrap().unwrap();
+    let sk = dhcp.security().unwrap();
+    assert!(sk.reference_count >= 1);
+    // SECURITY_DESCRIPTOR_RELATIVE: revision 1, self-relative control flag (0x8000).
+    assert_eq!(sk.descriptor[0], 1);
+    assert_ne!(u16::from_le_bytes([sk.descriptor[2], sk.descriptor[3]]) & 0x8000, 0);
+}
