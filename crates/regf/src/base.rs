@@ -107,7 +107,7 @@ impl BaseBlock {
                 why: "expected 1 to 6",
             });
         }
-        if self.hive_bins_size % 4096 != 0 {
+        if !self.hive_bins_size.is_multiple_of(4096) {
             return Err(Error::BadBaseBlock {
                 what: "hive-bins data size",
                 value: self.hive_bins_size.into(),

@@ -32,7 +32,7 @@ impl<'h> Bins<'h> {
         if off == NONE {
             return Err(bad(off, "offset is 0xffffffff (points nowhere)"));
         }
-        if o % 8 != 0 {
+        if !o.is_multiple_of(8) {
             return Err(bad(off, "offset is not a multiple of 8"));
         }
         let Some(size) = i32_at(self.data, o) else {

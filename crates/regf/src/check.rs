@@ -80,8 +80,10 @@ pub const MAX_FAULTS: usize = 10_000;
 pub fn check(file: &[u8]) -> Report {
     let mut c = Checker {
         report: Report::default(),
-        cells: Vec::new(),
+        starts: Vec::new(),
         referenced: Vec::new(),
+        names: Vec::new(),
+        name_ranges: Vec::new(),
     };
     c.run(file);
     c.report
@@ -89,10 +91,31 @@ pub fn check(file: &[u8]) -> Report {
 
 struct Checker {
     report: Report,
-    /// Allocated cells: (cell offset, cell size), in file order.
-    cells: Vec<(CellOffset, u32)>,
+    /// One bit a 8-byte slot: an allocated cell found by the bin walk starts there. (A bitmap
+    /// rather than a sorted list: every reference is checked against it, so the lookup must be
+    /// O(1) and touch one word.)
+    starts: Vec<u64>,
     /// One bit a 8-byte slot: the cell starting there is referenced by some record.
     referenced: Vec<u64>,
+    /// Scratch space for the upper-cased value names of one key (reused across keys).
+    names: Vec<u16>,
+    name_ranges: Vec<(usize, usize)>,
+}
+
+/// Sets bit `cell / 8` of `bits`.
+#[inline]
+fn set_bit(bits: &mut [u64], cell: CellOffset) {
+    let i = cell as usize / 8;
+    if let Some(w) = bits.get_mut(i / 64) {
+        *w |= 1 << (i % 64);
+    }
+}
+
+/// Whether `cell` is a multiple of 8 whose bit is set in `bits`.
+#[inline]
+fn bit(bits: &[u64], cell: CellOffset) -> bool {
+    let i = cell as usize / 8;
+    cell.is_multiple_of(8) && bits.get(i / 64).is_some_and(|w| w & (1 << (i % 64)) != 0)
 }
 
 fn file_off(cell: CellOffset) -> u64 {
@@ -132,6 +155,7 @@ impl Checker {
             minor: base.minor_version,
         };
         self.referenced = vec![0; size / 8 / 64 + 1];
+        self.starts = vec![0; size / 8 / 64 + 1];
         self.bins(&bins);
         self.tree(&bins, base.root_cell);
         self.leaks();
@@ -237,7 +261,7 @@ impl Checker {
                     format!("bin says it is at 0x{rel:x}, it is at 0x{off:x}"),
                 );
             }
-            if size < 4096 || size % 4096 != 0 || off + size > data.len() {
+            if size < 4096 || !size.is_multiple_of(4096) || off + size > data.len() {
                 self.fault(
                     Severity::Error,
                     file + 8,
@@ -253,7 +277,7 @@ impl Checker {
                 let cell = c as CellOffset;
                 let raw = i32_at(data, c).unwrap_or(0);
                 let len = raw.unsigned_abs() as usize;
-                if len == 0 || len % 8 != 0 {
+                if len == 0 || !len.is_multiple_of(8) {
                     self.err(cell, "cell-size", format!("cell size {raw} is not a non-zero multiple of 8; rest of the bin skipped"));
                     break;
                 }
@@ -269,7 +293,7 @@ impl Checker {
                     break;
                 }
                 if raw < 0 {
-                    self.cells.push((cell, len as u32));
+                    set_bit(&mut self.starts, cell);
                     self.report.stats.allocated_cells += 1;
                     self.report.stats.allocated_bytes += len as u64;
                 } else {
@@ -287,7 +311,7 @@ impl Checker {
     /// Checks that `cell` is the start of an allocated cell found by the bin walk and marks it
     /// referenced. Returns false (after reporting) when it is not.
     fn reference(&mut self, cell: CellOffset, from: CellOffset, what: &str) -> bool {
-        if self.cells.binary_search_by_key(&cell, |&(o, _)| o).is_err() {
+        if !bit(&self.starts, cell) {
             self.err(
                 from,
                 "dangling-offset",
@@ -297,18 +321,8 @@ impl Checker {
             );
             return false;
         }
-        let i = cell as usize / 8;
-        if let Some(w) = self.referenced.get_mut(i / 64) {
-            *w |= 1 << (i % 64);
-        }
+        set_bit(&mut self.referenced, cell);
         true
-    }
-
-    fn is_referenced(&self, cell: CellOffset) -> bool {
-        let i = cell as usize / 8;
-        self.referenced
-            .get(i / 64)
-            .is_some_and(|w| w & (1 << (i % 64)) != 0)
     }
 
     fn tree(&mut self, bins: &Bins<'_>, root: CellOffset) {
@@ -333,6 +347,7 @@ impl Checker {
         let mut sk_refs: std::collections::BTreeMap<CellOffset, u32> = Default::default();
         let mut visited = vec![0u64; bins.len() / 8 / 64 + 1];
         let mut stack: Vec<(CellOffset, usize)> = vec![(root, 0)];
+        let mut children: Vec<CellOffset> = Vec::new();
         while let Some((cell, depth)) = stack.pop() {
             let i = cell as usize / 8;
             let Some(word) = visited.get_mut(i / 64) else {
@@ -366,15 +381,16 @@ impl Checker {
             if self.reference(sk, cell, "key node's security offset") {
                 *sk_refs.entry(sk).or_default() += 1;
             }
-            if key.class_cell() != NONE {
-                if self.reference(key.class_cell(), cell, "key node's class name offset") {
-                    if let Err(e) = key.class_name() {
-                        self.err(cell, "class-name", e.to_string());
-                    }
+            if key.class_cell() != NONE
+                && self.reference(key.class_cell(), cell, "key node's class name offset")
+            {
+                if let Err(e) = key.class_name() {
+                    self.err(cell, "class-name", e.to_string());
                 }
             }
             self.values(bins, &key);
-            let children = self.subkeys(bins, &key);
+            children.clear();
+            self.subkeys(bins, &key, &mut children);
             if depth + 1 >= MAX_DEPTH && !children.is_empty() {
                 self.err(
                     cell,
@@ -383,9 +399,7 @@ impl Checker {
                 );
                 continue;
             }
-            for child in children.into_iter().rev() {
-                stack.push((child, depth + 1));
-            }
+            stack.extend(children.iter().rev().map(|&child| (child, depth + 1)));
         }
         self.security(bins, &sk_refs);
     }
@@ -410,8 +424,12 @@ impl Checker {
             }
         };
         let (mut largest_name, mut largest_data) = (0u32, 0u32);
-        let mut names: Vec<Vec<u16>> = Vec::with_capacity(count.min(4096) as usize);
-        for vcell in values.cells().collect::<Vec<_>>() {
+        // Upper-cased names, one after the other in a reused buffer, for the duplicate test.
+        let mut names = std::mem::take(&mut self.names);
+        let mut ranges = std::mem::take(&mut self.name_ranges);
+        names.clear();
+        ranges.clear();
+        for vcell in values.cells() {
             if !self.reference(vcell, key.value_list_cell(), "value list entry") {
                 continue;
             }
@@ -425,11 +443,20 @@ impl Checker {
             self.report.stats.values += 1;
             largest_name = largest_name.max(v.name().utf16_byte_len() as u32);
             largest_data = largest_data.max(v.data_len());
-            names.push(v.name().units().map(crate::names::upcase).collect());
+            let start = names.len();
+            v.name().upcased_into(&mut names);
+            ranges.push((start, names.len()));
             self.value_data(bins, &v);
         }
-        names.sort_unstable();
-        if names.windows(2).any(|w| w[0] == w[1]) {
+        let duplicate = ranges.len() > 1 && {
+            ranges.sort_unstable_by(|a, b| names[a.0..a.1].cmp(&names[b.0..b.1]));
+            ranges
+                .windows(2)
+                .any(|w| names[w[0].0..w[0].1] == names[w[1].0..w[1].1])
+        };
+        self.names = names;
+        self.name_ranges = ranges;
+        if duplicate {
             self.err(
                 cell,
                 "duplicate-value",
@@ -514,19 +541,19 @@ impl Checker {
         }
     }
 
-    /// Checks the subkey list of `key` and returns the key nodes it lists.
-    fn subkeys(&mut self, bins: &Bins<'_>, key: &Key<'_>) -> Vec<CellOffset> {
+    /// Checks the subkey list of `key` and appends the key nodes it lists to `children`.
+    fn subkeys(&mut self, bins: &Bins<'_>, key: &Key<'_>, children: &mut Vec<CellOffset>) {
         let cell = key.cell();
         let count = key.subkey_count();
         let list = key.subkey_list_cell();
         if count == 0 {
-            return Vec::new();
+            return;
         }
         if !self.reference(list, cell, "key node's subkey list offset") {
-            return Vec::new();
+            return;
         }
         let Ok(head) = bins.cell(list) else {
-            return Vec::new();
+            return;
         };
         let mut leaves: Vec<(CellOffset, Leaf<'_>)> = Vec::new();
         if head.get(..2) == Some(b"ri") {
@@ -537,7 +564,7 @@ impl Checker {
                     "subkey-list",
                     format!("index root of {n} entries does not fit in its cell"),
                 );
-                return Vec::new();
+                return;
             }
             for i in 0..n {
                 let l = u32_at(head, 4 + 4 * i).unwrap_or(NONE);
@@ -558,7 +585,7 @@ impl Checker {
                 Ok(leaf) => leaves.push((list, leaf)),
                 Err(e) => {
                     self.err(list, "subkey-list", e.to_string());
-                    return Vec::new();
+                    return;
                 }
             }
         }
@@ -570,8 +597,7 @@ impl Checker {
                 format!("key node claims {count} subkeys, its list holds {total}"),
             );
         }
-        let mut children = Vec::with_capacity(total);
-        let mut prev: Option<(CellOffset, Vec<u16>)> = None;
+        let mut prev: Option<(CellOffset, Name<'_>)> = None;
         let mut largest = 0u32;
         for (lcell, leaf) in leaves {
             if leaf.kind == LeafKind::Lh && bins.minor < 5 {
@@ -606,9 +632,8 @@ impl Checker {
                 let name = k.name();
                 largest = largest.max(name.utf16_byte_len() as u32);
                 self.hint(lcell, i, &name, hint);
-                let up: Vec<u16> = name.units().map(crate::names::upcase).collect();
                 if let Some((pcell, p)) = &prev {
-                    match p.cmp(&up) {
+                    match p.cmp_ignore_case(&name) {
                         Ordering::Less => {}
                         Ordering::Equal => self.err(
                             child,
@@ -624,7 +649,7 @@ impl Checker {
                         ),
                     }
                 }
-                prev = Some((child, up));
+                prev = Some((child, name));
                 children.push(child);
             }
         }
@@ -638,7 +663,6 @@ impl Checker {
                 ),
             );
         }
-        children
     }
 
     fn hint(&mut self, list: CellOffset, i: usize, name: &Name<'_>, hint: Hint) {
@@ -733,23 +757,29 @@ impl Checker {
     }
 
     fn leaks(&mut self) {
-        let leaked: Vec<CellOffset> = self
-            .cells
-            .iter()
-            .map(|&(o, _)| o)
-            .filter(|&o| !self.is_referenced(o))
-            .collect();
-        self.report.stats.leaked_cells = leaked.len();
-        if let Some(&first) = leaked.first() {
-            let list: Vec<String> = leaked.iter().take(8).map(|o| format!("0x{o:x}")).collect();
+        // Allocated cell starts whose referenced bit is clear, in file order.
+        let mut count = 0usize;
+        let mut first: Vec<CellOffset> = Vec::new();
+        for (i, (&s, &r)) in self.starts.iter().zip(&self.referenced).enumerate() {
+            let mut w = s & !r;
+            count += w.count_ones() as usize;
+            while w != 0 && first.len() < 8 {
+                let bit = w.trailing_zeros() as usize;
+                first.push(((i * 64 + bit) * 8) as CellOffset);
+                w &= w - 1;
+            }
+        }
+        self.report.stats.leaked_cells = count;
+        if let Some(&head) = first.first() {
+            let list: Vec<String> = first.iter().map(|o| format!("0x{o:x}")).collect();
             self.warn(
-                first,
+                head,
                 "leaked-cells",
                 format!(
                     "{} allocated cells are referenced by nothing (cells {}{})",
-                    leaked.len(),
+                    count,
                     list.join(", "),
-                    if leaked.len() > 8 { ", ..." } else { "" }
+                    if count > 8 { ", ..." } else { "" }
                 ),
             );
         }

@@ -18,7 +18,7 @@
 //! number found in the hive's logs (see [`crate::log`]), so Windows never replays a stale log
 //! entry over the edit.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 
 use crate::base::{seal, BaseBlock, BASE_BLOCK_SIZE};
 use crate::bytes::{put_u16, put_u32, put_u64, u16_at, u32_at};
@@ -58,7 +58,10 @@ pub enum SetOutcome {
 
 /// An edit session over a copy of a hive.
 pub struct Editor {
-    original: Vec<u8>,
+    /// The original content of every page written to so far (page index -> bytes), saved before
+    /// its first change: the changed pages are found among these without keeping a copy of the
+    /// whole file.
+    original: BTreeMap<usize, Vec<u8>>,
     bytes: Vec<u8>,
     /// Hive bins: (cell offset of the bin start, size).
     bins: Vec<(u32, u32)>,
@@ -66,7 +69,6 @@ pub struct Editor {
     /// FILETIME written as the last-written time of changed keys.
     clock: u64,
     min_sequence: u32,
-    touched: BTreeSet<usize>,
     /// Bytes overwritten by the operation in progress, to undo it if it fails half way.
     undo: Vec<(usize, Vec<u8>)>,
 }
@@ -110,13 +112,12 @@ impl Editor {
             off += size as usize;
         }
         Ok(Editor {
-            original: bytes.clone(),
+            original: BTreeMap::new(),
             bytes,
             bins,
             minor: base.minor_version,
             clock: crate::time::filetime_now(),
             min_sequence,
-            touched: BTreeSet::new(),
             undo: Vec::new(),
         })
     }
@@ -139,11 +140,19 @@ impl Editor {
     // ----- low-level writes, all of which record the pages they touch -----
 
     fn write(&mut self, at: usize, data: &[u8]) {
+        self.save_pages(at, data.len());
         self.undo
             .push((at, self.bytes[at..at + data.len()].to_vec()));
         self.bytes[at..at + data.len()].copy_from_slice(data);
-        for p in at / PAGE..=(at + data.len().max(1) - 1) / PAGE {
-            self.touched.insert(p);
+    }
+
+    /// Saves the original content of the pages `len` bytes at `at` fall in, unless saved already.
+    fn save_pages(&mut self, at: usize, len: usize) {
+        let bytes = &self.bytes;
+        for p in at / PAGE..=(at + len.max(1) - 1) / PAGE {
+            self.original.entry(p).or_insert_with(|| {
+                bytes[(p * PAGE).min(bytes.len())..((p + 1) * PAGE).min(bytes.len())].to_vec()
+            });
         }
     }
 
@@ -824,6 +833,7 @@ impl Editor {
     pub fn finish(mut self) -> Result<Edited> {
         let base = BaseBlock::parse(&self.bytes)?;
         let seq = base.primary_sequence.wrapping_add(1).max(self.min_sequence);
+        self.save_pages(0, BASE_BLOCK_SIZE);
         {
             let b = &mut self.bytes[..BASE_BLOCK_SIZE];
             put_u32(b, 4, seq);
@@ -838,7 +848,14 @@ impl Editor {
                 f.file_offset, f.message
             )));
         }
-        let changed_pages = changed_pages(&self.original, &self.bytes);
+        // Only pages written to can differ from the input (an undone write restored its bytes,
+        // hence the comparison).
+        let changed_pages = self
+            .original
+            .iter()
+            .filter(|&(&p, old)| self.bytes.get(p * PAGE..p * PAGE + old.len()) != Some(&old[..]))
+            .map(|(&p, _)| (p * PAGE) as u64)
+            .collect();
         Ok(Edited {
             bytes: self.bytes,
             changed_pages,

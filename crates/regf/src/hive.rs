@@ -215,7 +215,7 @@ pub fn walk_from<'h>(start: &Key<'h>, mut f: impl FnMut(&str, Result<&Key<'h>, E
                 if !path.is_empty() {
                     path.push('\\');
                 }
-                path.push_str(&key.name().to_string_lossy());
+                key.name().push_lossy(&mut path);
                 f(&path, Ok(&key));
                 stack.push((key.subkeys(), before));
             }

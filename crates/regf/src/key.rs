@@ -167,9 +167,19 @@ impl<'h> Key<'h> {
         }
         let len = u32_at(sk, 16).unwrap_or(0) as usize;
         let descriptor = sk.get(20..20 + len).ok_or_else(|| {
-            bad(cell, &format!("security descriptor of {len} bytes does not fit in its {}-byte cell", sk.len()))
+            bad(
+                cell,
+                &format!(
+                    "security descriptor of {len} bytes does not fit in its {}-byte cell",
+                    sk.len()
+                ),
+            )
         })?;
-        Ok(Security { cell, reference_count: u32_at(sk, 12).unwrap_or(0), descriptor })
+        Ok(Security {
+            cell,
+            reference_count: u32_at(sk, 12).unwrap_or(0),
+            descriptor,
+        })
     }
 
     /// The subkeys, in on-disk order (sorted by upper-cased name in a healthy hive).

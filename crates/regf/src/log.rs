@@ -264,7 +264,7 @@ fn parse_entry(data: &[u8], off: usize) -> std::result::Result<Option<Entry<'_>>
     }
     let field = |at| u32_at(head, at).unwrap_or(0); // head is 40 bytes long here
     let size = field(4) as usize;
-    if size < ENTRY_HEADER || size % SECTOR != 0 {
+    if size < ENTRY_HEADER || !size.is_multiple_of(SECTOR) {
         return Err(format!("entry size {size} is not a multiple of 512"));
     }
     let Some(body) = data.get(off..).and_then(|d| d.get(..size)) else {
@@ -305,8 +305,8 @@ fn parse_entry(data: &[u8], off: usize) -> std::result::Result<Option<Entry<'_>>
                 "page {i} of {page_size} bytes runs past the end of the entry"
             ));
         };
-        if page_off % 4096 != 0
-            || page_size % 4096 != 0
+        if !page_off.is_multiple_of(4096)
+            || !page_size.is_multiple_of(4096)
             || u64::from(page_off) + page_size as u64 > u64::from(hive_bins)
         {
             return Err(format!(
@@ -424,8 +424,15 @@ fn replay_new(
                 s.note = Some(format!("stopped before the entry at offset 0x{:x}: sequence {} where {want} was expected", e.offset, e.sequence));
                 break;
             }
+            if let Err(why) = apply_entry(bytes, &mut current, e, l.name) {
+                // An implausible entry is a damaged one: the replay stops before it, as it
+                // does at a bad hash, and a writer must not trust the result blindly.
+                s.note = Some(format!("stopped before a damaged entry: {why}"));
+                report.problems.push(why.to_string());
+                gap = true;
+                break;
+            }
             began = true;
-            apply_entry(bytes, &mut current, e)?;
             s.entries_applied += 1;
             s.pages_applied += e.pages.len();
             applied_range = Some((applied_range.map_or(e.sequence, |r| r.0), e.sequence));
@@ -442,7 +449,7 @@ fn replay_new(
                 // Windows stops at a damaged entry too. If it was the next one to apply (its
                 // header still says so), what was logged from there on is lost; a damaged entry
                 // with an older number is only a remnant of an earlier use of the file.
-                if d.sequence.map_or(true, |seq| seq >= want) {
+                if d.sequence.is_none_or(|seq| seq >= want) {
                     s.note = Some(format!(
                         "stopped at the damaged entry at offset 0x{:x}: {}",
                         d.offset, d.why
@@ -481,7 +488,28 @@ fn replay_new(
 }
 
 /// Writes an entry's pages into the hive, growing it to the entry's hive-bins size first.
-fn apply_entry(bytes: &mut Vec<u8>, current: &mut BaseBlock, e: &Entry<'_>) -> Result<()> {
+///
+/// A hive grows by whole new bins, which are dirty and therefore logged in the entry that grows
+/// it (the real logs in testdata/ do exactly that): an entry that claims more growth than the
+/// bytes of the pages it carries is refused, so that a small log cannot make us allocate up to
+/// [`MAX_HIVE_BINS`].
+fn apply_entry(
+    bytes: &mut Vec<u8>,
+    current: &mut BaseBlock,
+    e: &Entry<'_>,
+    log: &str,
+) -> Result<()> {
+    let have = (current.hive_bins_size as usize).max(bytes.len().saturating_sub(BASE_BLOCK_SIZE));
+    let carried: usize = e.pages.iter().map(|(_, p)| p.len()).sum();
+    if e.hive_bins as usize > have.saturating_add(carried) {
+        return Err(Error::Log {
+            log: log.to_string(),
+            what: format!(
+                "the entry at offset 0x{:x} (sequence {}) would grow the hive-bins data from 0x{have:x} to 0x{:x} bytes but carries only 0x{carried:x} bytes of pages",
+                e.offset, e.sequence, e.hive_bins
+            ),
+        });
+    }
     let need = BASE_BLOCK_SIZE + e.hive_bins as usize;
     if bytes.len() < need {
         bytes.resize(need, 0);
@@ -546,7 +574,9 @@ fn replay_old(
         });
     }
     let size = lb.hive_bins_size as usize;
-    if size % 4096 != 0 || lb.hive_bins_size > MAX_HIVE_BINS || BASE_BLOCK_SIZE + size > bytes.len()
+    if !size.is_multiple_of(4096)
+        || lb.hive_bins_size > MAX_HIVE_BINS
+        || BASE_BLOCK_SIZE + size > bytes.len()
     {
         return Err(Error::Log {
             log: l.name.into(),
@@ -629,4 +659,63 @@ pub fn log_names<'a>(hive: &str, siblings: impl IntoIterator<Item = &'a str>) ->
         }
     }
     out
+}
+
+#[cfg(test)]
+mod growth_tests {
+    use super::*;
+
+    /// Re-seals both hashes of the entry at `off` after its header was changed.
+    fn reseal_entry(log: &mut [u8], off: usize) {
+        let size = u32_at(log, off + 4).unwrap() as usize;
+        let h1 = marvin32(LOG_SEED, &log[off + ENTRY_HEADER..off + size]);
+        log[off + 24..off + 32].copy_from_slice(&h1.to_le_bytes());
+        let h2 = marvin32(LOG_SEED, &log[off..off + 32]);
+        log[off + 32..off + 40].copy_from_slice(&h2.to_le_bytes());
+    }
+
+    /// Found while writing the `log_replay` fuzz target (which re-seals entries so that the
+    /// fuzzer gets past their hashes): an entry with valid hashes whose hive-bins size says
+    /// 2 GiB made the replay grow the hive to 2 GiB, although the entry carried three pages. A hive grows by whole new bins, which are dirty and so logged in the entry that
+    /// grows it: an entry may grow the hive by at most the bytes of the pages it carries.
+    #[test]
+    fn replay_huge_hive_bins_allocation() {
+        let primary = fixtures::bytes("hives/win10-dirty-SYSTEM");
+        let mut log1 = fixtures::bytes("hives/win10-dirty-SYSTEM.LOG1");
+        assert_eq!(&log1[SECTOR..SECTOR + 4], b"HvLE");
+        put_u32(&mut log1, SECTOR + 16, 0x7FFF_F000);
+        reseal_entry(&mut log1, SECTOR);
+        let logs = [LogInput {
+            name: "SYSTEM.LOG1",
+            data: &log1,
+        }];
+        // The implausible entry is treated as damaged: nothing is applied from it on, the hive
+        // keeps its size, and the report says why (a writer refuses while `problems` is set).
+        let r = replay(&primary, &logs).unwrap();
+        assert_eq!(r.report.entries_applied, 0);
+        assert_eq!(r.bytes.len(), primary.len());
+        assert!(r.report.incomplete);
+        assert!(
+            r.report.problems.iter().any(|p| p.contains("would grow")),
+            "{:?}",
+            r.report.problems
+        );
+
+        // Growth the entry's pages account for is still applied (the real logs grow the hive by
+        // 192 KiB in two entries: see tests/replay.rs).
+        let mut log1 = fixtures::bytes("hives/win10-dirty-SYSTEM.LOG1");
+        let bins = u32_at(&log1, SECTOR + 16).unwrap();
+        put_u32(&mut log1, SECTOR + 16, bins + 4096);
+        reseal_entry(&mut log1, SECTOR);
+        let logs = [LogInput {
+            name: "SYSTEM.LOG1",
+            data: &log1,
+        }];
+        let r = replay(&primary, &logs).unwrap();
+        assert_eq!(r.report.entries_applied, 4);
+        assert_eq!(
+            r.bytes.len(),
+            primary.len().max(BASE_BLOCK_SIZE + bins as usize + 4096)
+        );
+    }
 }

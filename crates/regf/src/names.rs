@@ -32,6 +32,29 @@ impl<'h> Name<'h> {
         )
     }
 
+    /// Folds over the code units, without the cost of a chained iterator.
+    #[inline]
+    fn fold_units<T>(&self, init: T, mut f: impl FnMut(T, u16) -> T) -> T {
+        match *self {
+            Name::Latin1(b) => b.iter().fold(init, |acc, &c| f(acc, u16::from(c))),
+            Name::Utf16(b) => b
+                .chunks_exact(2)
+                .fold(init, |acc, c| f(acc, u16::from_le_bytes([c[0], c[1]]))),
+        }
+    }
+
+    /// Appends the upper-cased code units (see [`upcase`]) to `out`.
+    pub(crate) fn upcased_into(&self, out: &mut Vec<u16>) {
+        out.reserve(self.len_units());
+        match *self {
+            Name::Latin1(b) => out.extend(b.iter().map(|&c| upcase(u16::from(c)))),
+            Name::Utf16(b) => out.extend(
+                b.chunks_exact(2)
+                    .map(|c| upcase(u16::from_le_bytes([c[0], c[1]]))),
+            ),
+        }
+    }
+
     /// Number of UTF-16 code units.
     pub fn len_units(&self) -> usize {
         match *self {
@@ -54,16 +77,24 @@ impl<'h> Name<'h> {
 
     /// The name as a Rust string; unpaired surrogates become U+FFFD.
     pub fn to_string_lossy(&self) -> String {
+        let mut s = String::with_capacity(self.len_units());
+        self.push_lossy(&mut s);
+        s
+    }
+
+    /// Appends the name to `out` as [`Name::to_string_lossy`] would give it, without allocating
+    /// a string of its own.
+    pub fn push_lossy(&self, out: &mut String) {
         match *self {
-            Name::Latin1(b) if b.is_ascii() => {
+            Name::Latin1(b) => match std::str::from_utf8(b) {
                 // ASCII is valid UTF-8 byte for byte: the common case, without decoding.
-                String::from_utf8(b.to_vec()).unwrap_or_default()
-            }
-            Name::Latin1(b) => b.iter().map(|&c| char::from(c)).collect(),
-            Name::Utf16(_) => {
-                let units: Vec<u16> = self.units().collect();
-                String::from_utf16_lossy(&units)
-            }
+                Ok(ascii) if ascii.is_ascii() => out.push_str(ascii),
+                _ => out.extend(b.iter().map(|&c| char::from(c))),
+            },
+            Name::Utf16(b) => out.extend(
+                char::decode_utf16(b.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])))
+                    .map(|r| r.unwrap_or(char::REPLACEMENT_CHARACTER)),
+            ),
         }
     }
 
@@ -82,12 +113,21 @@ impl<'h> Name<'h> {
 
     /// Windows' ordering of subkeys: code units compared after upper-casing each one.
     pub fn cmp_ignore_case(&self, other: &Name<'_>) -> Ordering {
-        cmp_units_ignore_case(self.units(), other.units())
+        match (*self, *other) {
+            // The common case: two compressed names, compared without chained iterators.
+            (Name::Latin1(a), Name::Latin1(b)) => a
+                .iter()
+                .map(|&c| upcase(u16::from(c)))
+                .cmp(b.iter().map(|&c| upcase(u16::from(c)))),
+            _ => cmp_units_ignore_case(self.units(), other.units()),
+        }
     }
 
     /// The hash an `lh` list stores for this name.
     pub fn lh_hash(&self) -> u32 {
-        lh_hash(self.units())
+        self.fold_units(0u32, |h, u| {
+            h.wrapping_mul(37).wrapping_add(u32::from(upcase(u)))
+        })
     }
 
     /// The 4-byte hint an `lf` list stores for this name.

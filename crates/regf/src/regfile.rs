@@ -9,6 +9,7 @@ use std::io::{self, Write};
 
 use crate::hive::walk_from;
 use crate::key::Key;
+use crate::names::Name;
 use crate::value::{Value, ValueType};
 use crate::Result;
 
@@ -50,9 +51,11 @@ fn write_key(
         }
     };
     stats.keys += 1;
-    write!(w, "\r\n[{prefix}")?;
+    w.write_all(b"\r\n[")?;
+    w.write_all(prefix.as_bytes())?;
     if !path.is_empty() {
-        write!(w, "\\{path}")?;
+        w.write_all(b"\\")?;
+        w.write_all(path.as_bytes())?;
     }
     w.write_all(b"]\r\n")?;
     let values = match k.values() {
@@ -93,7 +96,14 @@ pub fn value_line(v: &Value<'_>, line: &mut String) -> Result<()> {
         line.push('@');
     } else {
         line.push('"');
-        escape_into(&name.to_string_lossy(), line);
+        match name {
+            Name::Latin1(b) => escape_chars(b.iter().map(|&c| char::from(c)), line),
+            Name::Utf16(b) => escape_chars(
+                char::decode_utf16(b.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])))
+                    .map(|r| r.unwrap_or(char::REPLACEMENT_CHARACTER)),
+                line,
+            ),
+        }
         line.push('"');
     }
     line.push('=');
@@ -107,18 +117,14 @@ pub fn value_line(v: &Value<'_>, line: &mut String) -> Result<()> {
 /// The text after `=` for data of type `t`.
 pub fn data_text(t: ValueType, raw: &[u8], line: &mut String) {
     match t {
-        ValueType::SZ if is_plain_string(raw) => {
-            line.push('"');
-            escape_into(&crate::value::utf16_until_nul(raw), line);
-            line.push('"');
-        }
+        ValueType::SZ if plain_string_into(raw, line) => {}
         ValueType::DWORD if raw.len() == 4 => {
-            use std::fmt::Write as _;
-            let _ = write!(
-                line,
-                "dword:{:08x}",
-                u32::from_le_bytes([raw[0], raw[1], raw[2], raw[3]])
-            );
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            let v = u32::from_le_bytes([raw[0], raw[1], raw[2], raw[3]]);
+            line.push_str("dword:");
+            for shift in (0..8).rev() {
+                line.push(char::from(HEX[(v >> (4 * shift)) as usize & 15]));
+            }
         }
         _ => {
             use std::fmt::Write as _;
@@ -137,6 +143,8 @@ pub fn data_text(t: ValueType, raw: &[u8], line: &mut String) {
 /// with two spaces.
 fn hex_wrapped(raw: &[u8], line: &mut String, mut col: usize) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
+    // Three characters a byte, and five more for each of the lines of about 25 bytes.
+    line.reserve(raw.len() * 3 + raw.len() / 4);
     for (i, b) in raw.iter().enumerate() {
         line.push(HEX[usize::from(b >> 4)] as char);
         line.push(HEX[usize::from(b & 15)] as char);
@@ -152,27 +160,38 @@ fn hex_wrapped(raw: &[u8], line: &mut String, mut col: usize) {
     }
 }
 
-/// One string, NUL-terminated, with no NUL inside and nothing after: what `"..."` round-trips.
-fn is_plain_string(raw: &[u8]) -> bool {
-    if raw.len() < 2 || raw.len() % 2 != 0 {
+/// If `raw` is one string, NUL-terminated, with no NUL inside and nothing after (what `"..."`
+/// round-trips), appends it quoted and escaped to `line` and returns true; otherwise leaves
+/// `line` as it was and returns false.
+fn plain_string_into(raw: &[u8], line: &mut String) -> bool {
+    if raw.len() < 2 || !raw.len().is_multiple_of(2) || raw[raw.len() - 2..] != [0, 0] {
         return false;
     }
-    let units = raw.len() / 2;
-    let unit = |i: usize| u16::from_le_bytes([raw[2 * i], raw[2 * i + 1]]);
-    if unit(units - 1) != 0 {
-        return false;
-    }
+    let body = &raw[..raw.len() - 2];
+    let start = line.len();
+    line.push('"');
     // No NUL inside, no lone surrogate (which would not survive the trip through UTF-8), and no
     // line break (regedit's parser cannot read one inside quotes).
-    let body: Vec<u16> = (0..units - 1).map(unit).collect();
-    !body
-        .iter()
-        .any(|&u| u == 0 || u == u16::from(b'\r') || u == u16::from(b'\n'))
-        && String::from_utf16(&body).is_ok()
+    for c in char::decode_utf16(
+        body.chunks_exact(2)
+            .map(|c| u16::from_le_bytes([c[0], c[1]])),
+    ) {
+        match c {
+            Ok('\0' | '\r' | '\n') | Err(_) => {
+                line.truncate(start);
+                return false;
+            }
+            Ok('\\') => line.push_str("\\\\"),
+            Ok('"') => line.push_str("\\\""),
+            Ok(c) => line.push(c),
+        }
+    }
+    line.push('"');
+    true
 }
 
-fn escape_into(s: &str, out: &mut String) {
-    for c in s.chars() {
+fn escape_chars(chars: impl Iterator<Item = char>, out: &mut String) {
+    for c in chars {
         match c {
             '\\' => out.push_str("\\\\"),
             '"' => out.push_str("\\\""),

@@ -136,7 +136,12 @@ impl Data {
     /// its NUL), multi-strings ended by an empty string, numbers in their byte order. The
     /// inverse of [`Data::decode`] for data that decodes cleanly.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let utf16z = |s: &str| s.encode_utf16().chain([0]).flat_map(u16::to_le_bytes).collect::<Vec<u8>>();
+        let utf16z = |s: &str| {
+            s.encode_utf16()
+                .chain([0])
+                .flat_map(u16::to_le_bytes)
+                .collect::<Vec<u8>>()
+        };
         match self {
             Data::Sz(s) | Data::ExpandSz(s) => utf16z(s),
             Data::Link(s) => s.encode_utf16().flat_map(u16::to_le_bytes).collect(),
@@ -453,18 +458,36 @@ mod tests {
     fn to_bytes_is_the_inverse_of_decode() {
         let cases = [
             (ValueType::SZ, Data::Sz(r"NT Authority\LocalService".into())),
-            (ValueType::EXPAND_SZ, Data::ExpandSz("%SystemRoot%\\x".into())),
-            (ValueType::LINK, Data::Link(r"\Registry\Machine\System".into())),
-            (ValueType::MULTI_SZ, Data::MultiSz(vec!["NSI".into(), "Tdx".into(), "Afd".into()])),
+            (
+                ValueType::EXPAND_SZ,
+                Data::ExpandSz("%SystemRoot%\\x".into()),
+            ),
+            (
+                ValueType::LINK,
+                Data::Link(r"\Registry\Machine\System".into()),
+            ),
+            (
+                ValueType::MULTI_SZ,
+                Data::MultiSz(vec!["NSI".into(), "Tdx".into(), "Afd".into()]),
+            ),
             (ValueType::DWORD, Data::Dword(0x20)),
             (ValueType::DWORD_BIG_ENDIAN, Data::DwordBigEndian(7)),
             (ValueType::QWORD, Data::Qword(1 << 40)),
             (ValueType::BINARY, Data::Binary(vec![1, 2, 3])),
-            (ValueType(0x19), Data::Raw { value_type: 0x19, bytes: vec![9, 9] }),
+            (
+                ValueType(0x19),
+                Data::Raw {
+                    value_type: 0x19,
+                    bytes: vec![9, 9],
+                },
+            ),
         ];
         for (t, d) in cases {
             assert_eq!(Data::decode(t, &d.to_bytes()), d);
         }
-        assert_eq!(Data::MultiSz(vec!["a".into()]).to_bytes(), [0x61, 0, 0, 0, 0, 0]);
+        assert_eq!(
+            Data::MultiSz(vec!["a".into()]).to_bytes(),
+            [0x61, 0, 0, 0, 0, 0]
+        );
     }
 }

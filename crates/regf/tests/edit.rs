@@ -97,6 +97,11 @@ fn dhcp_round_trip(original: Vec<u8>, min_seq: u32) {
         broken.changed_pages
     );
     assert_eq!(broken.changed_pages[0], 0, "the base block changes");
+    // The page list is exactly the pages that differ.
+    assert_eq!(
+        broken.changed_pages,
+        regf::edit::changed_pages(&original, &broken.bytes)
+    );
 
     let mut ed = Editor::new(broken.bytes.clone(), 0).unwrap();
     ed.set_clock(CLOCK);
@@ -111,6 +116,10 @@ fn dhcp_round_trip(original: Vec<u8>, min_seq: u32) {
     }
     let fixed = ed.finish().unwrap();
     assert!(fixed.sequence > broken.sequence);
+    assert_eq!(
+        fixed.changed_pages,
+        regf::edit::changed_pages(&broken.bytes, &fixed.bytes)
+    );
     // Everything after the base block is back to the original but the touched keys' times.
     let pages_vs_original = regf::edit::changed_pages(&original, &fixed.bytes);
     assert!(pages_vs_original.len() <= 1 + 2 * sets.len());

@@ -56,7 +56,12 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 /// Every key's node bytes and its values' (name, type, data), by path.
-fn snapshot(bytes: &[u8]) -> BTreeMap<String, (Vec<u8>, Vec<(String, u32, Vec<u8>)>)> {
+/// Key path -> (key node bytes, values as (name, type, data)).
+type Snapshot = BTreeMap<String, (Vec<u8>, Vec<(String, u32, Vec<u8>)>)>;
+/// (key index, lower-cased value name) -> the value's (type, data), or None once deleted.
+type Model = BTreeMap<(usize, String), Option<(u32, Vec<u8>)>>;
+
+fn snapshot(bytes: &[u8]) -> Snapshot {
     let hive = Hive::open(bytes).unwrap();
     let mut out = BTreeMap::new();
     hive.walk(
@@ -90,7 +95,7 @@ proptest! {
     fn random_edits_keep_the_hive_sound(ops in prop::collection::vec(op(), 1..10)) {
         let mut ed = Editor::new(original().to_vec(), 0).unwrap();
         // Model: the expected value of every (key, name) an op touched; None = absent.
-        let mut model: BTreeMap<(usize, String), Option<(u32, Vec<u8>)>> = BTreeMap::new();
+        let mut model: Model = BTreeMap::new();
         for op in &ops {
             match op {
                 Op::Set { key, name, t, data } => {
@@ -111,6 +116,8 @@ proptest! {
         }
         let out = ed.finish().unwrap();
         prop_assert_eq!(out.bytes.len(), original().len());
+        // The page list is exactly the pages that differ, failed and undone operations included.
+        prop_assert_eq!(&out.changed_pages, &regf::edit::changed_pages(original(), &out.bytes));
         let hive = Hive::open(&out.bytes[..]).unwrap();
         for ((key, name), want) in &model {
             let k = hive.key(KEYS[*key]).unwrap().unwrap();

@@ -81,5 +81,8 @@ fn security_descriptors_are_readable() {
     assert!(sk.reference_count >= 1);
     // SECURITY_DESCRIPTOR_RELATIVE: revision 1, self-relative control flag (0x8000).
     assert_eq!(sk.descriptor[0], 1);
-    assert_ne!(u16::from_le_bytes([sk.descriptor[2], sk.descriptor[3]]) & 0x8000, 0);
+    assert_ne!(
+        u16::from_le_bytes([sk.descriptor[2], sk.descriptor[3]]) & 0x8000,
+        0
+    );
 }
