@@ -51,9 +51,14 @@ pub fn find_logs(hive: &Path) -> Vec<PathBuf> {
 pub fn load(path: &Path, no_replay: bool, logs: &[PathBuf]) -> Result<Loaded> {
     let bytes = crate::input::read_file(path)?;
     if bytes.len() < regf::BASE_BLOCK_SIZE {
-        bail!("{} is not a registry hive: {}", path.display(), regf::Error::TooShort { len: bytes.len() });
+        bail!(
+            "{} is not a registry hive: {}",
+            path.display(),
+            regf::Error::TooShort { len: bytes.len() }
+        );
     }
-    regf::BaseBlock::parse(&bytes).with_context(|| format!("{} is not a registry hive", path.display()))?;
+    regf::BaseBlock::parse(&bytes)
+        .with_context(|| format!("{} is not a registry hive", path.display()))?;
     if no_replay {
         let hive = Hive::open_lenient(bytes)
             .with_context(|| format!("{} is not a registry hive", path.display()))?;

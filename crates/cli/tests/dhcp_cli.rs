@@ -21,7 +21,10 @@ fn hivexget(hive: &Path, key: &str, value: &str) -> Option<String> {
     match Std::new("hivexget").arg(hive).arg(key).arg(value).output() {
         Ok(o) => Some(String::from_utf8_lossy(&o.stdout).trim().to_string()),
         Err(_) => {
-            assert!(std::env::var_os("CI").is_none(), "hivexget is required in CI");
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "hivexget is required in CI"
+            );
             None
         }
     }
@@ -32,11 +35,40 @@ type After = (&'static str, &'static str, &'static str);
 
 /// (broken hive, code diagnose must name, words that must appear, what hivex reads after)
 const CASES: &[(&str, u32, &[&str], After)] = &[
-    ("win7-dhcp-disabled", 1058, &["ERROR_SERVICE_DISABLED", "Start=4"], (r"\ControlSet001\services\Dhcp", "Start", "2")),
-    ("win7-afd-disabled", 1068, &["ERROR_SERVICE_DEPENDENCY_FAIL", "AFD"], (r"\ControlSet001\services\AFD", "Start", "1")),
-    ("win7-cycle-nsi-dhcp", 1059, &["ERROR_CIRCULAR_DEPENDENCY", "NSI"], (r"\ControlSet001\services\nsi", "DependOnService", "")),
-    ("win7-current-broken", 1058, &["ControlSet002", "Current"], (r"\ControlSet002\services\Dhcp", "Start", "2")),
-    ("win7-group-member-account", 1079, &["wscsvc", "LocalSystem"], (r"\ControlSet001\services\wscsvc", "ObjectName", r"NT AUTHORITY\LocalService")),
+    (
+        "win7-dhcp-disabled",
+        1058,
+        &["ERROR_SERVICE_DISABLED", "Start=4"],
+        (r"\ControlSet001\services\Dhcp", "Start", "2"),
+    ),
+    (
+        "win7-afd-disabled",
+        1068,
+        &["ERROR_SERVICE_DEPENDENCY_FAIL", "AFD"],
+        (r"\ControlSet001\services\AFD", "Start", "1"),
+    ),
+    (
+        "win7-cycle-nsi-dhcp",
+        1059,
+        &["ERROR_CIRCULAR_DEPENDENCY", "NSI"],
+        (r"\ControlSet001\services\nsi", "DependOnService", ""),
+    ),
+    (
+        "win7-current-broken",
+        1058,
+        &["ControlSet002", "Current"],
+        (r"\ControlSet002\services\Dhcp", "Start", "2"),
+    ),
+    (
+        "win7-group-member-account",
+        1079,
+        &["wscsvc", "LocalSystem"],
+        (
+            r"\ControlSet001\services\wscsvc",
+            "ObjectName",
+            r"NT AUTHORITY\LocalService",
+        ),
+    ),
 ];
 
 #[test]
@@ -45,39 +77,97 @@ fn each_breakage_is_named_repaired_verified_and_undone() {
         let dir = tempfile::tempdir().unwrap();
         let hive = copy(dir.path(), &format!("hives/broken/{case}"));
         let original = std::fs::read(&hive).unwrap();
-        let out = winrescue().arg("diagnose").arg(&hive).assert().code(1).get_output().stdout.clone();
+        let out = winrescue()
+            .arg("diagnose")
+            .arg(&hive)
+            .assert()
+            .code(1)
+            .get_output()
+            .stdout
+            .clone();
         let text = String::from_utf8_lossy(&out);
-        assert!(text.contains(&format!("will NOT start at the next boot: error {code}")), "{case}: {text}");
+        assert!(
+            text.contains(&format!("will NOT start at the next boot: error {code}")),
+            "{case}: {text}"
+        );
         for w in words {
             assert!(text.contains(w), "{case}: {w:?} missing in\n{text}");
         }
         // JSON carries the same verdict.
-        let out = winrescue().arg("diagnose").arg("--json").arg(&hive).assert().code(1).get_output().stdout.clone();
+        let out = winrescue()
+            .arg("diagnose")
+            .arg("--json")
+            .arg(&hive)
+            .assert()
+            .code(1)
+            .get_output()
+            .stdout
+            .clone();
         let j: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(j["code"], code, "{case}");
         assert_eq!(j["healthy"], false);
         // Dry run: nothing written.
-        winrescue().arg("repair").arg(&hive).assert().success().stdout(predicate::str::contains("dry run: nothing was written"));
-        assert!(std::fs::read(&hive).unwrap() == original, "{case}: the dry run wrote");
+        winrescue()
+            .arg("repair")
+            .arg(&hive)
+            .assert()
+            .success()
+            .stdout(predicate::str::contains("dry run: nothing was written"));
+        assert!(
+            std::fs::read(&hive).unwrap() == original,
+            "{case}: the dry run wrote"
+        );
         // Apply.
-        let out = winrescue().arg("repair").arg("--apply").arg(&hive).assert().success().get_output().stdout.clone();
+        let out = winrescue()
+            .arg("repair")
+            .arg("--apply")
+            .arg(&hive)
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone();
         let text = String::from_utf8_lossy(&out);
-        assert!(text.contains("verified: read back from the disk, the DHCP Client now starts"), "{case}: {text}");
-        let journal = text.lines().find_map(|l| l.strip_prefix("undo:    winrescue undo ")).unwrap().to_string();
-        winrescue().arg("diagnose").arg(&hive).assert().success().stdout(predicate::str::contains("verdict:  healthy"));
+        assert!(
+            text.contains("verified: read back from the disk, the DHCP Client now starts"),
+            "{case}: {text}"
+        );
+        let journal = text
+            .lines()
+            .find_map(|l| l.strip_prefix("undo:    winrescue undo "))
+            .unwrap()
+            .to_string();
+        winrescue()
+            .arg("diagnose")
+            .arg(&hive)
+            .assert()
+            .success()
+            .stdout(predicate::str::contains("verdict:  healthy"));
         if let Some(got) = hivexget(&hive, key, value) {
             if want.is_empty() {
                 assert!(!got.to_ascii_lowercase().contains("dhcp"), "{case}: {got}");
             } else {
-                assert!(got.eq_ignore_ascii_case(want), "{case}: hivexget {key} {value} = {got:?}, want {want:?}");
+                assert!(
+                    got.eq_ignore_ascii_case(want),
+                    "{case}: hivexget {key} {value} = {got:?}, want {want:?}"
+                );
             }
         }
         assert!(regf::check::check(&std::fs::read(&hive).unwrap()).is_sound());
         // A second repair has nothing to do.
-        winrescue().arg("repair").arg("--apply").arg(&hive).assert().success().stdout(predicate::str::contains("nothing to repair"));
+        winrescue()
+            .arg("repair")
+            .arg("--apply")
+            .arg(&hive)
+            .assert()
+            .success()
+            .stdout(predicate::str::contains("nothing to repair"));
         // Undo gives the broken file back, bit for bit.
         winrescue().arg("undo").arg(&journal).assert().success();
-        assert!(std::fs::read(&hive).unwrap() == original, "{case}: undo is not bit for bit");
+        assert!(
+            std::fs::read(&hive).unwrap() == original,
+            "{case}: undo is not bit for bit"
+        );
         winrescue().arg("undo").arg(&journal).assert().code(3);
     }
 }
@@ -86,15 +176,35 @@ fn each_breakage_is_named_repaired_verified_and_undone() {
 fn healthy_hives_raise_no_false_alarm() {
     let dir = tempfile::tempdir().unwrap();
     let hive = copy(dir.path(), "hives/win7-SYSTEM");
-    winrescue().arg("diagnose").arg(&hive).assert().success().stdout(predicate::str::contains("verdict:  healthy"));
+    winrescue()
+        .arg("diagnose")
+        .arg(&hive)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("verdict:  healthy"));
     // The dirty Windows 10 hive, after its logs are replayed.
     let dir = tempfile::tempdir().unwrap();
     let hive = copy(dir.path(), "hives/win10-dirty-SYSTEM");
-    std::fs::copy(fixtures::path("hives/win10-dirty-SYSTEM.LOG1"), dir.path().join("SYSTEM.LOG1")).unwrap();
-    std::fs::copy(fixtures::path("hives/win10-dirty-SYSTEM.LOG2"), dir.path().join("SYSTEM.LOG2")).unwrap();
-    winrescue().arg("diagnose").arg(&hive).assert().success().stdout(
-        predicate::str::contains("verdict:  healthy").and(predicate::str::contains("dirty, replayed from its logs (24 log entries, sequence 2107..2130)")),
-    );
+    std::fs::copy(
+        fixtures::path("hives/win10-dirty-SYSTEM.LOG1"),
+        dir.path().join("SYSTEM.LOG1"),
+    )
+    .unwrap();
+    std::fs::copy(
+        fixtures::path("hives/win10-dirty-SYSTEM.LOG2"),
+        dir.path().join("SYSTEM.LOG2"),
+    )
+    .unwrap();
+    winrescue()
+        .arg("diagnose")
+        .arg(&hive)
+        .assert()
+        .success()
+        .stdout(
+            predicate::str::contains("verdict:  healthy").and(predicate::str::contains(
+                "dirty, replayed from its logs (24 log entries, sequence 2107..2130)",
+            )),
+        );
 }
 
 #[test]
@@ -102,12 +212,17 @@ fn disk_image_diagnose_reads_the_event_log() {
     let dir = tempfile::tempdir().unwrap();
     let img = dir.path().join("disk.raw");
     std::fs::copy(fixtures::path("images/gen2-gpt-win7-system.raw"), &img).unwrap();
-    winrescue().arg("diagnose").arg(&img).assert().success().stdout(
-        predicate::str::contains("partition 3")
-            .and(predicate::str::contains("verdict:  healthy"))
-            .and(predicate::str::contains("15 events about the DHCP Client"))
-            .and(predicate::str::contains("agree")),
-    );
+    winrescue()
+        .arg("diagnose")
+        .arg(&img)
+        .assert()
+        .success()
+        .stdout(
+            predicate::str::contains("partition 3")
+                .and(predicate::str::contains("verdict:  healthy"))
+                .and(predicate::str::contains("15 events about the DHCP Client"))
+                .and(predicate::str::contains("agree")),
+        );
 }
 
 #[test]
@@ -115,9 +230,22 @@ fn refusals_and_bad_input_have_their_exit_codes() {
     let dir = tempfile::tempdir().unwrap();
     // Dirty without logs: diagnose works (and says so), repair refuses to write.
     let hive = copy(dir.path(), "hives/win81-dirty-nologs-SYSTEM");
-    winrescue().arg("diagnose").arg(&hive).assert().stdout(predicate::str::contains("logs missing"));
-    winrescue().arg("diagnose").arg(dir.path().join("nope")).assert().code(3);
-    winrescue().arg("undo").arg(fixtures::testdata_dir().join("SOURCES.md")).assert().code(3).stderr(predicate::str::contains("not a winrescue journal"));
+    winrescue()
+        .arg("diagnose")
+        .arg(&hive)
+        .assert()
+        .stdout(predicate::str::contains("logs missing"));
+    winrescue()
+        .arg("diagnose")
+        .arg(dir.path().join("nope"))
+        .assert()
+        .code(3);
+    winrescue()
+        .arg("undo")
+        .arg(fixtures::testdata_dir().join("SOURCES.md"))
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains("not a winrescue journal"));
 }
 
 #[test]
@@ -125,23 +253,45 @@ fn events_reads_the_log_out_of_a_disk_image() {
     let dir = tempfile::tempdir().unwrap();
     let img = dir.path().join("disk.raw");
     std::fs::copy(fixtures::path("images/gen2-gpt-win7-system.raw"), &img).unwrap();
-    let out = winrescue().arg("events").arg(&img).args(["--service", "Dhcp", "--id", "7036", "--json"]).assert().success().get_output().stdout.clone();
+    let out = winrescue()
+        .arg("events")
+        .arg(&img)
+        .args(["--service", "Dhcp", "--id", "7036", "--json"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
     let j: serde_json::Value = serde_json::from_slice(&out).unwrap();
-    assert_eq!(j["events"].as_array().unwrap().len(), 15, "the 15 DHCP Client 7036 events of the srv2008r2 log");
+    assert_eq!(
+        j["events"].as_array().unwrap().len(),
+        15,
+        "the 15 DHCP Client 7036 events of the srv2008r2 log"
+    );
 }
 
 /// The README's first command: the shipped sample, compressed as it is in the repository.
 #[test]
 fn readme_sample_diagnoses_the_disabled_dhcp_client() {
     let sample = fixtures::testdata_dir().join("images/gen2-gpt-win7-dhcp-disabled.raw.xz");
-    winrescue().arg("diagnose").arg(&sample).assert().code(1).stdout(
-        predicate::str::contains("error 1058 ERROR_SERVICE_DISABLED")
-            .and(predicate::str::contains("ControlSet001 [Current, Default]"))
-            .and(predicate::str::contains("xz -dk"))
-            .and(predicate::str::contains("disagree")),
-    );
+    winrescue()
+        .arg("diagnose")
+        .arg(&sample)
+        .assert()
+        .code(1)
+        .stdout(
+            predicate::str::contains("error 1058 ERROR_SERVICE_DISABLED")
+                .and(predicate::str::contains("ControlSet001 [Current, Default]"))
+                .and(predicate::str::contains("xz -dk"))
+                .and(predicate::str::contains("disagree")),
+        );
     // Writing into a compressed image is refused.
-    winrescue().arg("repair").arg("--apply").arg(&sample).assert().code(4);
+    winrescue()
+        .arg("repair")
+        .arg("--apply")
+        .arg(&sample)
+        .assert()
+        .code(4);
 }
 
 /// The same breakage inside a disk image: repaired in place, ntfs-3g still happy, undone.
@@ -149,12 +299,33 @@ fn readme_sample_diagnoses_the_disabled_dhcp_client() {
 fn disk_image_repair_and_undo() {
     let dir = tempfile::tempdir().unwrap();
     let img = dir.path().join("disk.raw");
-    std::fs::copy(fixtures::path("images/gen2-gpt-win7-afd-disabled.raw"), &img).unwrap();
+    std::fs::copy(
+        fixtures::path("images/gen2-gpt-win7-afd-disabled.raw"),
+        &img,
+    )
+    .unwrap();
     let original = std::fs::read(&img).unwrap();
-    winrescue().arg("diagnose").arg(&img).assert().code(1).stdout(predicate::str::contains("1068"));
-    let out = winrescue().arg("repair").arg("--apply").arg(&img).assert().success().get_output().stdout.clone();
+    winrescue()
+        .arg("diagnose")
+        .arg(&img)
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("1068"));
+    let out = winrescue()
+        .arg("repair")
+        .arg("--apply")
+        .arg(&img)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
     let text = String::from_utf8_lossy(&out);
-    let journal = text.lines().find_map(|l| l.strip_prefix("undo:    winrescue undo ")).unwrap().to_string();
+    let journal = text
+        .lines()
+        .find_map(|l| l.strip_prefix("undo:    winrescue undo "))
+        .unwrap()
+        .to_string();
     winrescue().arg("diagnose").arg(&img).assert().success();
     // ntfs-3g's view of the volume (the Windows partition starts at sector 102400).
     let vol = dir.path().join("vol");
@@ -162,7 +333,10 @@ fn disk_image_repair_and_undo() {
     std::fs::write(&vol, &bytes[102400 * 512..(102400 + 92160) * 512]).unwrap();
     match Std::new("ntfsfix").arg("-n").arg(&vol).output() {
         Ok(o) => assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout)),
-        Err(_) => assert!(std::env::var_os("CI").is_none(), "ntfsfix is required in CI"),
+        Err(_) => assert!(
+            std::env::var_os("CI").is_none(),
+            "ntfsfix is required in CI"
+        ),
     }
     winrescue().arg("undo").arg(&journal).assert().success();
     assert!(std::fs::read(&img).unwrap() == original);

@@ -134,7 +134,13 @@ pub fn diagnose(path: &Path, opts: &Options) -> Result<DhcpReport> {
     // all: on a partial copy (a hive and a log put on a volume for a test, a folder holding only
     // System32\config) every file would look missing.
     let system_files = target.file_exists(&install, r"Windows\System32\svchost.exe") == Some(true);
-    let files = |p: &str| if system_files { target.file_exists(&install, &windows_path(p)) } else { None };
+    let files = |p: &str| {
+        if system_files {
+            target.file_exists(&install, &windows_path(p))
+        } else {
+            None
+        }
+    };
     let diagnoses = analyze::diagnose_all_sets(&model, SERVICE, &files);
     let base = baseline::dhcp().for_version(&model.version);
     let control_sets: Vec<ControlSetReport> = diagnoses
@@ -146,14 +152,29 @@ pub fn diagnose(path: &Path, opts: &Options) -> Result<DhcpReport> {
                 .zip(base.service(SERVICE))
                 .map(|(svc, b)| baseline::compare(svc, b))
                 .unwrap_or_default();
-            ControlSetReport { diagnosis: d, differences }
+            ControlSetReport {
+                diagnosis: d,
+                differences,
+            }
         })
         .collect();
     let current = model.select.current.ok().copied();
-    let current_report = control_sets.iter().find(|c| Some(c.diagnosis.control_set) == current).or(control_sets.first());
+    let current_report = control_sets
+        .iter()
+        .find(|c| Some(c.diagnosis.control_set) == current)
+        .or(control_sets.first());
     let code = current_report.and_then(|c| c.diagnosis.code());
     let starts = current_report.is_some_and(|c| matches!(c.diagnosis.verdict, Verdict::Starts));
-    let p = plan::plan(&model, SERVICE, &base, &plan::Options { own_process: opts.own_process, control_sets: None }, &files);
+    let p = plan::plan(
+        &model,
+        SERVICE,
+        &base,
+        &plan::Options {
+            own_process: opts.own_process,
+            control_sets: None,
+        },
+        &files,
+    );
     let healthy = starts && p.changes.is_empty();
     let evidence = match target.read_file(&install, SYSTEM_EVTX) {
         Ok(Some(bytes)) => Some(read_evidence(&bytes, code)),
@@ -190,7 +211,12 @@ fn software_version(target: &Target, install: &Install) -> Option<WindowsVersion
 fn windows_path(p: &str) -> String {
     let p = p.trim().trim_matches('"');
     let lower = p.to_ascii_lowercase();
-    for prefix in ["%systemroot%\\", "%windir%\\", "\\systemroot\\", "systemroot\\"] {
+    for prefix in [
+        "%systemroot%\\",
+        "%windir%\\",
+        "\\systemroot\\",
+        "systemroot\\",
+    ] {
         if lower.starts_with(prefix) {
             return format!("Windows\\{}", &p[prefix.len()..]);
         }
@@ -203,8 +229,14 @@ fn windows_path(p: &str) -> String {
 
 /// The SCM events about the DHCP Client and what they point to.
 fn read_evidence(bytes: &[u8], config_code: Option<u32>) -> EvidenceReport {
-    let query = evidence::Query { service: Some(SERVICE.into()), ..Default::default() };
-    let mut by_display = evidence::Query { service: Some(DISPLAY_NAME.into()), ..Default::default() };
+    let query = evidence::Query {
+        service: Some(SERVICE.into()),
+        ..Default::default()
+    };
+    let mut by_display = evidence::Query {
+        service: Some(DISPLAY_NAME.into()),
+        ..Default::default()
+    };
     by_display.keep_xml = false;
     let report = match evidence::read_log(Cursor::new(bytes), &query) {
         Ok(r) => r,
@@ -226,11 +258,23 @@ fn read_evidence(bytes: &[u8], config_code: Option<u32>) -> EvidenceReport {
         7022 | 7009 | 7011 => Some(1053),
         7023 | 7024 | 7031 | 7034 => Some(1067),
         7038 => Some(1069),
-        7000 | 7001 => e.error.map(|c| c.code).filter(|c| matches!(c, 1058 | 1068 | 1069 | 1075 | 1079 | 1059)),
+        7000 | 7001 => e
+            .error
+            .map(|c| c.code)
+            .filter(|c| matches!(c, 1058 | 1068 | 1069 | 1075 | 1079 | 1059)),
         _ => None,
     });
-    let last_state = events.iter().rev().find(|e| e.event_id == 7036).and_then(|e| e.state.map(|s| format!("{s:?} at {}", e.time)));
-    let running_last = events.iter().rev().find(|e| e.event_id == 7036).and_then(|e| e.state) == Some(evidence::ServiceState::Running);
+    let last_state = events
+        .iter()
+        .rev()
+        .find(|e| e.event_id == 7036)
+        .and_then(|e| e.state.map(|s| format!("{s:?} at {}", e.time)));
+    let running_last = events
+        .iter()
+        .rev()
+        .find(|e| e.event_id == 7036)
+        .and_then(|e| e.state)
+        == Some(evidence::ServiceState::Running);
     let agreement = match (config_code, points_to) {
         (None, None) => "agree: the configuration lets the DHCP Client start, and the log shows no failure of it".into(),
         (Some(c), Some(p)) if c == p || (matches!(c, 1053 | 1070) && matches!(p, 1053 | 1070)) => {
@@ -271,12 +315,24 @@ pub fn repair(path: &Path, opts: &Options, apply: bool) -> Result<RepairReport> 
     let before = diagnose(path, opts)?;
     let changes = before.plan.changes.clone();
     if !before.plan.unresolved.is_empty() && changes.is_empty() {
-        return Err(Error::Refused(format!("no automatic fix: {}", before.plan.unresolved.join("; "))));
+        return Err(Error::Refused(format!(
+            "no automatic fix: {}",
+            before.plan.unresolved.join("; ")
+        )));
     }
     if !apply || changes.is_empty() {
-        return Ok(RepairReport { before, changes, outcome: None, after: None });
+        return Ok(RepairReport {
+            before,
+            changes,
+            outcome: None,
+            after: None,
+        });
     }
-    let edit_opts = EditOptions { partition: opts.partition, allow_incomplete: opts.allow_incomplete, ..Default::default() };
+    let edit_opts = EditOptions {
+        partition: opts.partition,
+        allow_incomplete: opts.allow_incomplete,
+        ..Default::default()
+    };
     let outcome = edit_system_hive(path, edit_opts, |ed| apply_changes(ed, &changes))?;
     let after = diagnose(path, opts)?;
     let starts = after
@@ -294,7 +350,12 @@ pub fn repair(path: &Path, opts: &Options, apply: bool) -> Result<RepairReport> 
             ),
         });
     }
-    Ok(RepairReport { before, changes, outcome: Some(outcome), after: Some(after) })
+    Ok(RepairReport {
+        before,
+        changes,
+        outcome: Some(outcome),
+        after: Some(after),
+    })
 }
 
 /// Applies a plan's changes to the hive being edited. Returns whether anything changed.
@@ -307,7 +368,8 @@ pub fn apply_changes(ed: &mut Editor, changes: &[Change]) -> Result<bool> {
         match &c.new_data {
             Some(d) => {
                 let bytes = d.to_bytes();
-                changed |= ed.set_value(&c.key_path, &c.value_name, c.value_type, &bytes)? != regf::edit::SetOutcome::Unchanged;
+                changed |= ed.set_value(&c.key_path, &c.value_name, c.value_type, &bytes)?
+                    != regf::edit::SetOutcome::Unchanged;
             }
             None => changed |= ed.delete_value(&c.key_path, &c.value_name)?,
         }

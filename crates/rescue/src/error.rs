@@ -9,7 +9,10 @@ use thiserror::Error;
 #[non_exhaustive]
 pub enum Error {
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 
     #[error(transparent)]
     Disk(#[from] vdisk::Error),
@@ -24,10 +27,18 @@ pub enum Error {
     NoWindows { path: PathBuf, why: String },
 
     #[error("{path}: {count} Windows installations found ({list}); choose one with --partition N")]
-    SeveralWindows { path: PathBuf, count: usize, list: String },
+    SeveralWindows {
+        path: PathBuf,
+        count: usize,
+        list: String,
+    },
 
     #[error("{path}: no partition {index} holding Windows (found: {list})")]
-    NoSuchInstall { path: PathBuf, index: u32, list: String },
+    NoSuchInstall {
+        path: PathBuf,
+        index: u32,
+        list: String,
+    },
 
     /// A write was refused before anything was changed.
     #[error("write refused: {0}")]

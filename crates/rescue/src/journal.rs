@@ -36,11 +36,18 @@ const VHDX_HEADER_SECTION: u64 = 1 << 20;
 /// Where the journal of a write in progress to `device` lives. Detection of an interrupted
 /// write relies on this being a fixed place.
 pub fn pending_path(device: &Path) -> PathBuf {
-    let name = device.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "device".into());
+    let name = device
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "device".into());
     let dir = match std::env::var_os("WINRESCUE_JOURNAL_DIR") {
         Some(d) => PathBuf::from(d),
         None if device.starts_with("/dev") => PathBuf::from("/var/lib/winrescue"),
-        None => device.parent().filter(|p| !p.as_os_str().is_empty()).map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(".")),
+        None => device
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from(".")),
     };
     dir.join(format!("{name}.winrescue-journal"))
 }
@@ -49,7 +56,10 @@ pub fn pending_path(device: &Path) -> PathBuf {
 pub fn check_no_pending(device: &Path) -> Result<()> {
     let p = pending_path(device);
     if p.exists() {
-        return Err(Error::Interrupted { path: device.to_path_buf(), journal: p });
+        return Err(Error::Interrupted {
+            path: device.to_path_buf(),
+            journal: p,
+        });
     }
     Ok(())
 }
@@ -106,7 +116,11 @@ pub enum Device {
 impl Device {
     /// Opens a plain file (a hive) for writing.
     pub fn file(path: &Path) -> Result<Device> {
-        let f = fs::OpenOptions::new().read(true).write(true).open(path).map_err(io(path))?;
+        let f = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(io(path))?;
         Ok(Device::File(path.to_path_buf(), f))
     }
 
@@ -153,24 +167,46 @@ pub struct Written {
 }
 
 /// Writes `pieces` (device offset, new bytes) to `device` at `path` through a journal.
-pub fn write(path: &Path, mut device: Device, pieces: &[(u64, Vec<u8>)], what: &str, crash: CrashAfter) -> Result<Written> {
+pub fn write(
+    path: &Path,
+    mut device: Device,
+    pieces: &[(u64, Vec<u8>)],
+    what: &str,
+    crash: CrashAfter,
+) -> Result<Written> {
     check_no_pending(path)?;
     let len = device.len()?;
     let mut ranges = Vec::with_capacity(pieces.len());
     for (off, data) in pieces {
-        if off.checked_add(data.len() as u64).is_none_or(|end| end > len) {
-            return Err(Error::Refused(format!("range 0x{off:x}+{} lies past the end of {} ({len} bytes)", data.len(), path.display())));
+        if off
+            .checked_add(data.len() as u64)
+            .is_none_or(|end| end > len)
+        {
+            return Err(Error::Refused(format!(
+                "range 0x{off:x}+{} lies past the end of {} ({len} bytes)",
+                data.len(),
+                path.display()
+            )));
         }
         let mut before = vec![0u8; data.len()];
         device.read_at(*off, &mut before)?;
-        ranges.push(Range { offset: *off, before, after: data.clone() });
+        ranges.push(Range {
+            offset: *off,
+            before,
+            after: data.clone(),
+        });
     }
     let (identity, file_len) = match &device {
         Device::Disk(d) => (Some(d.identity()), None),
         Device::File(..) => (None, Some(len)),
     };
     let raw_header = match &identity {
-        Some(id) if matches!(id.kind, ContainerKind::VhdxFixed | ContainerKind::VhdxDynamic) => {
+        Some(id)
+            if matches!(
+                id.kind,
+                ContainerKind::VhdxFixed | ContainerKind::VhdxDynamic
+            ) =>
+        {
             let f = fs::File::open(path).map_err(io(path))?;
             let mut buf = vec![0u8; VHDX_HEADER_SECTION.min(id.file_size) as usize];
             f.read_exact_at(&mut buf, 0).map_err(io(path))?;
@@ -202,7 +238,10 @@ pub fn write(path: &Path, mut device: Device, pieces: &[(u64, Vec<u8>)], what: &
             content[r.offset as usize..r.offset as usize + r.after.len()].copy_from_slice(&r.after);
         }
         if crash.0.is_some_and(|k| k < journal.ranges.len()) {
-            return Err(Error::Journal { path: pending, what: "simulated crash before the rename".into() });
+            return Err(Error::Journal {
+                path: pending,
+                what: "simulated crash before the rename".into(),
+            });
         }
         let p = p.clone();
         drop(device);
@@ -211,13 +250,19 @@ pub fn write(path: &Path, mut device: Device, pieces: &[(u64, Vec<u8>)], what: &
     } else {
         for (i, r) in journal.ranges.iter().enumerate() {
             if crash.0 == Some(i) {
-                return Err(Error::Journal { path: pending, what: format!("simulated crash after {i} ranges") });
+                return Err(Error::Journal {
+                    path: pending,
+                    what: format!("simulated crash after {i} ranges"),
+                });
             }
             device.write_at(r.offset, &r.after)?;
         }
     }
     if crash.0 == Some(journal.ranges.len()) {
-        return Err(Error::Journal { path: pending, what: "simulated crash before the flush".into() });
+        return Err(Error::Journal {
+            path: pending,
+            what: "simulated crash before the flush".into(),
+        });
     }
     device.flush()?;
     verify(&device, &journal.ranges, |r| &r.after, path)?;
@@ -227,7 +272,11 @@ pub fn write(path: &Path, mut device: Device, pieces: &[(u64, Vec<u8>)], what: &
     fs::remove_file(&pending).map_err(io(&pending))?;
     sync_dir(&done);
     let bytes = journal.ranges.iter().map(|r| r.after.len() as u64).sum();
-    Ok(Written { undo_journal: done, ranges: journal.ranges.len(), bytes })
+    Ok(Written {
+        undo_journal: done,
+        ranges: journal.ranges.len(),
+        bytes,
+    })
 }
 
 /// What [`undo`] did.
@@ -242,15 +291,30 @@ pub struct Undone {
 /// Puts the original bytes of a journal back (or, with `redo`, finishes an interrupted write).
 pub fn undo(journal_path: &Path, redo: bool) -> Result<Undone> {
     let text = fs::read_to_string(journal_path).map_err(io(journal_path))?;
-    let mut j: Journal = serde_json::from_str(&text).map_err(|e| Error::Journal { path: journal_path.into(), what: format!("not a winrescue journal: {e}") })?;
+    let mut j: Journal = serde_json::from_str(&text).map_err(|e| Error::Journal {
+        path: journal_path.into(),
+        what: format!("not a winrescue journal: {e}"),
+    })?;
     if j.format != FORMAT {
-        return Err(Error::Journal { path: journal_path.into(), what: format!("unknown format {:?}", j.format) });
+        return Err(Error::Journal {
+            path: journal_path.into(),
+            what: format!("unknown format {:?}", j.format),
+        });
     }
     if redo && j.state != State::Pending {
-        return Err(Error::Journal { path: journal_path.into(), what: format!("--redo finishes an interrupted write; this journal is {:?}", j.state) });
+        return Err(Error::Journal {
+            path: journal_path.into(),
+            what: format!(
+                "--redo finishes an interrupted write; this journal is {:?}",
+                j.state
+            ),
+        });
     }
     if !redo && j.state == State::Undone {
-        return Err(Error::Journal { path: journal_path.into(), what: "already undone".into() });
+        return Err(Error::Journal {
+            path: journal_path.into(),
+            what: "already undone".into(),
+        });
     }
     let mut device = match &j.identity {
         Some(id) => {
@@ -259,7 +323,10 @@ pub fn undo(journal_path: &Path, redo: bool) -> Result<Undone> {
             if now.size != id.size || now.kind != id.kind || now.unique_id != id.unique_id {
                 return Err(Error::Journal {
                     path: journal_path.into(),
-                    what: format!("{} is not the disk this journal was made for (size, format or id differ)", j.device.display()),
+                    what: format!(
+                        "{} is not the disk this journal was made for (size, format or id differ)",
+                        j.device.display()
+                    ),
                 });
             }
             Device::Disk(d)
@@ -267,7 +334,13 @@ pub fn undo(journal_path: &Path, redo: bool) -> Result<Undone> {
         None => {
             let d = Device::file(&j.device)?;
             if Some(d.len()?) != j.file_len {
-                return Err(Error::Journal { path: journal_path.into(), what: format!("{} changed size since the journal was made", j.device.display()) });
+                return Err(Error::Journal {
+                    path: journal_path.into(),
+                    what: format!(
+                        "{} changed size since the journal was made",
+                        j.device.display()
+                    ),
+                });
             }
             d
         }
@@ -276,31 +349,58 @@ pub fn undo(journal_path: &Path, redo: bool) -> Result<Undone> {
         device.write_at(r.offset, if redo { &r.after } else { &r.before })?;
     }
     device.flush()?;
-    verify(&device, &j.ranges, |r| if redo { &r.after } else { &r.before }, &j.device)?;
+    verify(
+        &device,
+        &j.ranges,
+        |r| if redo { &r.after } else { &r.before },
+        &j.device,
+    )?;
     drop(device);
     if let (false, Some(raw)) = (redo, &j.raw_header) {
         // Put the container header back as it was (the undo's own writes gave it a new
         // DataWriteGuid): the image becomes the original, byte for byte.
-        let f = fs::OpenOptions::new().write(true).open(&j.device).map_err(io(&j.device))?;
+        let f = fs::OpenOptions::new()
+            .write(true)
+            .open(&j.device)
+            .map_err(io(&j.device))?;
         f.write_all_at(raw, 0).map_err(io(&j.device))?;
         f.sync_all().map_err(io(&j.device))?;
     }
     j.state = if redo { State::Complete } else { State::Undone };
     let pending = pending_path(&j.device);
-    let target = if journal_path == pending { finished_path(&j.device, if redo { "undo" } else { "undone" }) } else { journal_path.to_path_buf() };
+    let target = if journal_path == pending {
+        finished_path(&j.device, if redo { "undo" } else { "undone" })
+    } else {
+        journal_path.to_path_buf()
+    };
     save(&target, &j)?;
     if journal_path == pending && target != pending {
         fs::remove_file(&pending).map_err(io(&pending))?;
     }
-    Ok(Undone { device: j.device.clone(), ranges: j.ranges.len(), redo })
+    Ok(Undone {
+        device: j.device.clone(),
+        ranges: j.ranges.len(),
+        redo,
+    })
 }
 
-fn verify(device: &Device, ranges: &[Range], want: impl Fn(&Range) -> &Vec<u8>, path: &Path) -> Result<()> {
+fn verify(
+    device: &Device,
+    ranges: &[Range],
+    want: impl Fn(&Range) -> &Vec<u8>,
+    path: &Path,
+) -> Result<()> {
     for r in ranges {
         let mut got = vec![0u8; r.after.len()];
         device.read_at(r.offset, &mut got)?;
         if &got != want(r) {
-            return Err(Error::Verify { path: path.into(), what: format!("the range at 0x{:x} does not read back as written", r.offset) });
+            return Err(Error::Verify {
+                path: path.into(),
+                what: format!(
+                    "the range at 0x{:x} does not read back as written",
+                    r.offset
+                ),
+            });
         }
     }
     Ok(())
@@ -309,8 +409,16 @@ fn verify(device: &Device, ranges: &[Range], want: impl Fn(&Range) -> &Vec<u8>, 
 /// Replaces a file atomically, keeping its permissions: temporary file in the same folder,
 /// fsync, rename, fsync of the folder.
 fn replace_file(path: &Path, content: &[u8]) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(".{}.winrescue-tmp", path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.winrescue-tmp",
+        path.file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default()
+    ));
     let perms = fs::metadata(path).map_err(io(path))?.permissions();
     let mut f = fs::File::create(&tmp).map_err(io(&tmp))?;
     f.write_all(content).map_err(io(&tmp))?;
@@ -323,11 +431,17 @@ fn replace_file(path: &Path, content: &[u8]) -> Result<()> {
 
 /// Writes a journal atomically and durably (temporary file, fsync, rename, fsync folder).
 fn save(path: &Path, j: &Journal) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     fs::create_dir_all(dir).map_err(io(dir))?;
     let tmp = path.with_extension("tmp");
     let mut f = fs::File::create(&tmp).map_err(io(&tmp))?;
-    serde_json::to_writer(&mut f, j).map_err(|e| Error::Journal { path: path.into(), what: e.to_string() })?;
+    serde_json::to_writer(&mut f, j).map_err(|e| Error::Journal {
+        path: path.into(),
+        what: e.to_string(),
+    })?;
     f.write_all(b"\n").map_err(io(&tmp))?;
     f.sync_all().map_err(io(&tmp))?;
     fs::rename(&tmp, path).map_err(io(path))?;
@@ -346,7 +460,10 @@ fn sync_dir(path: &Path) {
 /// `<device>.winrescue-<tag>-<time>.json`, next to the pending journal.
 fn finished_path(device: &Path, tag: &str) -> PathBuf {
     let pending = pending_path(device);
-    let base = pending.to_string_lossy().trim_end_matches(".winrescue-journal").to_string();
+    let base = pending
+        .to_string_lossy()
+        .trim_end_matches(".winrescue-journal")
+        .to_string();
     let stamp = now().replace([':', '-'], "").replace('.', "-");
     let mut p = PathBuf::from(format!("{base}.winrescue-{tag}-{stamp}.json"));
     let mut n = 1;
@@ -388,7 +505,10 @@ mod hex {
         if !s.len().is_multiple_of(2) {
             return Err("odd hex length".into());
         }
-        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).map_err(|_| format!("bad hex at {i}"))).collect()
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).map_err(|_| format!("bad hex at {i}")))
+            .collect()
     }
 }
 
@@ -404,7 +524,9 @@ mod hex_opt {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
         match Option::<String>::deserialize(d)? {
-            Some(s) => super::hex::from_hex(&s).map(Some).map_err(serde::de::Error::custom),
+            Some(s) => super::hex::from_hex(&s)
+                .map(Some)
+                .map_err(serde::de::Error::custom),
             None => Ok(None),
         }
     }

@@ -86,7 +86,11 @@ impl Target {
                 path: path.clone(),
                 why: format!("the folder has no {}", SYSTEM_HIVE.replace('\\', "/")),
             })?;
-            let rel = system.strip_prefix(&path).unwrap_or(&system).to_string_lossy().replace('/', "\\");
+            let rel = system
+                .strip_prefix(&path)
+                .unwrap_or(&system)
+                .to_string_lossy()
+                .replace('/', "\\");
             let install = Install {
                 partition: None,
                 partition_start: None,
@@ -95,7 +99,13 @@ impl Target {
                 system_path: rel,
                 write_blockers: Vec::new(),
             };
-            return Ok(Target { path, kind: TargetKind::Folder, disk: None, installs: vec![install], volumes: Vec::new() });
+            return Ok(Target {
+                path,
+                kind: TargetKind::Folder,
+                disk: None,
+                installs: vec![install],
+                volumes: Vec::new(),
+            });
         }
         let mut head = [0u8; 4];
         {
@@ -104,7 +114,10 @@ impl Target {
             let _ = f.read(&mut head).map_err(io(&path))?;
         }
         if &head == b"regf" {
-            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             let install = Install {
                 partition: None,
                 partition_start: None,
@@ -113,17 +126,34 @@ impl Target {
                 system_path: name,
                 write_blockers: Vec::new(),
             };
-            return Ok(Target { path, kind: TargetKind::HiveFile, disk: None, installs: vec![install], volumes: Vec::new() });
+            return Ok(Target {
+                path,
+                kind: TargetKind::HiveFile,
+                disk: None,
+                installs: vec![install],
+                volumes: Vec::new(),
+            });
         }
-        let disk = if write { Disk::open_rw(&path)? } else { Disk::open(&path)? };
-        let (installs, volumes): (Vec<Install>, Vec<(Volume, Partition)>) = find_installs(&disk)?.into_iter().unzip();
+        let disk = if write {
+            Disk::open_rw(&path)?
+        } else {
+            Disk::open(&path)?
+        };
+        let (installs, volumes): (Vec<Install>, Vec<(Volume, Partition)>) =
+            find_installs(&disk)?.into_iter().unzip();
         if installs.is_empty() {
             return Err(Error::NoWindows {
                 path,
                 why: format!("no NTFS partition holds {SYSTEM_HIVE}"),
             });
         }
-        Ok(Target { path, kind: TargetKind::Disk, disk: Some(disk), installs, volumes })
+        Ok(Target {
+            path,
+            kind: TargetKind::Disk,
+            disk: Some(disk),
+            installs,
+            volumes,
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -154,27 +184,57 @@ impl Target {
 
     /// Chooses the install: the only one, or the one on `partition`.
     pub fn choose(&self, partition: Option<u32>) -> Result<&Install> {
-        let list = || self.installs.iter().map(|i| format!("partition {}", i.partition.unwrap_or(0))).collect::<Vec<_>>().join(", ");
+        let list = || {
+            self.installs
+                .iter()
+                .map(|i| format!("partition {}", i.partition.unwrap_or(0)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         match partition {
-            Some(n) => self.installs.iter().find(|i| i.partition == Some(n)).ok_or_else(|| Error::NoSuchInstall {
+            Some(n) => self
+                .installs
+                .iter()
+                .find(|i| i.partition == Some(n))
+                .ok_or_else(|| Error::NoSuchInstall {
+                    path: self.path.clone(),
+                    index: n,
+                    list: list(),
+                }),
+            None if self.installs.len() == 1 => Ok(&self.installs[0]),
+            None => Err(Error::SeveralWindows {
                 path: self.path.clone(),
-                index: n,
+                count: self.installs.len(),
                 list: list(),
             }),
-            None if self.installs.len() == 1 => Ok(&self.installs[0]),
-            None => Err(Error::SeveralWindows { path: self.path.clone(), count: self.installs.len(), list: list() }),
         }
     }
 
     fn partition_of(&self, install: &Install) -> Option<Partition> {
-        self.installs.iter().position(|i| i.partition == install.partition).and_then(|n| self.volumes.get(n)).map(|(_, p)| p.clone())
+        self.installs
+            .iter()
+            .position(|i| i.partition == install.partition)
+            .and_then(|n| self.volumes.get(n))
+            .map(|(_, p)| p.clone())
     }
 
     /// Runs `f` with the NTFS volume of `install` and a reader over its partition.
-    fn with_volume<R>(&self, install: &Install, f: impl FnOnce(&Volume, &mut Slice<&Disk>) -> Result<R>) -> Result<R> {
+    fn with_volume<R>(
+        &self,
+        install: &Install,
+        f: impl FnOnce(&Volume, &mut Slice<&Disk>) -> Result<R>,
+    ) -> Result<R> {
         let disk = self.disk.as_ref().expect("disk targets only");
-        let n = self.installs.iter().position(|i| i.partition == install.partition);
-        let (vol, p) = n.and_then(|n| self.volumes.get(n)).ok_or_else(|| Error::NoWindows { path: self.path.clone(), why: "no such install".into() })?;
+        let n = self
+            .installs
+            .iter()
+            .position(|i| i.partition == install.partition);
+        let (vol, p) = n
+            .and_then(|n| self.volumes.get(n))
+            .ok_or_else(|| Error::NoWindows {
+                path: self.path.clone(),
+                why: "no such install".into(),
+            })?;
         let mut slice = Slice::partition(disk, p)?;
         f(vol, &mut slice)
     }
@@ -198,7 +258,11 @@ impl Target {
     /// Whether a file exists in the install (`None`: cannot tell, for a bare hive file).
     pub fn file_exists(&self, install: &Install, path: &str) -> Option<bool> {
         match self.kind {
-            TargetKind::Disk => self.with_volume(install, |vol, s| Ok(vol.lookup(s, path)?.is_some_and(|e| !e.is_directory()))).ok(),
+            TargetKind::Disk => self
+                .with_volume(install, |vol, s| {
+                    Ok(vol.lookup(s, path)?.is_some_and(|e| !e.is_directory()))
+                })
+                .ok(),
             TargetKind::Folder => Some(find_ci(&self.path, path).is_some_and(|p| p.is_file())),
             TargetKind::HiveFile => None,
         }
@@ -236,9 +300,15 @@ impl Target {
                 let hive = fs::read(&hive_path).map_err(io(&hive_path))?;
                 let mut logs = Vec::new();
                 let dir = hive_path.parent().unwrap_or(Path::new("."));
-                let name = hive_path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                let name = hive_path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
                 let siblings: Vec<String> = fs::read_dir(dir)
-                    .map(|rd| rd.filter_map(|e| e.ok()?.file_name().into_string().ok()).collect())
+                    .map(|rd| {
+                        rd.filter_map(|e| e.ok()?.file_name().into_string().ok())
+                            .collect()
+                    })
                     .unwrap_or_default();
                 for l in regf::log::log_names(&name, siblings.iter().map(String::as_str)) {
                     let p = dir.join(l);
@@ -247,20 +317,32 @@ impl Target {
                 (hive, logs)
             }
         };
-        let inputs: Vec<LogInput<'_>> = logs.iter().map(|(n, d)| LogInput { name: n, data: d }).collect();
+        let inputs: Vec<LogInput<'_>> = logs
+            .iter()
+            .map(|(n, d)| LogInput { name: n, data: d })
+            .collect();
         let recovered = replay(&on_disk, &inputs)?;
-        Ok(SystemHive { on_disk, recovered, logs: logs.into_iter().map(|(n, _)| n).collect() })
+        Ok(SystemHive {
+            on_disk,
+            recovered,
+            logs: logs.into_iter().map(|(n, _)| n).collect(),
+        })
     }
 
     /// The hive file's path for folder and hive-file targets.
     pub fn hive_file_path(&self, install: &Install, hive_path: &str) -> Result<PathBuf> {
         match self.kind {
-            TargetKind::Folder => find_ci(&self.path, hive_path).filter(|p| p.is_file()).ok_or_else(|| Error::NoWindows {
-                path: self.path.clone(),
-                why: format!("no file {hive_path}"),
-            }),
+            TargetKind::Folder => find_ci(&self.path, hive_path)
+                .filter(|p| p.is_file())
+                .ok_or_else(|| Error::NoWindows {
+                    path: self.path.clone(),
+                    why: format!("no file {hive_path}"),
+                }),
             _ if hive_path.eq_ignore_ascii_case(&install.system_path) => Ok(self.path.clone()),
-            _ => Err(Error::Refused(format!("{} is a single hive file: {hive_path} is not in it", self.path.display()))),
+            _ => Err(Error::Refused(format!(
+                "{} is a single hive file: {hive_path} is not in it",
+                self.path.display()
+            ))),
         }
     }
 
@@ -269,7 +351,13 @@ impl Target {
     /// changed 4 KiB page (split further where a page spans two data runs). Refuses what cannot
     /// be written in place: a different size, a dirty or hibernated NTFS volume, a compressed,
     /// encrypted, sparse or resident hive.
-    pub fn plan_hive_write(&self, install: &Install, hive_path: &str, old: &[u8], new: &[u8]) -> Result<(PathBuf, Pieces)> {
+    pub fn plan_hive_write(
+        &self,
+        install: &Install,
+        hive_path: &str,
+        old: &[u8],
+        new: &[u8],
+    ) -> Result<(PathBuf, Pieces)> {
         if old.len() != new.len() {
             return Err(Error::Refused(format!(
                 "the new hive is {} bytes, the file on disk {} bytes: winrescue never changes a file's size",
@@ -280,20 +368,27 @@ impl Target {
         let pages = regf::edit::changed_pages(old, new);
         match self.kind {
             TargetKind::Disk => {
-                let p = self.partition_of(install).ok_or_else(|| Error::Refused("partition vanished".into()))?;
+                let p = self
+                    .partition_of(install)
+                    .ok_or_else(|| Error::Refused("partition vanished".into()))?;
                 let hive: FileEntry = self.with_volume(install, |vol, s| {
                     vol.check_writable()?;
                     Ok(vol.hive_files(s, hive_path)?.hive)
                 })?;
                 if hive.size() != old.len() as u64 {
-                    return Err(Error::Refused("the hive changed on the disk since it was read".into()));
+                    return Err(Error::Refused(
+                        "the hive changed on the disk since it was read".into(),
+                    ));
                 }
                 let mut pieces = Vec::new();
                 for page in pages {
                     let len = (regf::edit::PAGE as u64).min(old.len() as u64 - page);
                     for ext in hive.plan_write(page, len)? {
                         let from = ext.file_offset as usize;
-                        pieces.push((p.start + ext.partition_offset, new[from..from + ext.len as usize].to_vec()));
+                        pieces.push((
+                            p.start + ext.partition_offset,
+                            new[from..from + ext.len as usize].to_vec(),
+                        ));
                     }
                 }
                 Ok((self.path.clone(), pieces))
@@ -328,7 +423,10 @@ fn is_xz(path: &Path) -> bool {
         return false;
     }
     let mut head = [0u8; 6];
-    fs::File::open(path).and_then(|mut f| f.read_exact(&mut head)).is_ok() && head == XZ_MAGIC
+    fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .is_ok()
+        && head == XZ_MAGIC
 }
 
 /// Opens an xz-compressed disk image, read-only, through a decompressed copy in the temporary
@@ -378,13 +476,23 @@ pub fn decompressed_copy(path: &Path) -> Result<PathBuf> {
     let dir = tmp.join(format!(
         "winrescue-xz-{}-{}-{}",
         std::process::id(),
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
         COUNTER.fetch_add(1, Ordering::Relaxed)
     ));
     // create_dir, not create_dir_all: the folder is new, so nobody else placed a file in it.
     fs::create_dir(&dir).map_err(io(&dir))?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "image".into());
-    let name = name.strip_suffix(".xz").filter(|n| !n.is_empty()).unwrap_or("image").to_string();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "image".into());
+    let name = name
+        .strip_suffix(".xz")
+        .filter(|n| !n.is_empty())
+        .unwrap_or("image")
+        .to_string();
     let copy = dir.join(name);
     let result = (|| -> Result<()> {
         let mut child = Command::new("xz")
@@ -469,15 +577,25 @@ fn find_installs(disk: &Disk) -> Result<Vec<(Install, (Volume, Partition))>> {
             continue;
         }
         let mut slice = Slice::partition(disk, p)?;
-        let Ok(vol) = Volume::open(&mut slice) else { continue };
-        let Ok(Some(entry)) = vol.lookup(&mut slice, SYSTEM_HIVE) else { continue };
+        let Ok(vol) = Volume::open(&mut slice) else {
+            continue;
+        };
+        let Ok(Some(entry)) = vol.lookup(&mut slice, SYSTEM_HIVE) else {
+            continue;
+        };
         let facts = vol.facts();
         let mut blockers = Vec::new();
         if facts.dirty {
-            blockers.push("the NTFS volume is marked dirty (not shut down cleanly): let chkdsk run first".to_string());
+            blockers.push(
+                "the NTFS volume is marked dirty (not shut down cleanly): let chkdsk run first"
+                    .to_string(),
+            );
         }
         if facts.hibernation.blocks_writes() {
-            blockers.push(format!("hiberfil.sys is in use ({:?}): Windows is hibernated or used Fast Startup", facts.hibernation));
+            blockers.push(format!(
+                "hiberfil.sys is in use ({:?}): Windows is hibernated or used Fast Startup",
+                facts.hibernation
+            ));
         }
         let install = Install {
             partition: Some(p.index),
@@ -501,7 +619,10 @@ pub fn find_ci(base: &Path, windows_path: &str) -> Option<PathBuf> {
             cur = exact;
             continue;
         }
-        let entry = fs::read_dir(&cur).ok()?.filter_map(|e| e.ok()).find(|e| e.file_name().to_string_lossy().eq_ignore_ascii_case(part))?;
+        let entry = fs::read_dir(&cur)
+            .ok()?
+            .filter_map(|e| e.ok())
+            .find(|e| e.file_name().to_string_lossy().eq_ignore_ascii_case(part))?;
         cur = entry.path();
     }
     Some(cur)

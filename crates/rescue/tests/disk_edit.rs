@@ -22,22 +22,40 @@ fn copy_image(dir: &Path, fixture: &str) -> PathBuf {
 
 fn start_dword(bytes: &[u8], cs: &str) -> u32 {
     let hive = regf::Hive::open(bytes).unwrap();
-    let v = hive.key(&format!(r"{cs}\Services\Dhcp")).unwrap().unwrap().value("Start").unwrap().unwrap();
+    let v = hive
+        .key(&format!(r"{cs}\Services\Dhcp"))
+        .unwrap()
+        .unwrap()
+        .value("Start")
+        .unwrap()
+        .unwrap();
     v.data().unwrap().as_u64().unwrap() as u32
 }
 
-fn set_start(image: &Path, value: u32, crash: CrashAfter) -> rescue::Result<rescue::edit::EditOutcome> {
-    edit_system_hive(image, EditOptions { crash, ..Default::default() }, |ed| {
-        let mut changed = false;
-        for cs in ["ControlSet001", "ControlSet002"] {
-            let key = format!(r"{cs}\Services\Dhcp");
-            if ed.hive()?.key(&key)?.is_none() {
-                continue;
+fn set_start(
+    image: &Path,
+    value: u32,
+    crash: CrashAfter,
+) -> rescue::Result<rescue::edit::EditOutcome> {
+    edit_system_hive(
+        image,
+        EditOptions {
+            crash,
+            ..Default::default()
+        },
+        |ed| {
+            let mut changed = false;
+            for cs in ["ControlSet001", "ControlSet002"] {
+                let key = format!(r"{cs}\Services\Dhcp");
+                if ed.hive()?.key(&key)?.is_none() {
+                    continue;
+                }
+                changed |= ed.set_value(&key, "Start", ValueType::DWORD, &value.to_le_bytes())?
+                    != regf::edit::SetOutcome::Unchanged;
             }
-            changed |= ed.set_value(&key, "Start", ValueType::DWORD, &value.to_le_bytes())? != regf::edit::SetOutcome::Unchanged;
-        }
-        Ok(changed)
-    })
+            Ok(changed)
+        },
+    )
 }
 
 #[test]
@@ -49,15 +67,29 @@ fn gen2_gpt_image_reads_the_real_hive() {
     let hive = t.system_hive(&install).unwrap();
     assert!(hive.on_disk == fixtures::bytes("hives/win7-SYSTEM"));
     assert!(!hive.recovered.report.was_dirty);
-    assert_eq!(t.file_exists(&install, r"windows\system32\winevt\logs\SYSTEM.EVTX"), Some(true));
-    assert_eq!(t.file_exists(&install, r"Windows\System32\dhcpcore.dll"), Some(false));
+    assert_eq!(
+        t.file_exists(&install, r"windows\system32\winevt\logs\SYSTEM.EVTX"),
+        Some(true)
+    );
+    assert_eq!(
+        t.file_exists(&install, r"Windows\System32\dhcpcore.dll"),
+        Some(false)
+    );
 }
 
 #[test]
 fn gen1_mbr_image_replays_the_dirty_hive_from_its_logs() {
-    let t = Target::open(fixtures::path("images/gen1-mbr-win10-dirty-system.raw"), false).unwrap();
+    let t = Target::open(
+        fixtures::path("images/gen1-mbr-win10-dirty-system.raw"),
+        false,
+    )
+    .unwrap();
     let install = t.choose(None).unwrap().clone();
-    assert_eq!(install.partition, Some(2), "the System Reserved partition holds no Windows");
+    assert_eq!(
+        install.partition,
+        Some(2),
+        "the System Reserved partition holds no Windows"
+    );
     let hive = t.system_hive(&install).unwrap();
     assert_eq!(hive.logs.len(), 2);
     let r = &hive.recovered.report;
@@ -72,19 +104,36 @@ fn ntfs_checks(image: &Path, partition_start: u64, expect_start: &str) {
     let vol = image.with_extension("vol");
     let bytes = std::fs::read(image).unwrap();
     let len = bytes.len() as u64 - partition_start;
-    std::fs::write(&vol, &bytes[partition_start as usize..(partition_start + len.min(45 << 20)) as usize]).unwrap();
+    std::fs::write(
+        &vol,
+        &bytes[partition_start as usize..(partition_start + len.min(45 << 20)) as usize],
+    )
+    .unwrap();
     match loop_free(&["ntfsfix", "-n", vol.to_str().unwrap()]) {
         Ok(o) => {
             let text = String::from_utf8_lossy(&o.stdout);
-            assert!(o.status.success(), "ntfsfix -n: {text}{}", String::from_utf8_lossy(&o.stderr));
+            assert!(
+                o.status.success(),
+                "ntfsfix -n: {text}{}",
+                String::from_utf8_lossy(&o.stderr)
+            );
         }
         Err(_) => assert!(!ci(), "ntfsfix is required in CI"),
     }
-    match loop_free(&["ntfscat", vol.to_str().unwrap(), "Windows/System32/config/SYSTEM"]) {
+    match loop_free(&[
+        "ntfscat",
+        vol.to_str().unwrap(),
+        "Windows/System32/config/SYSTEM",
+    ]) {
         Ok(o) if o.status.success() => {
             let hive = vol.with_extension("hive");
             std::fs::write(&hive, &o.stdout).unwrap();
-            if let Ok(o) = Command::new("hivexget").arg(&hive).arg(r"\ControlSet001\services\Dhcp").arg("Start").output() {
+            if let Ok(o) = Command::new("hivexget")
+                .arg(&hive)
+                .arg(r"\ControlSet001\services\Dhcp")
+                .arg("Start")
+                .output()
+            {
                 assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), expect_start);
             } else {
                 assert!(!ci(), "hivexget is required in CI");
@@ -114,10 +163,17 @@ fn edit_in_place_then_undo_gives_the_original_image_back() {
     };
     assert_eq!(start_dword(&on_disk, "ControlSet001"), 4);
     assert_eq!(start_dword(&on_disk, "ControlSet002"), 4);
-    let diff: Vec<usize> = (0..after.len()).filter(|&i| after[i] != original[i]).collect();
+    let diff: Vec<usize> = (0..after.len())
+        .filter(|&i| after[i] != original[i])
+        .collect();
     assert!(!diff.is_empty());
     for &i in &diff {
-        assert!(out.ranges.iter().any(|&(o, l)| (i as u64) >= o && (i as u64) < o + l as u64), "byte 0x{i:x} changed outside the planned ranges");
+        assert!(
+            out.ranges
+                .iter()
+                .any(|&(o, l)| (i as u64) >= o && (i as u64) < o + l as u64),
+            "byte 0x{i:x} changed outside the planned ranges"
+        );
     }
     ntfs_checks(&image, install.partition_start.unwrap(), "4");
 
@@ -128,7 +184,10 @@ fn edit_in_place_then_undo_gives_the_original_image_back() {
 
     let undone = journal::undo(&written.undo_journal, false).unwrap();
     assert!(!undone.redo);
-    assert!(std::fs::read(&image).unwrap() == original, "undo gives back the original image, byte for byte");
+    assert!(
+        std::fs::read(&image).unwrap() == original,
+        "undo gives back the original image, byte for byte"
+    );
     ntfs_checks(&image, install.partition_start.unwrap(), "2");
     // An undone journal cannot be applied twice.
     assert!(journal::undo(&written.undo_journal, false).is_err());
@@ -158,7 +217,10 @@ fn every_crash_point_ends_in_the_original_or_the_repaired_image() {
             assert!(pending.exists());
             // The next write is refused until the interrupted one is resolved.
             let refused = set_start(&img, 2, CrashAfter(None)).unwrap_err();
-            assert!(matches!(refused, rescue::Error::Interrupted { .. }), "{refused}");
+            assert!(
+                matches!(refused, rescue::Error::Interrupted { .. }),
+                "{refused}"
+            );
             journal::undo(&pending, redo).unwrap();
             assert!(!pending.exists());
             let now = std::fs::read(&img).unwrap();
@@ -170,7 +232,10 @@ fn every_crash_point_ends_in_the_original_or_the_repaired_image() {
                 assert!(regf::check::check(&hive.on_disk).is_sound());
                 assert_eq!(now.len(), repaired.len());
             } else {
-                assert!(now == original, "crash after {k} ranges, undo: not the original");
+                assert!(
+                    now == original,
+                    "crash after {k} ranges, undo: not the original"
+                );
             }
         }
     }
@@ -188,10 +253,19 @@ fn vhd_and_vhdx_copies_edit_and_undo_bit_for_bit() {
     for (fmt, opts, name) in [
         ("vpc", "subformat=fixed", "disk-fixed.vhd"),
         ("vpc", "subformat=dynamic", "disk-dynamic.vhd"),
-        ("vhdx", "subformat=dynamic,block_state_zero=off", "disk.vhdx"),
+        (
+            "vhdx",
+            "subformat=dynamic,block_state_zero=off",
+            "disk.vhdx",
+        ),
     ] {
         let img = dir.path().join(name);
-        let st = Command::new("qemu-img").args(["convert", "-f", "raw", "-O", fmt, "-o", opts]).arg(&raw).arg(&img).status().unwrap();
+        let st = Command::new("qemu-img")
+            .args(["convert", "-f", "raw", "-O", fmt, "-o", opts])
+            .arg(&raw)
+            .arg(&img)
+            .status()
+            .unwrap();
         assert!(st.success());
         let original = std::fs::read(&img).unwrap();
         let out = set_start(&img, 4, CrashAfter(None)).unwrap();
@@ -202,7 +276,12 @@ fn vhd_and_vhdx_copies_edit_and_undo_bit_for_bit() {
         }
         // qemu reads the change too.
         let back = dir.path().join(format!("{name}.raw"));
-        let st = Command::new("qemu-img").args(["convert", "-f", fmt, "-O", "raw"]).arg(&img).arg(&back).status().unwrap();
+        let st = Command::new("qemu-img")
+            .args(["convert", "-f", fmt, "-O", "raw"])
+            .arg(&img)
+            .arg(&back)
+            .status()
+            .unwrap();
         assert!(st.success());
         let raw_after = std::fs::read(&back).unwrap();
         let raw_before = std::fs::read(&raw).unwrap();
@@ -212,7 +291,10 @@ fn vhd_and_vhdx_copies_edit_and_undo_bit_for_bit() {
         let diff = (0..n).filter(|&i| raw_after[i] != raw_before[i]).count();
         assert!(diff > 0 && diff < 20_000, "{name}: {diff} bytes differ");
         journal::undo(&out.written.unwrap().undo_journal, false).unwrap();
-        assert!(std::fs::read(&img).unwrap() == original, "{name}: undo is not bit for bit");
+        assert!(
+            std::fs::read(&img).unwrap() == original,
+            "{name}: undo is not bit for bit"
+        );
     }
 }
 
@@ -221,16 +303,30 @@ fn hive_file_and_folder_targets() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("Windows/System32/config");
     std::fs::create_dir_all(&cfg).unwrap();
-    std::fs::copy(fixtures::path("hives/win10-dirty-SYSTEM"), cfg.join("SYSTEM")).unwrap();
-    std::fs::copy(fixtures::path("hives/win10-dirty-SYSTEM.LOG1"), cfg.join("SYSTEM.LOG1")).unwrap();
-    std::fs::copy(fixtures::path("hives/win10-dirty-SYSTEM.LOG2"), cfg.join("SYSTEM.LOG2")).unwrap();
+    std::fs::copy(
+        fixtures::path("hives/win10-dirty-SYSTEM"),
+        cfg.join("SYSTEM"),
+    )
+    .unwrap();
+    std::fs::copy(
+        fixtures::path("hives/win10-dirty-SYSTEM.LOG1"),
+        cfg.join("SYSTEM.LOG1"),
+    )
+    .unwrap();
+    std::fs::copy(
+        fixtures::path("hives/win10-dirty-SYSTEM.LOG2"),
+        cfg.join("SYSTEM.LOG2"),
+    )
+    .unwrap();
     let out = set_start(dir.path(), 3, CrashAfter(None)).unwrap();
     let bytes = std::fs::read(cfg.join("SYSTEM")).unwrap();
     assert_eq!(start_dword(&bytes, "ControlSet001"), 3);
     let base = regf::BaseBlock::parse(&bytes).unwrap();
     assert!(!base.is_dirty() && base.primary_sequence > 2130);
     journal::undo(&out.written.unwrap().undo_journal, false).unwrap();
-    assert!(std::fs::read(cfg.join("SYSTEM")).unwrap() == fixtures::bytes("hives/win10-dirty-SYSTEM"));
+    assert!(
+        std::fs::read(cfg.join("SYSTEM")).unwrap() == fixtures::bytes("hives/win10-dirty-SYSTEM")
+    );
 
     // A dirty hive without logs is refused unless allowed.
     let lone = dir.path().join("SYSTEM81");

@@ -32,7 +32,13 @@ fn leftovers() -> Vec<PathBuf> {
         .collect()
 }
 
-const CASES: [&str; 5] = ["dhcp-disabled", "afd-disabled", "cycle-nsi-dhcp", "group-member-account", "current-broken"];
+const CASES: [&str; 5] = [
+    "dhcp-disabled",
+    "afd-disabled",
+    "cycle-nsi-dhcp",
+    "group-member-account",
+    "current-broken",
+];
 
 /// The compressed image of a broken case: the committed one, else one built now by
 /// `make-windows-fixtures.sh broken-raw` (root, FUSE, ntfs-3g and hivex needed: a failure fails
@@ -46,22 +52,45 @@ fn image(case: &str) -> Option<PathBuf> {
     let raw = out.join(format!("gen2-gpt-win7-{case}.raw"));
     if !raw.exists() {
         let script = fixtures::testdata_dir().join("images/make-windows-fixtures.sh");
-        let ok = Command::new(&script).arg("broken-raw").arg(&out).arg(case).status().is_ok_and(|s| s.success());
+        let ok = Command::new(&script)
+            .arg("broken-raw")
+            .arg(&out)
+            .arg(case)
+            .status()
+            .is_ok_and(|s| s.success());
         if !ok {
-            assert!(!ci(), "{} could not build {case} (root, FUSE, ntfs-3g and hivex are needed)", script.display());
-            eprintln!("skipped {case}: not committed and {} could not build it", script.display());
+            assert!(
+                !ci(),
+                "{} could not build {case} (root, FUSE, ntfs-3g and hivex are needed)",
+                script.display()
+            );
+            eprintln!(
+                "skipped {case}: not committed and {} could not build it",
+                script.display()
+            );
             return None;
         }
     }
     let xz = out.join(format!("gen2-gpt-win7-{case}.raw.xz"));
     if !xz.exists() {
-        assert!(Command::new("xz").args(["-kf", "-T1"]).arg(&raw).status().unwrap().success());
+        assert!(Command::new("xz")
+            .args(["-kf", "-T1"])
+            .arg(&raw)
+            .status()
+            .unwrap()
+            .success());
     }
     Some(xz)
 }
 
 fn dword(hive: &regf::Hive<&[u8]>, key: &str, value: &str) -> u32 {
-    let v = hive.key(key).unwrap().unwrap_or_else(|| panic!("no key {key}")).value(value).unwrap().unwrap();
+    let v = hive
+        .key(key)
+        .unwrap()
+        .unwrap_or_else(|| panic!("no key {key}"))
+        .value(value)
+        .unwrap()
+        .unwrap();
     v.data().unwrap().as_u64().unwrap() as u32
 }
 
@@ -70,7 +99,11 @@ fn xz_image_opens_read_only_and_leaves_no_copy() {
     let _g = lock();
     let xz = image("dhcp-disabled").unwrap();
     let t = Target::open(&xz, false).unwrap();
-    assert!(leftovers().is_empty(), "decompressed copy left behind: {:?}", leftovers());
+    assert!(
+        leftovers().is_empty(),
+        "decompressed copy left behind: {:?}",
+        leftovers()
+    );
     assert_eq!(t.kind(), TargetKind::Disk);
     assert_eq!(t.path(), xz, "messages name the file the user gave");
     assert_eq!(t.installs().len(), 1);
@@ -89,7 +122,10 @@ fn xz_image_opens_read_only_and_leaves_no_copy() {
     assert_eq!(dword(&hive, r"ControlSet002\Services\Dhcp", "Start"), 2);
 
     // The log is the real Server 2008 R2 one, from a healthy machine (it does not show the breakage).
-    let evtx = t.read_file(&install, rescue::target::SYSTEM_EVTX).unwrap().unwrap();
+    let evtx = t
+        .read_file(&install, rescue::target::SYSTEM_EVTX)
+        .unwrap()
+        .unwrap();
     assert!(evtx == fixtures::bytes("evtx/srv2008r2-System.evtx"));
 }
 
@@ -102,7 +138,10 @@ fn each_broken_image_holds_its_broken_hive() {
         let t = Target::open(&xz, false).unwrap();
         let install = t.choose(None).unwrap().clone();
         let sys = t.system_hive(&install).unwrap();
-        assert!(sys.on_disk == fixtures::bytes(&format!("hives/broken/win7-{case}")), "{case}");
+        assert!(
+            sys.on_disk == fixtures::bytes(&format!("hives/broken/win7-{case}")),
+            "{case}"
+        );
         assert!(sys.on_disk != healthy, "{case}");
     }
     assert!(leftovers().is_empty());
@@ -124,7 +163,11 @@ fn writing_to_an_xz_image_is_refused_and_changes_nothing() {
         Ok(_) => panic!("a compressed image was opened for writing"),
     }
     assert!(std::fs::read(&xz).unwrap() == before);
-    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "nothing written beside it");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "nothing written beside it"
+    );
     assert!(leftovers().is_empty());
 }
 
@@ -141,7 +184,11 @@ fn decompressed_copy_is_the_image_and_sparse() {
     assert_eq!(data.len(), 96 << 20);
     assert!(data == fixtures::bytes("images/gen2-gpt-win7-dhcp-disabled.raw"));
     let meta = std::fs::metadata(&copy).unwrap();
-    assert!(meta.blocks() * 512 < meta.len() / 2, "zero blocks became holes: {} bytes allocated", meta.blocks() * 512);
+    assert!(
+        meta.blocks() * 512 < meta.len() / 2,
+        "zero blocks became holes: {} bytes allocated",
+        meta.blocks() * 512
+    );
     std::fs::remove_file(&copy).unwrap();
     std::fs::remove_dir(copy.parent().unwrap()).unwrap();
 }
@@ -153,9 +200,14 @@ fn damaged_xz_image_is_an_error_naming_it() {
     let xz = dir.path().join("cut.raw.xz");
     let whole = std::fs::read(image("dhcp-disabled").unwrap()).unwrap();
     std::fs::write(&xz, &whole[..whole.len() / 2]).unwrap();
-    let err = Target::open(&xz, false).err().expect("a truncated xz file must not open");
+    let err = Target::open(&xz, false)
+        .err()
+        .expect("a truncated xz file must not open");
     let msg = err.to_string();
-    assert!(msg.contains(&xz.display().to_string()) && msg.contains("xz"), "{msg}");
+    assert!(
+        msg.contains(&xz.display().to_string()) && msg.contains("xz"),
+        "{msg}"
+    );
     assert!(leftovers().is_empty(), "{:?}", leftovers());
 }
 

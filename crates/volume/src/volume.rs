@@ -604,9 +604,7 @@ impl Volume {
                     });
                 };
                 if let Some(p) = ext.partition_offset {
-                    if p.checked_add(ext.len)
-                        .is_none_or(|e| e > self.ntfs.size())
-                    {
+                    if p.checked_add(ext.len).is_none_or(|e| e > self.ntfs.size()) {
                         return Err(Error::Corrupt {
                             record: piece.record,
                             offset: piece.position,

@@ -26,7 +26,11 @@ pub struct DiagnoseArgs {
 }
 
 pub fn run(a: DiagnoseArgs, out: &mut dyn Write) -> Result<ExitCode> {
-    let opts = dhcp::Options { partition: a.partition, own_process: a.own_process, allow_incomplete: false };
+    let opts = dhcp::Options {
+        partition: a.partition,
+        own_process: a.own_process,
+        allow_incomplete: false,
+    };
     let report = dhcp::diagnose(&a.target, &opts)?;
     if a.json {
         serde_json::to_writer_pretty(&mut *out, &report)?;
@@ -35,7 +39,10 @@ pub fn run(a: DiagnoseArgs, out: &mut dyn Write) -> Result<ExitCode> {
         print_report(&report, out)?;
         if !report.healthy && !report.plan.changes.is_empty() {
             writeln!(out)?;
-            writeln!(out, "to repair (a dry run first, then --apply; an undo journal is kept):")?;
+            writeln!(
+                out,
+                "to repair (a dry run first, then --apply; an undo journal is kept):"
+            )?;
             let shown = a.target.display().to_string();
             let target = match shown.strip_suffix(".xz") {
                 // A compressed image is read from a temporary copy; it has to be decompressed
@@ -46,14 +53,25 @@ pub fn run(a: DiagnoseArgs, out: &mut dyn Write) -> Result<ExitCode> {
                 }
                 None => shown,
             };
-            writeln!(out, "    winrescue repair {}{}", shell_quote(&target), if a.own_process { " --own-process" } else { "" })?;
+            writeln!(
+                out,
+                "    winrescue repair {}{}",
+                shell_quote(&target),
+                if a.own_process { " --own-process" } else { "" }
+            )?;
         }
     }
-    Ok(if report.healthy { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if report.healthy {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn shell_quote(s: &str) -> String {
-    if s.chars().all(|c| c.is_ascii_alphanumeric() || "/._-+:=".contains(c)) {
+    if s.chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/._-+:=".contains(c))
+    {
         s.to_string()
     } else {
         format!("'{}'", s.replace('\'', "'\\''"))
@@ -77,10 +95,21 @@ pub fn print_report(r: &DhcpReport, out: &mut dyn Write) -> Result<()> {
     if let Some(p) = &v.product_name {
         version.push_str(&format!(", {p}"));
     }
-    writeln!(out, "version:  {version} ({:?}{})", v.source, v.evidence.first().map(|e| format!(": {e}")).unwrap_or_default())?;
+    writeln!(
+        out,
+        "version:  {version} ({:?}{})",
+        v.source,
+        v.evidence
+            .first()
+            .map(|e| format!(": {e}"))
+            .unwrap_or_default()
+    )?;
     let mut hive = format!("hive:     {}", r.hive.state);
     if let Some((a, b)) = r.hive.sequence_range {
-        hive.push_str(&format!(" ({} log entries, sequence {a}..{b})", r.hive.entries_applied));
+        hive.push_str(&format!(
+            " ({} log entries, sequence {a}..{b})",
+            r.hive.entries_applied
+        ));
     }
     writeln!(out, "{hive}")?;
     for w in &r.hive.warnings {
@@ -97,10 +126,18 @@ pub fn print_report(r: &DhcpReport, out: &mut dyn Write) -> Result<()> {
     for cs in &r.control_sets {
         let d = &cs.diagnosis;
         let roles: Vec<String> = d.roles.iter().map(|x| format!("{x:?}")).collect();
-        let roles = if roles.is_empty() { String::new() } else { format!(" [{}]", roles.join(", ")) };
+        let roles = if roles.is_empty() {
+            String::new()
+        } else {
+            format!(" [{}]", roles.join(", "))
+        };
         let verdict = match &d.verdict {
             Verdict::Starts => "starts".to_string(),
-            _ => d.summary().split_once(": ").map(|x| x.1.to_string()).unwrap_or_else(|| d.summary()),
+            _ => d
+                .summary()
+                .split_once(": ")
+                .map(|x| x.1.to_string())
+                .unwrap_or_else(|| d.summary()),
         };
         writeln!(out, "  {}{roles}: {verdict}", d.control_set_name)?;
         for c in &d.chain {
@@ -110,7 +147,11 @@ pub fn print_report(r: &DhcpReport, out: &mut dyn Write) -> Result<()> {
             writeln!(out, "      differs: {}", diff_line(diff))?;
         }
         // Without the system files every image is "not checked": said once above.
-        for n in d.notes.iter().filter(|n| r.files_checked || !n.text.contains("not checked on disk")) {
+        for n in d
+            .notes
+            .iter()
+            .filter(|n| r.files_checked || !n.text.contains("not checked on disk"))
+        {
             writeln!(out, "      note: {}", n.text)?;
         }
     }
@@ -124,7 +165,11 @@ pub fn print_report(r: &DhcpReport, out: &mut dyn Write) -> Result<()> {
         }
     }
     if let Some(b) = &r.branch {
-        writeln!(out, "article:  branch {} ({}): {}", b.code, b.meaning, b.article_action)?;
+        writeln!(
+            out,
+            "article:  branch {} ({}): {}",
+            b.code, b.meaning, b.article_action
+        )?;
         for c in &b.article_commands {
             writeln!(out, "            {c}")?;
         }
@@ -132,10 +177,25 @@ pub fn print_report(r: &DhcpReport, out: &mut dyn Write) -> Result<()> {
     }
     if let Some(e) = &r.evidence {
         writeln!(out)?;
-        writeln!(out, "evidence: System event log{}: {} events about the DHCP Client", e.log_ends.as_ref().map(|t| format!(" (ends {t})")).unwrap_or_default(), e.events.len())?;
+        writeln!(
+            out,
+            "evidence: System event log{}: {} events about the DHCP Client",
+            e.log_ends
+                .as_ref()
+                .map(|t| format!(" (ends {t})"))
+                .unwrap_or_default(),
+            e.events.len()
+        )?;
         let shown = e.events.iter().rev().take(8).collect::<Vec<_>>();
         for ev in shown.into_iter().rev() {
-            writeln!(out, "          {} {} #{}: {}", ev.time, ev.event_id, ev.record_id, ev.summary())?;
+            writeln!(
+                out,
+                "          {} {} #{}: {}",
+                ev.time,
+                ev.event_id,
+                ev.record_id,
+                ev.summary()
+            )?;
         }
         if let Some(s) = &e.last_state {
             writeln!(out, "          last recorded state: {s}")?;
@@ -162,6 +222,13 @@ pub fn print_report(r: &DhcpReport, out: &mut dyn Write) -> Result<()> {
 }
 
 fn diff_line(d: &winsvc::baseline::Difference) -> String {
-    let sub = d.subkey.as_ref().map(|s| format!("{s}\\")).unwrap_or_default();
-    format!("{sub}{}: found {}, healthy {}", d.value, d.found, d.expected)
+    let sub = d
+        .subkey
+        .as_ref()
+        .map(|s| format!("{s}\\"))
+        .unwrap_or_default();
+    format!(
+        "{sub}{}: found {}, healthy {}",
+        d.value, d.found, d.expected
+    )
 }

@@ -83,7 +83,13 @@ pub fn run(args: EventsArgs, out: &mut dyn Write) -> Result<ExitCode> {
         let install = target.choose(None)?.clone();
         let bytes = target
             .read_file(&install, rescue::target::SYSTEM_EVTX)?
-            .with_context(|| format!("{}: the Windows volume holds no {}", args.target.display(), rescue::target::SYSTEM_EVTX))?;
+            .with_context(|| {
+                format!(
+                    "{}: the Windows volume holds no {}",
+                    args.target.display(),
+                    rescue::target::SYSTEM_EVTX
+                )
+            })?;
         let source = format!("{}:{}", args.target.display(), rescue::target::SYSTEM_EVTX);
         return run_on_reader(std::io::Cursor::new(bytes), &source, &args, out);
     }
@@ -122,11 +128,18 @@ pub fn run_on_reader<R: Read + Seek>(
 /// handed to the log reader, which says what is wrong with it.
 fn is_disk(target: &Path) -> bool {
     use std::io::Read as _;
-    if std::fs::metadata(target).map(|m| m.is_dir()).unwrap_or(true) {
+    if std::fs::metadata(target)
+        .map(|m| m.is_dir())
+        .unwrap_or(true)
+    {
         return false;
     }
     let mut head = [0u8; 8];
-    if File::open(target).and_then(|mut f| f.read_exact(&mut head)).is_err() || &head == b"ElfFile\0" {
+    if File::open(target)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .is_err()
+        || &head == b"ElfFile\0"
+    {
         return false;
     }
     let xz = head.starts_with(&[0xFD, b'7', b'z', b'X', b'Z', 0]);

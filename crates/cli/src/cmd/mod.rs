@@ -1,12 +1,12 @@
 //! One module per subcommand.
 
-pub mod events;
 pub mod diagnose;
+pub mod events;
 pub mod hive;
 pub mod reg;
+pub mod repair;
 pub mod runbook;
 pub mod sc;
-pub mod repair;
 pub mod undo;
 
 /// Maps an error to the documented exit code (see the crate docs).
@@ -36,7 +36,9 @@ impl std::error::Error for WriteRefused {}
 /// "write refused" (nothing was changed), the rest bad input.
 pub fn refusal(e: rescue::Error) -> anyhow::Error {
     match e {
-        rescue::Error::Refused(_) | rescue::Error::Interrupted { .. } => anyhow::Error::new(WriteRefused(e.to_string())),
+        rescue::Error::Refused(_) | rescue::Error::Interrupted { .. } => {
+            anyhow::Error::new(WriteRefused(e.to_string()))
+        }
         e => anyhow::Error::new(e),
     }
 }

@@ -31,7 +31,11 @@ pub struct RepairArgs {
 }
 
 pub fn run(a: RepairArgs, out: &mut dyn Write) -> Result<ExitCode> {
-    let opts = dhcp::Options { partition: a.partition, own_process: a.own_process, allow_incomplete: a.allow_incomplete };
+    let opts = dhcp::Options {
+        partition: a.partition,
+        own_process: a.own_process,
+        allow_incomplete: a.allow_incomplete,
+    };
     let report = dhcp::repair(&a.target, &opts, a.apply).map_err(crate::cmd::refusal)?;
     if a.json {
         serde_json::to_writer_pretty(&mut *out, &report)?;
@@ -39,32 +43,84 @@ pub fn run(a: RepairArgs, out: &mut dyn Write) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     if report.changes.is_empty() {
-        writeln!(out, "nothing to repair: {}", if report.before.healthy { "the DHCP Client is healthy" } else { "no change would help (see `winrescue diagnose`)" })?;
-        return Ok(if report.before.healthy { ExitCode::SUCCESS } else { ExitCode::from(1) });
+        writeln!(
+            out,
+            "nothing to repair: {}",
+            if report.before.healthy {
+                "the DHCP Client is healthy"
+            } else {
+                "no change would help (see `winrescue diagnose`)"
+            }
+        )?;
+        return Ok(if report.before.healthy {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        });
     }
     let current = report.before.current;
-    writeln!(out, "{} changes in the SYSTEM hive of {}:", report.changes.len(), a.target.display())?;
+    writeln!(
+        out,
+        "{} changes in the SYSTEM hive of {}:",
+        report.changes.len(),
+        a.target.display()
+    )?;
     for c in &report.changes {
         writeln!(out, "  {c}")?;
     }
     if current.is_none() {
-        writeln!(out, "  (Select\\Current is unreadable: every control set is changed)")?;
+        writeln!(
+            out,
+            "  (Select\\Current is unreadable: every control set is changed)"
+        )?;
     }
     match (&report.outcome, &report.after) {
         (None, _) => {
             writeln!(out)?;
-            writeln!(out, "dry run: nothing was written. To write these changes (an undo journal is kept):")?;
-            writeln!(out, "    winrescue repair {} --apply{}", a.target.display(), if a.own_process { " --own-process" } else { "" })?;
+            writeln!(
+                out,
+                "dry run: nothing was written. To write these changes (an undo journal is kept):"
+            )?;
+            writeln!(
+                out,
+                "    winrescue repair {} --apply{}",
+                a.target.display(),
+                if a.own_process { " --own-process" } else { "" }
+            )?;
         }
         (Some(o), after) => {
             writeln!(out)?;
-            writeln!(out, "written: {} hive pages ({} device ranges), hive sequence number {}", o.pages, o.ranges.len(), o.sequence)?;
+            writeln!(
+                out,
+                "written: {} hive pages ({} device ranges), hive sequence number {}",
+                o.pages,
+                o.ranges.len(),
+                o.sequence
+            )?;
             if let Some(w) = &o.written {
                 writeln!(out, "undo:    winrescue undo {}", w.undo_journal.display())?;
             }
             if let Some(after) = after {
-                let verdicts: Vec<String> = after.control_sets.iter().map(|c| format!("{}: {}", c.diagnosis.control_set_name, if c.diagnosis.code().is_none() { "starts".to_string() } else { format!("fails {}", c.diagnosis.code().unwrap_or(0)) })).collect();
-                writeln!(out, "verified: read back from the disk, the DHCP Client now starts ({})", verdicts.join("; "))?;
+                let verdicts: Vec<String> = after
+                    .control_sets
+                    .iter()
+                    .map(|c| {
+                        format!(
+                            "{}: {}",
+                            c.diagnosis.control_set_name,
+                            if c.diagnosis.code().is_none() {
+                                "starts".to_string()
+                            } else {
+                                format!("fails {}", c.diagnosis.code().unwrap_or(0))
+                            }
+                        )
+                    })
+                    .collect();
+                writeln!(
+                    out,
+                    "verified: read back from the disk, the DHCP Client now starts ({})",
+                    verdicts.join("; ")
+                )?;
             }
         }
     }

@@ -25,7 +25,11 @@ pub fn run(a: UndoArgs, out: &mut dyn Write) -> Result<ExitCode> {
         "{}: {} ranges {}; verified by reading them back",
         done.device.display(),
         done.ranges,
-        if done.redo { "written (the interrupted write is finished)" } else { "restored to their original bytes" }
+        if done.redo {
+            "written (the interrupted write is finished)"
+        } else {
+            "restored to their original bytes"
+        }
     )?;
     Ok(ExitCode::SUCCESS)
 }
