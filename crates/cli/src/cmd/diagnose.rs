@@ -210,7 +210,8 @@ pub fn print_report(r: &DhcpReport, out: &mut dyn Write) -> Result<()> {
     }
     if !r.plan.changes.is_empty() {
         writeln!(out)?;
-        writeln!(out, "fix:      {} changes", r.plan.changes.len())?;
+        let n = r.plan.changes.len();
+        writeln!(out, "fix:      {n} change{}", if n == 1 { "" } else { "s" })?;
         for c in &r.plan.changes {
             writeln!(out, "          {c}")?;
         }

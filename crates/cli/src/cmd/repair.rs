@@ -61,8 +61,9 @@ pub fn run(a: RepairArgs, out: &mut dyn Write) -> Result<ExitCode> {
     let current = report.before.current;
     writeln!(
         out,
-        "{} changes in the SYSTEM hive of {}:",
+        "{} change{} in the SYSTEM hive of {}:",
         report.changes.len(),
+        if report.changes.len() == 1 { "" } else { "s" },
         a.target.display()
     )?;
     for c in &report.changes {
