@@ -341,3 +341,82 @@ fn disk_image_repair_and_undo() {
     winrescue().arg("undo").arg(&journal).assert().success();
     assert!(std::fs::read(&img).unwrap() == original);
 }
+
+/// Windows boots `Select\Default`; `Current` is the set the last session ran.
+#[test]
+fn the_verdict_follows_the_control_set_windows_boots_next() {
+    let dir = tempfile::tempdir().unwrap();
+    let hive = copy(dir.path(), "hives/broken/win7-dhcp-disabled"); // ControlSet001 broken, Default=Current=1
+    let bytes = std::fs::read(&hive).unwrap();
+    let mut ed = regf::edit::Editor::new(bytes, 0).unwrap();
+    ed.set_value(
+        "Select",
+        "Current",
+        regf::ValueType::DWORD,
+        &2u32.to_le_bytes(),
+    )
+    .unwrap();
+    std::fs::write(&hive, ed.finish().unwrap().bytes).unwrap();
+    winrescue()
+        .arg("diagnose")
+        .arg(&hive)
+        .assert()
+        .code(1)
+        .stdout(
+            predicate::str::contains("error 1058").and(predicate::str::contains(
+                "boots:    ControlSet001 (Select\\Default)",
+            )),
+        );
+}
+
+/// An undo journal only puts bytes back where they are still what it wrote.
+#[test]
+fn undo_refuses_after_a_later_write_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let hive = copy(dir.path(), "hives/broken/win7-dhcp-disabled");
+    let out = winrescue()
+        .arg("repair")
+        .arg("--apply")
+        .arg(&hive)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8_lossy(&out);
+    let journal = text
+        .lines()
+        .find_map(|l| l.strip_prefix("undo:    winrescue undo "))
+        .unwrap()
+        .to_string();
+    // A later write touches the same pages (the base block at least).
+    winrescue()
+        .arg("reg")
+        .arg(&hive)
+        .args([
+            "add",
+            r"HKLM\SYSTEM\ControlSet001\services\Tcpip",
+            "/v",
+            "Zed",
+            "/t",
+            "REG_DWORD",
+            "/d",
+            "1",
+            "/f",
+        ])
+        .assert()
+        .success();
+    let before = std::fs::read(&hive).unwrap();
+    winrescue()
+        .arg("undo")
+        .arg(&journal)
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains(
+            "no longer what this journal wrote",
+        ));
+    assert!(
+        std::fs::read(&hive).unwrap() == before,
+        "a refused undo changed the hive"
+    );
+}

@@ -29,6 +29,10 @@ use crate::names;
 use crate::value::{ValueType, BIG_DATA_SEGMENT, VALUE_COMP_NAME};
 use crate::{Error, Hive, Result};
 
+/// Entries of one subkey leaf: Windows keeps a leaf within one 4 KiB-ish cell (lh/lf entries are
+/// 8 bytes) and starts an index root beyond that.
+const MAX_LEAF_ENTRIES: usize = 1012;
+
 /// Pages are tracked at the granularity Windows and disks write them.
 pub const PAGE: usize = 4096;
 
@@ -450,6 +454,13 @@ impl Editor {
         let kind: [u8; 2] = [self.bytes[at], self.bytes[at + 1]];
         let es = self.leaf_entry_size(leaf);
         let count = usize::from(u16_at(&self.bytes, at + 2).unwrap_or(0));
+        if count >= MAX_LEAF_ENTRIES {
+            // Windows splits a leaf into an index root long before its 16-bit count could
+            // overflow; splitting needs more free space than real hives keep, so refuse.
+            return Err(Error::Edit(format!(
+                "the subkey list at cell 0x{leaf:x} already holds {count} entries (Windows keeps at most {MAX_LEAF_ENTRIES} in one list)"
+            )));
+        }
         let mut pos = count;
         for i in 0..count {
             if self.name_cmp(self.leaf_entry(leaf, i), name)? == std::cmp::Ordering::Greater {

@@ -80,10 +80,14 @@ pub struct DhcpReport {
     pub control_sets: Vec<ControlSetReport>,
     /// The control set Windows boots (`Select\Current`).
     pub current: Option<u32>,
-    /// Healthy when the DHCP Client starts in the current control set and every set matches the
-    /// healthy configuration closely enough to start.
+    /// The control set Windows starts from at the next boot: `Select\Default` (`Current` is the
+    /// one the last session ran; Windows copies Default into it at boot unless Last Known Good
+    /// is chosen). Falls back to Current when Default is unreadable.
+    pub boots: Option<u32>,
+    /// Healthy when the DHCP Client starts in the control set Windows boots next and the plan
+    /// has nothing to change in any control set.
     pub healthy: bool,
-    /// The code the SCM would report in the current control set (`None`: it starts).
+    /// The code the SCM would report in the control set Windows boots next (`None`: it starts).
     pub code: Option<u32>,
     /// The article's row for that code.
     pub branch: Option<ErrorEntry>,
@@ -159,9 +163,10 @@ pub fn diagnose(path: &Path, opts: &Options) -> Result<DhcpReport> {
         })
         .collect();
     let current = model.select.current.ok().copied();
+    let boots = model.select.default.ok().copied().or(current);
     let current_report = control_sets
         .iter()
-        .find(|c| Some(c.diagnosis.control_set) == current)
+        .find(|c| Some(c.diagnosis.control_set) == boots)
         .or(control_sets.first());
     let code = current_report.and_then(|c| c.diagnosis.code());
     let starts = current_report.is_some_and(|c| matches!(c.diagnosis.verdict, Verdict::Starts));
@@ -189,6 +194,7 @@ pub fn diagnose(path: &Path, opts: &Options) -> Result<DhcpReport> {
         files_checked: system_files,
         control_sets,
         current,
+        boots,
         healthy,
         code,
         branch: code.and_then(codes::lookup).cloned(),
@@ -338,7 +344,7 @@ pub fn repair(path: &Path, opts: &Options, apply: bool) -> Result<RepairReport> 
     let starts = after
         .control_sets
         .iter()
-        .filter(|c| Some(c.diagnosis.control_set) == after.current)
+        .filter(|c| Some(c.diagnosis.control_set) == after.boots)
         .all(|c| matches!(c.diagnosis.verdict, Verdict::Starts));
     if !starts {
         return Err(Error::Verify {

@@ -36,20 +36,33 @@ const VHDX_HEADER_SECTION: u64 = 1 << 20;
 /// Where the journal of a write in progress to `device` lives. Detection of an interrupted
 /// write relies on this being a fixed place.
 pub fn pending_path(device: &Path) -> PathBuf {
+    // One device reached by several names (a symlink, /dev/disk/by-id/...) must find the same
+    // journal: resolve the name first.
+    let device = fs::canonicalize(device).unwrap_or_else(|_| device.to_path_buf());
     let name = device
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "device".into());
-    let dir = match std::env::var_os("WINRESCUE_JOURNAL_DIR") {
-        Some(d) => PathBuf::from(d),
-        None if device.starts_with("/dev") => PathBuf::from("/var/lib/winrescue"),
+    let shared = |d: PathBuf| {
+        // In a shared folder, two devices with the same file name must not share a journal.
+        let h = device
+            .to_string_lossy()
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+            });
+        d.join(format!("{name}-{h:016x}.winrescue-journal"))
+    };
+    match std::env::var_os("WINRESCUE_JOURNAL_DIR") {
+        Some(d) => shared(PathBuf::from(d)),
+        None if device.starts_with("/dev") => shared(PathBuf::from("/var/lib/winrescue")),
         None => device
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .map(Path::to_path_buf)
-            .unwrap_or_else(|| PathBuf::from(".")),
-    };
-    dir.join(format!("{name}.winrescue-journal"))
+            .unwrap_or_else(|| PathBuf::from("."))
+            .join(format!("{name}.winrescue-journal")),
+    }
 }
 
 /// Fails with [`Error::Interrupted`] if a write to `device` was interrupted.
@@ -177,6 +190,8 @@ pub fn write(
     check_no_pending(path)?;
     let len = device.len()?;
     let mut ranges = Vec::with_capacity(pieces.len());
+    // Written in the caller's order: for a hive, the base block comes last (see
+    // `Target::plan_hive_write`).
     for (off, data) in pieces {
         if off
             .checked_add(data.len() as u64)
@@ -345,6 +360,36 @@ pub fn undo(journal_path: &Path, redo: bool) -> Result<Undone> {
             d
         }
     };
+    // Only bytes that are still what this journal left may be changed: an undo after later
+    // writes (another repair, Windows itself after a boot, another disk at the same path) would
+    // mix old pages into a newer hive. A pending journal's ranges may hold either side.
+    let pending_here = pending_path(&j.device);
+    if journal_path != pending_here && pending_here.exists() {
+        return Err(Error::Interrupted {
+            path: j.device.clone(),
+            journal: pending_here,
+        });
+    }
+    for r in &j.ranges {
+        let mut now = vec![0u8; r.after.len()];
+        device.read_at(r.offset, &mut now)?;
+        let ok = match j.state {
+            State::Complete => now == r.after,
+            State::Pending => now == r.after || now == r.before,
+            State::Undone => false,
+        };
+        if !ok {
+            return Err(Error::Journal {
+                path: journal_path.into(),
+                what: format!(
+                    "the bytes at 0x{:x} of {} are no longer what this journal wrote (changed since: a later write, or Windows ran); nothing was changed",
+                    r.offset,
+                    j.device.display()
+                ),
+            });
+        }
+    }
+    // In the journal's order: the hive's base block comes last (see `write`).
     for r in &j.ranges {
         device.write_at(r.offset, if redo { &r.after } else { &r.before })?;
     }
@@ -502,12 +547,17 @@ mod hex {
     }
 
     pub fn from_hex(s: &str) -> Result<Vec<u8>, String> {
-        if !s.len().is_multiple_of(2) {
+        let b = s.as_bytes();
+        if !b.len().is_multiple_of(2) {
             return Err("odd hex length".into());
         }
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).map_err(|_| format!("bad hex at {i}")))
+        let digit = |c: u8| (c as char).to_digit(16);
+        b.chunks_exact(2)
+            .enumerate()
+            .map(|(i, p)| match (digit(p[0]), digit(p[1])) {
+                (Some(h), Some(l)) => Ok((h * 16 + l) as u8),
+                _ => Err(format!("bad hex at {}", 2 * i)),
+            })
             .collect()
     }
 }

@@ -365,7 +365,10 @@ impl Target {
                 old.len()
             )));
         }
-        let pages = regf::edit::changed_pages(old, new);
+        // The base block goes last: a crash part way must not leave a base block that says
+        // "clean, newest" over data pages not yet written.
+        let mut pages = regf::edit::changed_pages(old, new);
+        pages.sort_by_key(|&p| (p == 0, p));
         match self.kind {
             TargetKind::Disk => {
                 let p = self

@@ -353,3 +353,28 @@ fn a_hive_file_is_replaced_atomically_even_when_the_write_is_cut_short() {
     assert!(regf::check::check(&bytes).is_sound());
     assert_eq!(bytes.len(), original.len());
 }
+
+/// The hive's base block is the last range written: cut short just before it, the disk still
+/// holds the old base block (not a "clean, newest" one over half-written pages).
+#[test]
+fn the_base_block_is_written_last() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = copy_image(dir.path(), "images/gen2-gpt-win7-system.raw");
+    let seq_before = {
+        let t = Target::open(&img, false).unwrap();
+        let h = t.system_hive(&t.choose(None).unwrap().clone()).unwrap();
+        regf::BaseBlock::parse(&h.on_disk).unwrap().primary_sequence
+    };
+    let full = dir.path().join("probe.raw");
+    std::fs::copy(&img, &full).unwrap();
+    let n = set_start(&full, 4, CrashAfter(None)).unwrap().ranges.len();
+    set_start(&img, 4, CrashAfter(Some(n - 1))).unwrap_err();
+    let t = Target::open(&img, false).unwrap();
+    let h = t.system_hive(&t.choose(None).unwrap().clone()).unwrap();
+    assert_eq!(
+        regf::BaseBlock::parse(&h.on_disk).unwrap().primary_sequence,
+        seq_before
+    );
+    drop(t);
+    journal::undo(&journal::pending_path(&img), false).unwrap();
+}

@@ -122,6 +122,11 @@ pub fn print_report(r: &DhcpReport, out: &mut dyn Write) -> Result<()> {
         writeln!(out, "          cannot write: {b}")?;
     }
     writeln!(out)?;
+    if let (Some(b), Some(c)) = (r.boots, r.current) {
+        if b != c {
+            writeln!(out, "boots:    ControlSet{b:03} (Select\\Default) at the next start; the last session ran ControlSet{c:03} (Select\\Current)")?;
+        }
+    }
     writeln!(out, "DHCP Client (Dhcp), control set by control set:")?;
     for cs in &r.control_sets {
         let d = &cs.diagnosis;
@@ -158,7 +163,7 @@ pub fn print_report(r: &DhcpReport, out: &mut dyn Write) -> Result<()> {
     writeln!(out)?;
     match r.code {
         None if r.healthy => writeln!(out, "verdict:  healthy: the DHCP Client starts at the next boot and its configuration is the healthy one")?,
-        None => writeln!(out, "verdict:  the DHCP Client starts in the control set Windows boots, but the configuration differs from the healthy one (see above)")?,
+        None => writeln!(out, "verdict:  the DHCP Client starts in the control set Windows boots next, but the configuration differs from the healthy one (see above)")?,
         Some(code) => {
             let sym = r.branch.as_ref().map(|b| b.symbol.as_str()).unwrap_or("");
             writeln!(out, "verdict:  the DHCP Client will NOT start at the next boot: error {code} {sym}")?;
