@@ -75,6 +75,15 @@ fn main() -> ExitCode {
     let _ = out.flush();
     match result {
         Ok(code) => code,
+        // `winrescue ... | head`: the reader went away; nothing is wrong.
+        Err(err)
+            if err
+                .chain()
+                .filter_map(|e| e.downcast_ref::<io::Error>())
+                .any(|e| e.kind() == io::ErrorKind::BrokenPipe) =>
+        {
+            ExitCode::SUCCESS
+        }
         Err(err) => {
             eprintln!("winrescue: error: {err:#}");
             ExitCode::from(cmd::exit_code_for(&err))

@@ -378,3 +378,47 @@ fn the_base_block_is_written_last() {
     drop(t);
     journal::undo(&journal::pending_path(&img), false).unwrap();
 }
+
+/// A dirty hive inside a disk image: the write puts the replayed pages and the edit into the
+/// primary file, clean, with a sequence number above every log entry, so Windows ignores the
+/// (now stale) logs; ntfs-3g still finds the volume clean.
+#[test]
+fn dirty_hive_in_a_disk_image_is_written_recovered_and_clean() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = copy_image(dir.path(), "images/gen1-mbr-win10-dirty-system.raw");
+    let original = std::fs::read(&img).unwrap();
+    let out = set_start(&img, 3, CrashAfter(None)).unwrap();
+    assert!(
+        out.pages > 100,
+        "the replayed pages are written too: {}",
+        out.pages
+    );
+    let (start, on_disk, report) = {
+        let t = Target::open(&img, false).unwrap();
+        let install = t.choose(None).unwrap().clone();
+        let h = t.system_hive(&install).unwrap();
+        (
+            install.partition_start.unwrap(),
+            h.on_disk,
+            h.recovered.report,
+        )
+    };
+    let base = regf::BaseBlock::parse(&on_disk).unwrap();
+    assert!(!base.is_dirty() && base.primary_sequence > 2130);
+    assert!(!report.was_dirty, "the logs are not needed any more");
+    assert_eq!(start_dword(&on_disk, "ControlSet001"), 3);
+    let hive = regf::Hive::open(&on_disk[..]).unwrap();
+    let (mut keys, mut values) = (0, 0);
+    hive.walk(
+        |_, k| {
+            keys += 1;
+            values += k.value_count();
+        },
+        |p, e| panic!("{p}: {e}"),
+    )
+    .unwrap();
+    assert_eq!((keys, values), (35595, 78901));
+    ntfs_checks(&img, start, "3");
+    journal::undo(&out.written.unwrap().undo_journal, false).unwrap();
+    assert!(std::fs::read(&img).unwrap() == original);
+}
