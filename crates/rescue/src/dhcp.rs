@@ -134,17 +134,8 @@ pub fn diagnose(path: &Path, opts: &Options) -> Result<DhcpReport> {
             model = SystemModel::read(&reg, Some(v)).map_err(not_system)?;
         }
     }
-    // A missing image or DLL is a cause only on a disk that holds the Windows system files at
-    // all: on a partial copy (a hive and a log put on a volume for a test, a folder holding only
-    // System32\config) every file would look missing.
-    let system_files = target.file_exists(&install, r"Windows\System32\svchost.exe") == Some(true);
-    let files = |p: &str| {
-        if system_files {
-            target.file_exists(&install, &windows_path(p))
-        } else {
-            None
-        }
-    };
+    let system_files = target.has_system_files(&install);
+    let files = |p: &str| target.registry_file_exists(&install, p);
     let diagnoses = analyze::diagnose_all_sets(&model, SERVICE, &files);
     let base = baseline::dhcp().for_version(&model.version);
     let control_sets: Vec<ControlSetReport> = diagnoses
@@ -211,26 +202,6 @@ fn software_version(target: &Target, install: &Install) -> Option<WindowsVersion
     let software = target.hive(install, &path).ok()?;
     let hive = Hive::open(&software.recovered.bytes[..]).ok()?;
     WindowsVersion::from_software_hive(&hive).ok().flatten()
-}
-
-/// `%SystemRoot%\system32\x.dll` -> `Windows\system32\x.dll` (the volume's own path).
-fn windows_path(p: &str) -> String {
-    let p = p.trim().trim_matches('"');
-    let lower = p.to_ascii_lowercase();
-    for prefix in [
-        "%systemroot%\\",
-        "%windir%\\",
-        "\\systemroot\\",
-        "systemroot\\",
-    ] {
-        if lower.starts_with(prefix) {
-            return format!("Windows\\{}", &p[prefix.len()..]);
-        }
-    }
-    if lower.len() > 3 && lower.as_bytes()[1] == b':' {
-        return p[3..].to_string();
-    }
-    p.trim_start_matches("\\??\\").to_string()
 }
 
 /// The SCM events about the DHCP Client and what they point to.

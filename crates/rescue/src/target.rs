@@ -268,6 +268,23 @@ impl Target {
         }
     }
 
+    /// Whether the volume holds the Windows system files at all (`Windows\System32\svchost.exe`).
+    /// On a partial copy (a hive and a log put on a volume, a folder holding only
+    /// `System32\config`) every image would look missing, so file checks are meaningless there.
+    pub fn has_system_files(&self, install: &Install) -> bool {
+        self.file_exists(install, r"Windows\System32\svchost.exe") == Some(true)
+    }
+
+    /// Whether a file named the way the registry names it (`%SystemRoot%\...`,
+    /// `\SystemRoot\...`, `C:\...`: an ImagePath or ServiceDll) exists. `None` when that cannot
+    /// be told: a bare hive, or a volume without the Windows system files.
+    pub fn registry_file_exists(&self, install: &Install, registry_path: &str) -> Option<bool> {
+        if !self.has_system_files(install) {
+            return None;
+        }
+        self.file_exists(install, &volume_path(registry_path))
+    }
+
     /// Reads the SYSTEM hive of `install` with its logs and replays them.
     pub fn system_hive(&self, install: &Install) -> Result<SystemHive> {
         self.hive(install, &install.system_path.clone())
@@ -611,6 +628,28 @@ fn find_installs(disk: &Disk) -> Result<Vec<(Install, (Volume, Partition))>> {
         out.push((install, (vol, p.clone())));
     }
     Ok(out)
+}
+
+/// A path as the registry writes it, as a path inside the Windows volume:
+/// `%SystemRoot%\system32\x.dll` -> `Windows\system32\x.dll`, `C:\Program Files\x.exe` ->
+/// `Program Files\x.exe`.
+pub fn volume_path(p: &str) -> String {
+    let p = p.trim().trim_matches('"');
+    let lower = p.to_ascii_lowercase();
+    for prefix in [
+        "%systemroot%\\",
+        "%windir%\\",
+        "\\systemroot\\",
+        "systemroot\\",
+    ] {
+        if lower.starts_with(prefix) {
+            return format!("Windows\\{}", &p[prefix.len()..]);
+        }
+    }
+    if lower.len() > 3 && lower.as_bytes()[1] == b':' {
+        return p[3..].to_string();
+    }
+    p.trim_start_matches("\\??\\").to_string()
 }
 
 /// `base` joined with a Windows path, each component matched case-insensitively.

@@ -280,7 +280,7 @@ impl OfflineSystem {
     /// cannot tell, e.g. a bare hive file).
     pub fn file_exists(&self, image: &str) -> Option<bool> {
         let o = self.opened.as_ref()?;
-        o.target.file_exists(&o.install, &windows_path(image))
+        o.target.registry_file_exists(&o.install, image)
     }
 
     /// winsvc's analysis of `service` in the Current control set.
@@ -317,26 +317,6 @@ impl OfflineSystem {
         events.sort_by_key(|e| e.record_id);
         Ok(Some(events))
     }
-}
-
-/// `%SystemRoot%\system32\x.dll` -> `Windows\system32\x.dll` (the volume's own path).
-pub fn windows_path(p: &str) -> String {
-    let p = p.trim().trim_matches('"');
-    let lower = p.to_ascii_lowercase();
-    for prefix in [
-        "%systemroot%\\",
-        "%windir%\\",
-        "\\systemroot\\",
-        "systemroot\\",
-    ] {
-        if lower.starts_with(prefix) {
-            return format!("Windows\\{}", &p[prefix.len()..]);
-        }
-    }
-    if lower.len() > 3 && lower.as_bytes()[1] == b':' {
-        return p[3..].to_string();
-    }
-    p.trim_start_matches("\\??\\").to_string()
 }
 
 /// sc.exe's message for a service that does not exist.
@@ -797,7 +777,7 @@ fn config(
         let oracle = |p: &str| {
             reopened
                 .as_ref()
-                .and_then(|o| o.target.file_exists(&o.install, &windows_path(p)))
+                .and_then(|o| o.target.registry_file_exists(&o.install, p))
         };
         let after: Vec<Diagnosis> = targets
             .iter()
@@ -900,15 +880,15 @@ mod tests {
     #[test]
     fn paths_map_to_the_volume() {
         assert_eq!(
-            windows_path(r"%SystemRoot%\system32\dhcpcore.dll"),
+            rescue::target::volume_path(r"%SystemRoot%\system32\dhcpcore.dll"),
             r"Windows\system32\dhcpcore.dll"
         );
         assert_eq!(
-            windows_path(r"C:\Program Files\x.exe"),
+            rescue::target::volume_path(r"C:\Program Files\x.exe"),
             r"Program Files\x.exe"
         );
         assert_eq!(
-            windows_path(r"\SystemRoot\System32\drivers\afd.sys"),
+            rescue::target::volume_path(r"\SystemRoot\System32\drivers\afd.sys"),
             r"Windows\System32\drivers\afd.sys"
         );
     }
