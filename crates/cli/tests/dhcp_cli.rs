@@ -420,3 +420,48 @@ fn undo_refuses_after_a_later_write_and_changes_nothing() {
         "a refused undo changed the hive"
     );
 }
+
+/// An interrupted write is reported the next time the disk is read, and blocks writes.
+#[test]
+fn an_interrupted_write_is_detected_when_the_disk_is_opened_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let hive = copy(dir.path(), "hives/broken/win7-dhcp-disabled");
+    // What a crash leaves: the pending journal beside the target.
+    let edit = rescue::edit::EditOptions {
+        crash: rescue::journal::CrashAfter(Some(0)),
+        ..Default::default()
+    };
+    rescue::edit::edit_system_hive(&hive, edit, |ed| {
+        ed.set_value(
+            r"ControlSet001\services\Dhcp",
+            "Start",
+            regf::ValueType::DWORD,
+            &2u32.to_le_bytes(),
+        )?;
+        Ok(true)
+    })
+    .unwrap_err();
+    winrescue()
+        .arg("diagnose")
+        .arg(&hive)
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains(
+            "an earlier write to this disk was interrupted",
+        ));
+    winrescue()
+        .arg("repair")
+        .arg("--apply")
+        .arg(&hive)
+        .assert()
+        .code(4)
+        .stderr(predicate::str::contains("was interrupted"));
+    let pending = rescue::journal::pending_path(&hive);
+    winrescue()
+        .arg("undo")
+        .arg("--redo")
+        .arg(&pending)
+        .assert()
+        .success();
+    winrescue().arg("diagnose").arg(&hive).assert().success();
+}

@@ -123,7 +123,13 @@ pub fn diagnose(path: &Path, opts: &Options) -> Result<DhcpReport> {
         logs: hive.logs.clone(),
         entries_applied: r.entries_applied,
         sequence_range: r.sequence_range,
-        warnings: r.problems.iter().chain(&r.warnings).cloned().collect(),
+        warnings: r
+            .problems
+            .iter()
+            .chain(&r.warnings)
+            .cloned()
+            .chain(interrupted(path))
+            .collect(),
     };
     let reg = Hive::open(&hive.recovered.bytes[..])?;
     let not_system = |e: winsvc::Error| Error::Refused(format!("not a SYSTEM hive: {e}"));
@@ -202,6 +208,18 @@ fn software_version(target: &Target, install: &Install) -> Option<WindowsVersion
     let software = target.hive(install, &path).ok()?;
     let hive = Hive::open(&software.recovered.bytes[..]).ok()?;
     WindowsVersion::from_software_hive(&hive).ok().flatten()
+}
+
+/// A warning when an earlier write to the target was interrupted: what is read may be half of
+/// that write.
+fn interrupted(path: &Path) -> Option<String> {
+    let pending = crate::journal::pending_path(path);
+    pending.exists().then(|| {
+        format!(
+            "an earlier write to this disk was interrupted: what is read here may be half written; run `winrescue undo {0}` (back to before it) or `winrescue undo --redo {0}` (finish it)",
+            pending.display()
+        )
+    })
 }
 
 /// The SCM events about the DHCP Client and what they point to.
