@@ -117,6 +117,19 @@ fn edit(c: &mut Criterion) {
             BatchSize::LargeInput,
         )
     });
+    // The change itself and its page list, without the two full checks of the write path.
+    g.bench_function("dword_and_pages", |b| {
+        b.iter_batched(
+            || Editor::new(win7.clone(), 0).unwrap(),
+            |mut ed| {
+                set(&mut ed);
+                let pages = ed.changed_pages();
+                assert!((1..=2).contains(&pages.len()), "{pages:?}");
+                (ed, pages)
+            },
+            BatchSize::LargeInput,
+        )
+    });
     g.bench_function("finish", |b| {
         b.iter_batched(
             || {

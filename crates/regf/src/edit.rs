@@ -839,6 +839,17 @@ impl Editor {
         Ok(())
     }
 
+    /// File offsets of the 4 KiB pages the edits so far changed, without the new base block
+    /// and without the final check (for a dry run's report; [`Editor::finish`] gives the list to
+    /// write).
+    pub fn changed_pages(&self) -> Vec<u64> {
+        self.original
+            .iter()
+            .filter(|&(&p, old)| self.bytes.get(p * PAGE..p * PAGE + old.len()) != Some(&old[..]))
+            .map(|(&p, _)| (p * PAGE) as u64)
+            .collect()
+    }
+
     /// Ends the session: stamps a new base block, checks the result and lists the changed
     /// pages. Fails (and nothing should be written) if the result does not pass the checker.
     pub fn finish(mut self) -> Result<Edited> {
@@ -861,12 +872,7 @@ impl Editor {
         }
         // Only pages written to can differ from the input (an undone write restored its bytes,
         // hence the comparison).
-        let changed_pages = self
-            .original
-            .iter()
-            .filter(|&(&p, old)| self.bytes.get(p * PAGE..p * PAGE + old.len()) != Some(&old[..]))
-            .map(|(&p, _)| (p * PAGE) as u64)
-            .collect();
+        let changed_pages = self.changed_pages();
         Ok(Edited {
             bytes: self.bytes,
             changed_pages,

@@ -445,3 +445,20 @@ fn independent_readers_agree_after_edits() {
         Err(_) => assert!(!ci, "regfexport is required in CI"),
     }
 }
+
+#[test]
+fn changed_pages_before_finish_match_the_final_list_less_the_base_block() {
+    let mut ed = Editor::new(fixtures::bytes("hives/win7-SYSTEM"), 0).unwrap();
+    ed.set_value(
+        r"ControlSet001\services\Dhcp",
+        "Start",
+        ValueType::DWORD,
+        &4u32.to_le_bytes(),
+    )
+    .unwrap();
+    let early = ed.changed_pages();
+    assert!((1..=2).contains(&early.len()), "{early:?}");
+    let done = ed.finish().unwrap();
+    assert_eq!(done.changed_pages[0], 0);
+    assert_eq!(&done.changed_pages[1..], &early[..]);
+}
