@@ -170,7 +170,7 @@ impl Device {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CrashAfter(pub Option<usize>);
 
-/// What [`write`] did.
+/// What [`write()`] did.
 #[derive(Debug, Clone, Serialize)]
 pub struct Written {
     /// The completed journal, to give to `winrescue undo`.
