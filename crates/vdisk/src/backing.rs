@@ -122,17 +122,7 @@ impl Backing {
         what: &'static str,
     ) -> Result<()> {
         let len = buf.len() as u64;
-        match offset.checked_add(len) {
-            Some(end) if end <= self.len => {}
-            _ => {
-                return Err(Error::Truncated {
-                    structure: what,
-                    offset,
-                    len,
-                    file_size: self.len,
-                })
-            }
-        }
+        self.check_range(offset, len, what)?;
         self.file.read_exact_at(buf, offset).map_err(|e| {
             if e.kind() == std::io::ErrorKind::UnexpectedEof {
                 Error::Truncated {
@@ -152,6 +142,19 @@ impl Backing {
         })
     }
 
+    /// Fails unless `offset..offset + len` lies inside the file.
+    fn check_range(&self, offset: u64, len: u64, what: &'static str) -> Result<()> {
+        match offset.checked_add(len) {
+            Some(end) if end <= self.len => Ok(()),
+            _ => Err(Error::Truncated {
+                structure: what,
+                offset,
+                len,
+                file_size: self.len,
+            }),
+        }
+    }
+
     /// Writes all of `buf` at `offset`, which must lie inside the existing file: containers
     /// never grow the file.
     pub(crate) fn write_all_at(&self, buf: &[u8], offset: u64, what: &'static str) -> Result<()> {
@@ -161,17 +164,7 @@ impl Backing {
             });
         }
         let len = buf.len() as u64;
-        match offset.checked_add(len) {
-            Some(end) if end <= self.len => {}
-            _ => {
-                return Err(Error::Truncated {
-                    structure: what,
-                    offset,
-                    len,
-                    file_size: self.len,
-                })
-            }
-        }
+        self.check_range(offset, len, what)?;
         self.file.write_all_at(buf, offset).map_err(|e| Error::Io {
             path: self.path.clone(),
             op: "write",

@@ -700,15 +700,20 @@ pub fn run(a: RegArgs, out: &mut dyn Write) -> Result<ExitCode> {
         }
         Ok(k)
     };
+    // The hive a key names, read from the target, and the key's path inside it.
+    let locate = |key: &str| -> Result<(KeyRef, Hive<Vec<u8>>, String)> {
+        let k = resolve(key)?;
+        let hive = read_for(&a.target, a.partition, k.hive)?;
+        let path = inner_path(&hive, k.hive, &k.parts)?;
+        Ok((k, hive, path))
+    };
     match &op {
         RegOp::Query {
             key,
             value,
             recurse,
         } => {
-            let k = resolve(key)?;
-            let hive = read_for(&a.target, a.partition, k.hive)?;
-            let path = inner_path(&hive, k.hive, &k.parts)?;
+            let (_, hive, path) = locate(key)?;
             let node = hive.key(&path)?.ok_or_else(|| not_found(key))?;
             query(&node, key, value.as_deref(), *recurse, out)?;
         }
@@ -724,9 +729,7 @@ pub fn run(a: RegArgs, out: &mut dyn Write) -> Result<ExitCode> {
             file,
             overwrite,
         } => {
-            let k = resolve(key)?;
-            let hive = read_for(&a.target, a.partition, k.hive)?;
-            let path = inner_path(&hive, k.hive, &k.parts)?;
+            let (k, hive, path) = locate(key)?;
             let node = hive.key(&path)?.ok_or_else(|| not_found(key))?;
             // The root as the user wrote it (`HKLM\BROKENSYSTEM`), as reg.exe keeps it.
             let given: Vec<&str> = key.split('\\').filter(|p| !p.is_empty()).collect();
