@@ -9,7 +9,9 @@
 //! - 1: the command worked and found a problem (a fault in `hive check`, a broken service in `diagnose`)
 //! - 2: bad usage (clap's own code)
 //! - 3: the input could not be read or is not what it should be (the message says what and where)
-//! - 4: a write was refused or failed; nothing was changed
+//! - 4: a write was refused; nothing was changed
+//! - 5: a write or undo was interrupted part way; the message gives the `undo` command that
+//!   resolves it
 #![forbid(unsafe_code)]
 
 use std::io::{self, Write};
@@ -27,8 +29,10 @@ mod printer;
 pub const EXIT_USAGE: u8 = 2;
 /// Exit code for input that cannot be read or parsed.
 pub const EXIT_BAD_INPUT: u8 = 3;
-/// Exit code for a refused or failed write.
+/// Exit code for a refused write.
 pub const EXIT_WRITE_REFUSED: u8 = 4;
+/// Exit code for a write that stopped part way (a pending journal resolves it).
+pub const EXIT_INTERRUPTED: u8 = 5;
 
 #[derive(Parser)]
 #[command(name = "winrescue", version, about, long_about = None)]
@@ -61,7 +65,8 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let stdout = io::stdout();
-    let mut out = stdout.lock();
+    // Names and data read from a disk, a hive or a script may hold terminal control sequences.
+    let mut out = output::Escaping(stdout.lock());
     let result = match cli.command {
         Command::Diagnose(a) => cmd::diagnose::run(a, &mut out),
         Command::Repair(a) => cmd::repair::run(a, &mut out),
@@ -85,7 +90,8 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(err) => {
-            eprintln!("winrescue: error: {err:#}");
+            let text = format!("{err:#}");
+            eprintln!("winrescue: error: {}", output::escape_controls(&text));
             ExitCode::from(cmd::exit_code_for(&err))
         }
     }

@@ -28,3 +28,86 @@ pub fn write_new_file(path: &Path, bytes: &[u8]) -> Result<()> {
         .with_context(|| format!("cannot create {}", path.display()))?;
     Ok(())
 }
+
+/// `s` as one word for a POSIX shell: unchanged when it holds only characters no shell treats
+/// specially, otherwise in single quotes (a quote inside becomes `'\''`).
+pub fn shell_quote(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-+:=@%,".contains(&b));
+    if plain {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+/// `s` with every control character but newline and tab shown as `\x1b`-style escapes, so
+/// that bytes from a disk, a hive or a script cannot move the cursor, recolour or retitle the
+/// terminal of whoever reads the output.
+pub fn escape_controls(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(is_escaped) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if is_escaped(c) {
+            out.push_str(&format!("\\x{:02x}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+fn is_escaped(c: char) -> bool {
+    c.is_control() && c != '\n' && c != '\t'
+}
+
+/// A writer that escapes control characters (see [`escape_controls`]) in the text it passes on.
+/// Bytes that are not UTF-8 pass through unchanged.
+pub struct Escaping<W: Write>(pub W);
+
+impl<W: Write> Write for Escaping<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match std::str::from_utf8(buf) {
+            Ok(s) => {
+                self.0.write_all(escape_controls(s).as_bytes())?;
+                Ok(buf.len())
+            }
+            // A write cut inside a character: pass the valid part, the rest comes next time.
+            Err(e) if e.valid_up_to() > 0 => self.write(&buf[..e.valid_up_to()]),
+            Err(_) => self.0.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quotes_what_a_shell_would_split_or_expand() {
+        assert_eq!(shell_quote("disk.raw"), "disk.raw");
+        assert_eq!(
+            shell_quote("dir with spaces/os disk.raw"),
+            "'dir with spaces/os disk.raw'"
+        );
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        assert_eq!(shell_quote(""), "''");
+        assert_eq!(shell_quote("$HOME"), "'$HOME'");
+    }
+
+    #[test]
+    fn escapes_terminal_controls_but_keeps_lines() {
+        assert_eq!(escape_controls("a\x1b[31mb\n\tc"), "a\\x1b[31mb\n\tc");
+        assert_eq!(escape_controls("\u{9b}x"), "\\x9bx");
+        let mut out = Escaping(Vec::new());
+        out.write_all("x\x07y\n".as_bytes()).unwrap();
+        assert_eq!(out.0, b"x\\x07y\n");
+    }
+}

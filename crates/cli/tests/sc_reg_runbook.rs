@@ -239,7 +239,8 @@ fn the_articles_script_runs_verbatim_and_hivex_and_winsvc_agree() {
         "2"
     );
     let model = winsvc_model(&repaired);
-    let d = winsvc::analyze::diagnose(&model, model.current().number, "Dhcp", &no_disk).unwrap();
+    let d = winsvc::analyze::diagnose(&model, model.current().unwrap().number, "Dhcp", &no_disk)
+        .unwrap();
     assert_eq!(d.code(), None, "{}", d.summary());
 }
 

@@ -87,6 +87,9 @@ pub struct DhcpReport {
     /// Healthy when the DHCP Client starts in the control set Windows boots next and the plan
     /// has nothing to change in any control set.
     pub healthy: bool,
+    /// Why the verdict cannot be given from the disk (the control set Windows boots next is
+    /// damaged), if so. Never healthy then.
+    pub cannot_tell: Option<String>,
     /// The code the SCM would report in the control set Windows boots next (`None`: it starts).
     pub code: Option<u32>,
     /// The article's row for that code.
@@ -128,7 +131,7 @@ pub fn diagnose(path: &Path, opts: &Options) -> Result<DhcpReport> {
             .iter()
             .chain(&r.warnings)
             .cloned()
-            .chain(interrupted(path))
+            .chain(interrupted(&target.anchor(&install)))
             .collect(),
     };
     let reg = Hive::open(&hive.recovered.bytes[..])?;
@@ -161,12 +164,26 @@ pub fn diagnose(path: &Path, opts: &Options) -> Result<DhcpReport> {
         .collect();
     let current = model.select.current.ok().copied();
     let boots = model.select.default.ok().copied().or(current);
-    let current_report = control_sets
-        .iter()
-        .find(|c| Some(c.diagnosis.control_set) == boots)
-        .or(control_sets.first());
-    let code = current_report.and_then(|c| c.diagnosis.code());
-    let starts = current_report.is_some_and(|c| matches!(c.diagnosis.verdict, Verdict::Starts));
+    // The set Windows boots next decides; only without `Select` is the first set taken. A set
+    // that `Select` names but that cannot be read is never replaced by another one: that
+    // would call a broken machine healthy.
+    let boot_report = match boots {
+        Some(n) => control_sets.iter().find(|c| c.diagnosis.control_set == n),
+        None => control_sets.first(),
+    };
+    let cannot_tell = match (boots, boot_report) {
+        (Some(n), None) => Some(format!(
+            "ControlSet{n:03}, the control set Windows boots next (Select), cannot be read{}",
+            if model.notes.is_empty() {
+                String::from(": it is missing")
+            } else {
+                format!(": {}", model.notes.join("; "))
+            }
+        )),
+        _ => None,
+    };
+    let code = boot_report.and_then(|c| c.diagnosis.code());
+    let starts = boot_report.is_some_and(|c| matches!(c.diagnosis.verdict, Verdict::Starts));
     let p = plan::plan(
         &model,
         SERVICE,
@@ -177,7 +194,7 @@ pub fn diagnose(path: &Path, opts: &Options) -> Result<DhcpReport> {
         },
         &files,
     );
-    let healthy = starts && p.changes.is_empty();
+    let healthy = starts && p.changes.is_empty() && cannot_tell.is_none();
     let evidence = match target.read_file(&install, SYSTEM_EVTX) {
         Ok(Some(bytes)) => Some(read_evidence(&bytes, code)),
         _ => None,
@@ -193,6 +210,7 @@ pub fn diagnose(path: &Path, opts: &Options) -> Result<DhcpReport> {
         current,
         boots,
         healthy,
+        cannot_tell,
         code,
         branch: code.and_then(codes::lookup).cloned(),
         evidence,
@@ -307,7 +325,19 @@ pub struct RepairReport {
 
 /// Repairs the DHCP Client: a dry run unless `apply`.
 pub fn repair(path: &Path, opts: &Options, apply: bool) -> Result<RepairReport> {
+    if apply {
+        // An interrupted earlier write comes first, even when what it wrote already landed and
+        // nothing seems left to repair.
+        let target = Target::open(path, false)?;
+        let install = target.choose(opts.partition)?.clone();
+        crate::journal::check_no_pending(&target.anchor(&install))?;
+    }
     let before = diagnose(path, opts)?;
+    if let Some(why) = &before.cannot_tell {
+        return Err(Error::Refused(format!(
+            "the configuration cannot be judged, so no repair is planned: {why}"
+        )));
+    }
     let changes = before.plan.changes.clone();
     if !before.plan.unresolved.is_empty() && changes.is_empty() {
         return Err(Error::Refused(format!(
@@ -329,18 +359,29 @@ pub fn repair(path: &Path, opts: &Options, apply: bool) -> Result<RepairReport> 
         ..Default::default()
     };
     let outcome = edit_system_hive(path, edit_opts, |ed| apply_changes(ed, &changes))?;
+    // The verdict printed after the write is the one checked: the same diagnosis, read back
+    // from the disk, must call the DHCP Client healthy in every control set it judges.
     let after = diagnose(path, opts)?;
-    let starts = after
+    let failing: Vec<String> = after
         .control_sets
         .iter()
-        .filter(|c| Some(c.diagnosis.control_set) == after.boots)
-        .all(|c| matches!(c.diagnosis.verdict, Verdict::Starts));
-    if !starts {
+        .filter_map(|c| {
+            c.diagnosis
+                .code()
+                .map(|code| format!("{} fails with {code}", c.diagnosis.control_set_name))
+        })
+        .chain(after.cannot_tell.clone())
+        .collect();
+    if !after.healthy || !failing.is_empty() {
         return Err(Error::Verify {
             path: path.into(),
             what: format!(
-                "after the write the DHCP Client is still predicted not to start ({}); undo with `winrescue undo {}`",
-                after.code.map(|c| c.to_string()).unwrap_or_default(),
+                "the changes were written, but the DHCP Client is still predicted not to start ({}); undo with `winrescue undo {}`",
+                if failing.is_empty() {
+                    "the configuration still differs from the healthy one".to_string()
+                } else {
+                    failing.join("; ")
+                },
                 outcome.written.as_ref().map(|w| w.undo_journal.display().to_string()).unwrap_or_default()
             ),
         });

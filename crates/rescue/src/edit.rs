@@ -1,21 +1,26 @@
-//! Editing the SYSTEM hive of a target: read with logs replayed, edit in memory, write the
-//! changed pages in place through the journal, read back and verify.
+//! Editing the hives of a target as one transaction: read each with its logs replayed, edit in
+//! memory, write every changed page of every hive through one journal, read back and verify.
+//!
+//! [`Transaction`] is the one applier: `repair`, `reg`, `sc config` and scripts all end here.
+//! Opened for writing, it holds the target's locks (the disk image, or each hive file before it
+//! is read) until the write is done, so no other writer can come between the read and the
+//! write.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use regf::edit::{Edited, Editor};
+use regf::edit::Editor;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::journal::{self, CrashAfter, Device, Written};
-use crate::target::{Target, TargetKind};
+use crate::journal::{self, CrashAfter, Device, DeviceWrite, HiveRef, Written};
+use crate::target::{Install, Target, TargetKind};
 
 /// How to run an edit.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct EditOptions {
     /// Plan only: open read-only, change nothing.
     pub dry_run: bool,
-    /// Write even if the hive is dirty and its logs are missing.
+    /// Write even if a hive is dirty and its logs are missing.
     pub allow_incomplete: bool,
     /// Choose the Windows installation on this partition.
     pub partition: Option<u32>,
@@ -23,17 +28,240 @@ pub struct EditOptions {
     pub crash: CrashAfter,
 }
 
+/// What an edit did (or would do) to one hive.
+#[derive(Debug, Clone, Serialize)]
+pub struct HiveOutcome {
+    /// Its Windows path inside the install.
+    pub hive: String,
+    /// Changed 4 KiB pages of the hive file (the base block included).
+    pub pages: usize,
+    /// Of those, pages that differ only because the hive's transaction logs were replayed into
+    /// the file (a dirty hive is written back recovered and clean).
+    pub replayed_pages: usize,
+    /// The hive's new sequence number.
+    pub sequence: u32,
+}
+
 /// What an edit did (or would do).
 #[derive(Debug, Clone, Serialize)]
 pub struct EditOutcome {
-    /// Changed 4 KiB pages of the hive file (the base block included).
+    /// Changed 4 KiB pages over all hives.
     pub pages: usize,
     /// Device ranges written (or to write): (offset, length).
     pub ranges: Vec<(u64, usize)>,
-    /// The hive's new sequence number.
+    /// The new sequence number of the first hive changed.
     pub sequence: u32,
+    /// Each hive changed.
+    pub hives: Vec<HiveOutcome>,
     /// The journal, when something was written.
     pub written: Option<Written>,
+}
+
+/// A hive loaded into a transaction.
+struct Loaded {
+    /// Windows path inside the install.
+    path: String,
+    /// The file as it is on the disk.
+    on_disk: Vec<u8>,
+    /// The file after log replay (what the editor started from).
+    recovered: Vec<u8>,
+    editor: Editor,
+    /// File targets: the hive file, open and locked for writing.
+    device: Option<Device>,
+}
+
+/// Edits of one or more hives of a target, written together or not at all.
+pub struct Transaction {
+    path: PathBuf,
+    target: Target,
+    install: Install,
+    opts: EditOptions,
+    hives: Vec<Loaded>,
+}
+
+impl Transaction {
+    /// Opens the target at `path` (for writing, with its locks, unless a dry run).
+    pub fn open(path: &Path, opts: EditOptions) -> Result<Transaction> {
+        let target = Target::open(path, !opts.dry_run)?;
+        let install = target.choose(opts.partition)?.clone();
+        if !opts.dry_run {
+            journal::check_no_pending(&target.anchor(&install))?;
+            if !install.write_blockers.is_empty() {
+                return Err(Error::Refused(install.write_blockers.join("; ")));
+            }
+        }
+        Ok(Transaction {
+            path: path.to_path_buf(),
+            target,
+            install,
+            opts,
+            hives: Vec::new(),
+        })
+    }
+
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    pub fn install(&self) -> &Install {
+        &self.install
+    }
+
+    /// The editor of a hive (`None`: SYSTEM; else its Windows path inside the install, e.g.
+    /// `Windows\System32\config\SOFTWARE`), loaded on first use.
+    pub fn hive(&mut self, hive: Option<&str>) -> Result<&mut Editor> {
+        let path = hive
+            .map(str::to_string)
+            .unwrap_or_else(|| self.install.system_path.clone());
+        let i = match self
+            .hives
+            .iter()
+            .position(|h| h.path.eq_ignore_ascii_case(&path))
+        {
+            Some(i) => i,
+            None => {
+                let loaded = self.load(&path)?;
+                self.hives.push(loaded);
+                self.hives.len() - 1
+            }
+        };
+        Ok(&mut self.hives[i].editor)
+    }
+
+    fn load(&self, hive_path: &str) -> Result<Loaded> {
+        // A hive file is locked before it is read, so that what is written is planned from
+        // what no one else can change in between.
+        let device = match (self.target.kind(), self.opts.dry_run) {
+            (TargetKind::Folder | TargetKind::HiveFile, false) => Some(Device::file(
+                &self.target.hive_file_path(&self.install, hive_path)?,
+            )?),
+            _ => None,
+        };
+        let hive = self.target.hive(&self.install, hive_path)?;
+        let report = &hive.recovered.report;
+        if !report.problems.is_empty() {
+            return Err(Error::Refused(format!(
+                "{hive_path}: {}",
+                report.problems.join("; ")
+            )));
+        }
+        if report.incomplete && !self.opts.allow_incomplete {
+            return Err(Error::IncompleteHive {
+                hive: hive_path.to_string(),
+            });
+        }
+        let editor = Editor::new(hive.recovered.bytes.clone(), report.next_sequence)?;
+        Ok(Loaded {
+            path: hive_path.to_string(),
+            on_disk: hive.on_disk,
+            recovered: hive.recovered.bytes,
+            editor,
+            device,
+        })
+    }
+
+    /// Writes every changed hive through one journal (nothing for a dry run), then reads the
+    /// target again as Windows will and compares.
+    pub fn commit(self, what: &str) -> Result<EditOutcome> {
+        let Transaction {
+            path,
+            target,
+            install,
+            opts,
+            hives,
+        } = self;
+        let mut outcomes = Vec::new();
+        let mut ranges = Vec::new();
+        // Disk targets: every hive's pieces go to the one disk. File targets: a device each.
+        let mut disk_hives = Vec::new();
+        let mut disk_pieces = Vec::new();
+        let mut file_writes = Vec::new();
+        let mut finished: Vec<(String, Vec<u8>)> = Vec::new();
+        for h in hives {
+            let Loaded {
+                path: hive_path,
+                on_disk,
+                recovered,
+                editor,
+                device,
+            } = h;
+            // Pages the edits changed, before the new base block: none means nothing to write.
+            if editor.changed_pages().is_empty() {
+                continue;
+            }
+            let edited = editor.finish()?;
+            let pieces = target.plan_hive_write(&install, &hive_path, &on_disk, &edited.bytes)?;
+            let pages = regf::edit::changed_pages(&on_disk, &edited.bytes).len();
+            let edit_pages = regf::edit::changed_pages(&recovered, &edited.bytes).len();
+            outcomes.push(HiveOutcome {
+                hive: hive_path.clone(),
+                pages,
+                replayed_pages: pages.saturating_sub(edit_pages),
+                sequence: edited.sequence,
+            });
+            ranges.extend(pieces.iter().map(|p| (p.offset, p.after.len())));
+            let hive_ref = HiveRef {
+                partition_start: install.partition_start,
+                path: hive_path.clone(),
+            };
+            match device {
+                Some(device) => file_writes.push(DeviceWrite {
+                    device,
+                    hives: vec![hive_ref],
+                    pieces,
+                }),
+                None => {
+                    disk_hives.push(hive_ref);
+                    disk_pieces.extend(pieces);
+                }
+            }
+            finished.push((hive_path, edited.bytes));
+        }
+        let mut outcome = EditOutcome {
+            pages: outcomes.iter().map(|h| h.pages).sum(),
+            ranges,
+            sequence: outcomes.first().map(|h| h.sequence).unwrap_or(0),
+            hives: outcomes,
+            written: None,
+        };
+        if finished.is_empty() || opts.dry_run {
+            return Ok(outcome);
+        }
+        let anchor = target.anchor(&install);
+        let mut writes = file_writes;
+        if !disk_pieces.is_empty() {
+            let disk = target
+                .into_disk()
+                .ok_or_else(|| Error::Refused("the target was opened without its disk".into()))?;
+            writes.insert(
+                0,
+                DeviceWrite {
+                    device: Device::Disk(disk),
+                    hives: disk_hives,
+                    pieces: disk_pieces,
+                },
+            );
+        }
+        let written = journal::write(&anchor, writes, what, opts.crash)?;
+        // Read the target again, as Windows will, and compare.
+        let again = Target::open(&path, false)?;
+        let install = again.choose(opts.partition)?.clone();
+        for (hive_path, bytes) in &finished {
+            let now = again.hive(&install, hive_path)?;
+            if &now.on_disk != bytes || &now.recovered.bytes != bytes {
+                return Err(Error::Verify {
+                    path: path.clone(),
+                    what: format!(
+                        "{} read back from the target differs from what was written; undo with `winrescue undo {}`",
+                        hive_path,
+                        written.undo_journal.display()
+                    ),
+                });
+            }
+        }
+        outcome.written = Some(written);
+        Ok(outcome)
+    }
 }
 
 /// Runs `edit` on the SYSTEM hive of the target at `path`. `edit` returns `false` when it
@@ -54,75 +282,19 @@ pub fn edit_hive(
     opts: EditOptions,
     edit: impl FnOnce(&mut Editor) -> Result<bool>,
 ) -> Result<EditOutcome> {
-    if !opts.dry_run {
-        journal::check_no_pending(path)?;
-    }
-    let target = Target::open(path, !opts.dry_run)?;
-    let install = target.choose(opts.partition)?.clone();
-    if !opts.dry_run && !install.write_blockers.is_empty() {
-        return Err(Error::Refused(install.write_blockers.join("; ")));
-    }
-    let hive_path = hive
-        .map(str::to_string)
-        .unwrap_or_else(|| install.system_path.clone());
-    let hive = target.hive(&install, &hive_path)?;
-    let report = &hive.recovered.report;
-    if !report.problems.is_empty() {
-        return Err(Error::Refused(report.problems.join("; ")));
-    }
-    if report.incomplete && !opts.allow_incomplete {
-        return Err(Error::Refused(
-            "the SYSTEM hive is dirty and its transaction logs are missing or unusable: its most recent changes are not in the file (allow it explicitly to write anyway)".into(),
-        ));
-    }
-    let mut editor = Editor::new(hive.recovered.bytes.clone(), report.next_sequence)?;
-    let changed = edit(&mut editor)?;
-    let edited: Edited = editor.finish()?;
-    if !changed {
+    let mut tx = Transaction::open(path, opts)?;
+    let ed = tx.hive(hive)?;
+    if !edit(ed)? {
         return Ok(EditOutcome {
             pages: 0,
             ranges: Vec::new(),
-            sequence: edited.sequence,
+            sequence: 0,
+            hives: Vec::new(),
             written: None,
         });
     }
-    let (device_path, pieces) =
-        target.plan_hive_write(&install, &hive_path, &hive.on_disk, &edited.bytes)?;
-    let pages = regf::edit::changed_pages(&hive.on_disk, &edited.bytes).len();
-    let ranges = pieces.iter().map(|(o, d)| (*o, d.len())).collect();
-    if opts.dry_run {
-        return Ok(EditOutcome {
-            pages,
-            ranges,
-            sequence: edited.sequence,
-            written: None,
-        });
-    }
-    let device = match target.kind() {
-        TargetKind::Disk => Device::Disk(target.into_disk().expect("disk target")),
-        _ => Device::file(&device_path)?,
-    };
-    let written = journal::write(
-        &device_path,
-        device,
-        &pieces,
-        "SYSTEM hive edit",
-        opts.crash,
-    )?;
-    // Read the target again, as Windows will, and compare.
-    let again = Target::open(path, false)?;
-    let install = again.choose(opts.partition)?.clone();
-    let now = again.hive(&install, &hive_path)?;
-    if now.on_disk != edited.bytes || now.recovered.bytes != edited.bytes {
-        return Err(Error::Verify {
-            path: path.into(),
-            what: format!("{hive_path} read back from the target differs from what was written"),
-        });
-    }
-    Ok(EditOutcome {
-        pages,
-        ranges,
-        sequence: edited.sequence,
-        written: Some(written),
-    })
+    tx.commit(&format!(
+        "{} edit",
+        hive.and_then(|h| h.rsplit('\\').next()).unwrap_or("SYSTEM")
+    ))
 }

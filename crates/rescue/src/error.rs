@@ -40,6 +40,11 @@ pub enum Error {
         list: String,
     },
 
+    /// A hive is dirty and its transaction logs are missing or unusable: writing it would
+    /// make its newest changes, which only the logs hold, lost for good.
+    #[error("write refused: {hive} is dirty and its transaction logs are missing or unusable: its most recent changes are not in the file")]
+    IncompleteHive { hive: String },
+
     /// A write was refused before anything was changed.
     #[error("write refused: {0}")]
     Refused(String),
@@ -50,11 +55,67 @@ pub enum Error {
     #[error("journal {path}: {what}")]
     Journal { path: PathBuf, what: String },
 
+    /// A write (or undo) stopped part way: the devices may hold a mix of old and new bytes,
+    /// and the pending journal says which.
+    #[error("the write was interrupted ({cause}): the disk may be half written; run `winrescue undo {journal}` to restore it as it was, or `winrescue undo --redo {journal}` to finish the write")]
+    WriteInterrupted { journal: PathBuf, cause: Box<Error> },
+
+    /// Everything was written and read back, but the journal could not be marked complete.
+    #[error("the new bytes are written and verified, but the journal could not be recorded as complete ({cause}); it stays pending at {journal}: `winrescue undo --redo {journal}` records the write, `winrescue undo {journal}` takes it back")]
+    WrittenUnrecorded { journal: PathBuf, cause: Box<Error> },
+
+    /// An undo found bytes that are neither side of its journal: something wrote there since.
+    #[error("journal {journal}: the bytes at 0x{offset:x} of {device} are no longer what it wrote (changed since: a later write, or Windows ran); nothing was changed{}", newer_list(newer))]
+    Changed {
+        journal: PathBuf,
+        offset: u64,
+        device: PathBuf,
+        /// Later journals of the same target that wrote those bytes: undo them first, newest first.
+        newer: Vec<PathBuf>,
+    },
+
     #[error("verification failed after writing {path}: {what}")]
     Verify { path: PathBuf, what: String },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+fn newer_list(newer: &[PathBuf]) -> String {
+    if newer.is_empty() {
+        return String::new();
+    }
+    let names: Vec<String> = newer.iter().map(|p| p.display().to_string()).collect();
+    format!(
+        ". Later writes changed them; undo those first, newest first: {}",
+        names.join(", then ")
+    )
+}
+
+impl Error {
+    /// Whether the error is a refusal: nothing was written, and the target is as it was.
+    pub fn is_refusal(&self) -> bool {
+        match self {
+            Error::Refused(_)
+            | Error::IncompleteHive { .. }
+            | Error::Interrupted { .. }
+            | Error::Changed { .. } => true,
+            Error::Disk(e) => matches!(
+                e,
+                vdisk::Error::Locked { .. } | vdisk::Error::ReadOnlyImage { .. }
+            ),
+            Error::Hive(regf::Error::NoRoom { .. } | regf::Error::Edit(_)) => true,
+            _ => false,
+        }
+    }
+
+    /// Whether a write stopped part way and a pending journal must resolve it.
+    pub fn is_interrupted_write(&self) -> bool {
+        matches!(
+            self,
+            Error::WriteInterrupted { .. } | Error::WrittenUnrecorded { .. }
+        )
+    }
+}
 
 pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
     let path = path.into();

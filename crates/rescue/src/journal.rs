@@ -1,51 +1,70 @@
-//! The one place that writes to a disk or hive file: every write goes through an undo journal.
+//! The one place that writes to a disk or hive file: every write, and every undo, goes through
+//! an undo journal.
 //!
 //! # Protocol
-//! 1. Refuse if an earlier write to the same device was interrupted (its journal is still at
-//!    [`pending_path`]).
-//! 2. Read the bytes about to be overwritten, and write a journal holding, for every range, the
-//!    original bytes and the new ones, plus the device's identity; fsync it and its folder.
-//! 3. Write the ranges, flush the device, read every range back and compare. (A plain file, a
-//!    hive in a folder, is instead replaced as a whole through a temporary file and a rename.)
-//! 4. Mark the journal complete and rename it to `<device>.winrescue-undo-<time>.json`: the file
-//!    `winrescue undo` takes to put the original bytes back.
+//! 1. The caller holds the target open for writing with its locks (see [`Device`]) from before
+//!    it read what it changes, so no other writer can come in between.
+//! 2. Every range about to be written is read again and must still hold the bytes the caller
+//!    planned from; otherwise nothing is written.
+//! 3. A journal holding, for every range, the original and the new bytes, the identity of each
+//!    device and the hives the ranges belong to, is authenticated with this machine's key,
+//!    created new (never replacing one: its existence is the lock that says "a write is under
+//!    way or was interrupted") at [`pending_path`], and fsynced with its folder.
+//! 4. The ranges are written (for a hive, its base block last), flushed, and read back.
+//! 5. The journal is marked complete and moved to `<anchor>.winrescue-undo-<time>.json`: the
+//!    file `winrescue undo` takes.
 //!
-//! A crash anywhere leaves the device either untouched, fully written, or partly written with
-//! the journal still pending: `winrescue undo JOURNAL` then restores the original bytes, and
-//! `winrescue undo --redo JOURNAL` finishes the write. Both are idempotent.
+//! `undo` follows the same protocol in the other direction: it leaves a pending journal before
+//! its first byte, so an interrupted undo is resolved like an interrupted write. A crash
+//! anywhere therefore leaves each device untouched, fully written, or partly written with a
+//! pending journal; `winrescue undo PENDING` then ends in the original bytes and
+//! `winrescue undo --redo PENDING` in the new ones. Both are idempotent.
+//!
+//! # What a journal can make winrescue do
+//! A journal is data from a file anyone might edit. It is obeyed only when its MAC verifies
+//! with this machine's key (see [`crate::files::key_path`]), and only within what winrescue
+//! itself writes: every range must lie inside the clusters of a hive file the journal names,
+//! on the partition it names, of the disk it names (found again on the disk at undo time), or
+//! inside a hive file that still starts with `regf`; and the current bytes must be exactly the
+//! journal's own before or after bytes.
 //!
 //! For a VHDX, the container's own header changes on the first write (a new DataWriteGuid, as
 //! the specification requires); the journal also keeps the raw first MiB of the file (the
 //! header section) so that undo gives back a file identical to the original, byte for byte.
 
-use std::fs;
-use std::io::Write;
-use std::os::unix::fs::FileExt;
+use std::fs::{self, File, OpenOptions};
+use std::io::Read;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use vdisk::{ContainerKind, Disk, Identity};
 
 use crate::error::{io, Error, Result};
+use crate::files;
 
-const FORMAT: &str = "winrescue-journal/1";
+const FORMAT: &str = "winrescue-journal/2";
 /// The VHDX header section (file identifier, two headers, two region tables) lies in the first
 /// MiB of the file.
 const VHDX_HEADER_SECTION: u64 = 1 << 20;
+/// A journal larger than this is not one winrescue wrote (a hive edit changes a few pages; a
+/// grown hive some megabytes): refuse before reading it into memory.
+const MAX_JOURNAL_BYTES: u64 = 1 << 30;
 
-/// Where the journal of a write in progress to `device` lives. Detection of an interrupted
-/// write relies on this being a fixed place.
-pub fn pending_path(device: &Path) -> PathBuf {
+/// Where the journal of a write in progress to `anchor` lives (see [`crate::target::Target::anchor`]:
+/// the image, the hive file, or a folder's SYSTEM hive). Detection of an interrupted write
+/// relies on this being a fixed place.
+pub fn pending_path(anchor: &Path) -> PathBuf {
     // One device reached by several names (a symlink, /dev/disk/by-id/...) must find the same
     // journal: resolve the name first.
-    let device = fs::canonicalize(device).unwrap_or_else(|_| device.to_path_buf());
-    let name = device
+    let anchor = fs::canonicalize(anchor).unwrap_or_else(|_| anchor.to_path_buf());
+    let name = anchor
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "device".into());
     let shared = |d: PathBuf| {
         // In a shared folder, two devices with the same file name must not share a journal.
-        let h = device
+        let h = anchor
             .to_string_lossy()
             .bytes()
             .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
@@ -55,22 +74,17 @@ pub fn pending_path(device: &Path) -> PathBuf {
     };
     match std::env::var_os("WINRESCUE_JOURNAL_DIR") {
         Some(d) => shared(PathBuf::from(d)),
-        None if device.starts_with("/dev") => shared(PathBuf::from("/var/lib/winrescue")),
-        None => device
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| PathBuf::from("."))
-            .join(format!("{name}.winrescue-journal")),
+        None if anchor.starts_with("/dev") => shared(PathBuf::from("/var/lib/winrescue")),
+        None => files::parent(&anchor).join(format!("{name}.winrescue-journal")),
     }
 }
 
-/// Fails with [`Error::Interrupted`] if a write to `device` was interrupted.
-pub fn check_no_pending(device: &Path) -> Result<()> {
-    let p = pending_path(device);
-    if p.exists() {
+/// Fails with [`Error::Interrupted`] if a write to `anchor` was interrupted.
+pub fn check_no_pending(anchor: &Path) -> Result<()> {
+    let p = pending_path(anchor);
+    if fs::symlink_metadata(&p).is_ok() {
         return Err(Error::Interrupted {
-            path: device.to_path_buf(),
+            path: anchor.to_path_buf(),
             journal: p,
         });
     }
@@ -81,7 +95,7 @@ pub fn check_no_pending(device: &Path) -> Result<()> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum State {
-    /// Written before the device: the device may be partly written.
+    /// Written before the devices: they may be partly written.
     Pending,
     /// The write finished and was verified.
     Complete,
@@ -89,9 +103,46 @@ pub enum State {
     Undone,
 }
 
-/// One range of the device.
+/// What the process that left a pending journal was doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Intent {
+    /// Writing the new bytes (a repair, `reg add`, a redo).
+    Apply,
+    /// Putting the original bytes back.
+    Undo,
+}
+
+/// A hive whose clusters a device's ranges belong to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HiveRef {
+    /// Disk devices: the byte offset of the partition holding it.
+    pub partition_start: Option<u64>,
+    /// Its Windows path inside the install (`Windows\System32\config\SYSTEM`).
+    pub path: String,
+}
+
+/// One device a journal writes: a disk image or block device, or a hive file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeviceRecord {
+    /// Its canonical path.
+    pub path: PathBuf,
+    /// Disk devices: the container's identity when the write began.
+    pub identity: Option<Identity>,
+    /// Its length in bytes (the image file, or the hive file).
+    pub file_len: u64,
+    /// The hives its ranges lie in.
+    pub hives: Vec<HiveRef>,
+    /// VHDX: the raw first MiB of the file before the write.
+    #[serde(with = "hex_opt", default)]
+    pub raw_header: Option<Vec<u8>>,
+}
+
+/// One range of a device.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Range {
+    /// Index into [`Journal::devices`].
+    pub device: usize,
     pub offset: u64,
     #[serde(with = "hex")]
     pub before: Vec<u8>,
@@ -103,41 +154,112 @@ pub struct Range {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Journal {
     pub format: String,
-    /// The device written: a disk image, block device, or hive file.
-    pub device: PathBuf,
-    /// For disk images and devices: the container's identity when the write began.
-    pub identity: Option<Identity>,
-    /// For plain files: their length.
-    pub file_len: Option<u64>,
+    /// The anchor of the target (see [`pending_path`]), canonical.
+    pub target: PathBuf,
     /// What the write was for.
     pub what: String,
     /// When it was made (UTC).
     pub created: String,
     pub state: State,
+    pub intent: Intent,
+    /// A pending journal left by `undo`: the journal being undone or redone.
+    #[serde(default)]
+    pub origin: Option<PathBuf>,
+    pub devices: Vec<DeviceRecord>,
     pub ranges: Vec<Range>,
-    /// VHDX: the raw first MiB of the file before the write.
-    #[serde(with = "hex_opt", default)]
-    pub raw_header: Option<Vec<u8>>,
+    /// HMAC-SHA256 of the journal with this field empty, under this machine's journal key.
+    #[serde(default)]
+    pub mac: String,
 }
 
-/// A device being written: a virtual disk or a plain file.
+impl Journal {
+    fn seal(&mut self, key: &[u8]) -> Result<Vec<u8>> {
+        self.mac.clear();
+        let body = serde_json::to_vec(self).map_err(|e| self.bad(e.to_string()))?;
+        self.mac = hex::to_hex(&hmac(key, &body));
+        let mut out = serde_json::to_vec(self).map_err(|e| self.bad(e.to_string()))?;
+        out.push(b'\n');
+        Ok(out)
+    }
+
+    fn verify_mac(&self, key: &[u8], path: &Path) -> Result<()> {
+        let mut copy = self.clone();
+        copy.mac.clear();
+        let body = serde_json::to_vec(&copy).map_err(|e| self.bad(e.to_string()))?;
+        let want = hmac(key, &body);
+        let got = hex::from_hex(&self.mac).unwrap_or_default();
+        // Constant-time comparison: the MAC is a secret's output.
+        let same = got.len() == want.len()
+            && got.iter().zip(&want).fold(0u8, |a, (x, y)| a | (x ^ y)) == 0;
+        if !same {
+            return Err(Error::Journal {
+                path: path.into(),
+                what: format!(
+                    "its authentication code does not verify: it was edited, or written on another machine (the key is {})",
+                    files::key_path().display()
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    fn bad(&self, what: String) -> Error {
+        Error::Journal {
+            path: self.target.clone(),
+            what,
+        }
+    }
+}
+
+fn hmac(key: &[u8], body: &[u8]) -> Vec<u8> {
+    use hmac::Mac;
+    let mut m = hmac::Hmac::<sha2::Sha256>::new_from_slice(key).expect("HMAC takes any key length");
+    m.update(body);
+    m.finalize().into_bytes().to_vec()
+}
+
+/// A device being written: a virtual disk, or a hive file. Both are held open for writing with
+/// an exclusive lock (see [`vdisk::lock`]) for as long as this value lives.
 pub enum Device {
     Disk(Disk),
-    File(PathBuf, fs::File),
+    File(PathBuf, File),
 }
 
 impl Device {
-    /// Opens a plain file (a hive) for writing.
+    /// Opens a hive file for writing in place: through a symlink to the real file (its owner,
+    /// mode, links and extended attributes stay as they are), locked, refused when it is
+    /// read-only or another process holds or writes it.
     pub fn file(path: &Path) -> Result<Device> {
-        let f = fs::OpenOptions::new()
+        let real = fs::canonicalize(path).map_err(io(path))?;
+        vdisk::lock::check_writable(&real)?;
+        let f = OpenOptions::new()
             .read(true)
             .write(true)
-            .open(path)
-            .map_err(io(path))?;
-        Ok(Device::File(path.to_path_buf(), f))
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+            .open(&real)
+            .map_err(io(&real))?;
+        if !f.metadata().map_err(io(&real))?.is_file() {
+            return Err(Error::Refused(format!(
+                "{} is not a regular file",
+                real.display()
+            )));
+        }
+        vdisk::lock::lock_exclusive(&f, &real)?;
+        Ok(Device::File(real, f))
     }
 
-    fn read_at(&self, off: u64, buf: &mut [u8]) -> Result<()> {
+    /// The canonical path of the device.
+    pub fn path(&self) -> PathBuf {
+        match self {
+            Device::Disk(d) => {
+                let p = d.identity().path;
+                fs::canonicalize(&p).unwrap_or(p)
+            }
+            Device::File(p, _) => p.clone(),
+        }
+    }
+
+    pub fn read_at(&self, off: u64, buf: &mut [u8]) -> Result<()> {
         match self {
             Device::Disk(d) => Ok(d.read_at(off, buf)?),
             Device::File(p, f) => f.read_exact_at(buf, off).map_err(io(p)),
@@ -158,10 +280,24 @@ impl Device {
         }
     }
 
-    fn len(&self) -> Result<u64> {
+    pub fn len(&self) -> Result<u64> {
         match self {
             Device::Disk(d) => Ok(d.size()),
             Device::File(p, f) => Ok(f.metadata().map_err(io(p.clone()))?.len()),
+        }
+    }
+
+    fn file_len(&self) -> Result<u64> {
+        match self {
+            Device::Disk(d) => Ok(d.identity().file_size),
+            Device::File(..) => self.len(),
+        }
+    }
+
+    fn identity(&self) -> Option<Identity> {
+        match self {
+            Device::Disk(d) => Some(d.identity()),
+            Device::File(..) => None,
         }
     }
 }
@@ -170,6 +306,24 @@ impl Device {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CrashAfter(pub Option<usize>);
 
+/// New bytes for one range of a device, and the bytes the caller read there when it planned
+/// them (checked again under the lock just before writing).
+#[derive(Debug, Clone)]
+pub struct Piece {
+    pub offset: u64,
+    pub before: Vec<u8>,
+    pub after: Vec<u8>,
+}
+
+/// What to write to one device.
+pub struct DeviceWrite {
+    pub device: Device,
+    /// The hives the pieces lie in (disk devices: their clusters; a hive file: itself).
+    pub hives: Vec<HiveRef>,
+    /// Written in this order: for a hive, the base block comes last.
+    pub pieces: Vec<Piece>,
+}
+
 /// What [`write()`] did.
 #[derive(Debug, Clone, Serialize)]
 pub struct Written {
@@ -177,334 +331,555 @@ pub struct Written {
     pub undo_journal: PathBuf,
     pub ranges: usize,
     pub bytes: u64,
+    /// Problems after the write was complete and verified (a folder that could not be
+    /// flushed): the devices hold the new bytes, but the journal's name may not survive a crash.
+    pub warnings: Vec<String>,
 }
 
-/// Writes `pieces` (device offset, new bytes) to `device` at `path` through a journal.
+/// Writes `writes` through one journal: all devices or none (after a crash, `undo` or
+/// `undo --redo` of the pending journal). `anchor` names the target (see [`pending_path`]).
 pub fn write(
-    path: &Path,
-    mut device: Device,
-    pieces: &[(u64, Vec<u8>)],
+    anchor: &Path,
+    writes: Vec<DeviceWrite>,
     what: &str,
     crash: CrashAfter,
 ) -> Result<Written> {
-    check_no_pending(path)?;
-    let len = device.len()?;
-    let mut ranges = Vec::with_capacity(pieces.len());
-    // Written in the caller's order: for a hive, the base block comes last (see
-    // `Target::plan_hive_write`).
-    for (off, data) in pieces {
-        if off
-            .checked_add(data.len() as u64)
-            .is_none_or(|end| end > len)
-        {
-            return Err(Error::Refused(format!(
-                "range 0x{off:x}+{} lies past the end of {} ({len} bytes)",
-                data.len(),
-                path.display()
-            )));
+    let anchor = fs::canonicalize(anchor).map_err(io(anchor))?;
+    let pending = pending_path(&anchor);
+    let mut devices = Vec::with_capacity(writes.len());
+    let mut records = Vec::with_capacity(writes.len());
+    let mut ranges = Vec::new();
+    for (i, w) in writes.into_iter().enumerate() {
+        let len = w.device.len()?;
+        for p in &w.pieces {
+            if p.before.len() != p.after.len()
+                || p.offset
+                    .checked_add(p.after.len() as u64)
+                    .is_none_or(|end| end > len)
+            {
+                return Err(Error::Refused(format!(
+                    "range 0x{:x}+{} lies past the end of {} ({len} bytes)",
+                    p.offset,
+                    p.after.len(),
+                    w.device.path().display()
+                )));
+            }
+            let mut now = vec![0u8; p.after.len()];
+            w.device.read_at(p.offset, &mut now)?;
+            if now != p.before {
+                return Err(Error::Refused(format!(
+                    "the bytes at 0x{:x} of {} changed after they were read (another writer?): nothing was written",
+                    p.offset,
+                    w.device.path().display()
+                )));
+            }
+            ranges.push(Range {
+                device: i,
+                offset: p.offset,
+                before: p.before.clone(),
+                after: p.after.clone(),
+            });
         }
-        let mut before = vec![0u8; data.len()];
-        device.read_at(*off, &mut before)?;
-        ranges.push(Range {
-            offset: *off,
-            before,
-            after: data.clone(),
+        records.push(DeviceRecord {
+            path: w.device.path(),
+            identity: w.device.identity(),
+            file_len: w.device.file_len()?,
+            hives: w.hives,
+            raw_header: raw_header(&w.device)?,
         });
+        devices.push(w.device);
     }
-    let (identity, file_len) = match &device {
-        Device::Disk(d) => (Some(d.identity()), None),
-        Device::File(..) => (None, Some(len)),
-    };
-    let raw_header = match &identity {
-        Some(id)
-            if matches!(
-                id.kind,
-                ContainerKind::VhdxFixed | ContainerKind::VhdxDynamic
-            ) =>
-        {
-            let f = fs::File::open(path).map_err(io(path))?;
-            let mut buf = vec![0u8; VHDX_HEADER_SECTION.min(id.file_size) as usize];
-            f.read_exact_at(&mut buf, 0).map_err(io(path))?;
-            Some(buf)
-        }
-        _ => None,
-    };
     let mut journal = Journal {
         format: FORMAT.into(),
-        device: path.to_path_buf(),
-        identity,
-        file_len,
+        target: anchor.clone(),
         what: what.into(),
         created: now(),
         state: State::Pending,
+        intent: Intent::Apply,
+        origin: None,
+        devices: records,
         ranges,
-        raw_header,
+        mac: String::new(),
     };
-    let pending = pending_path(path);
-    save(&pending, &journal)?;
-
-    if let Device::File(p, f) = &device {
-        // A plain file (a hive in a folder) is replaced atomically instead: the new content goes
-        // to a temporary file beside it, is flushed, and is renamed over the old one, so a crash
-        // leaves the old file or the new one, never a mix.
-        let mut content = vec![0u8; len as usize];
-        f.read_exact_at(&mut content, 0).map_err(io(p))?;
-        for r in &journal.ranges {
-            content[r.offset as usize..r.offset as usize + r.after.len()].copy_from_slice(&r.after);
-        }
-        if crash.0.is_some_and(|k| k < journal.ranges.len()) {
-            return Err(Error::Journal {
-                path: pending,
-                what: "simulated crash before the rename".into(),
-            });
-        }
-        let p = p.clone();
-        drop(device);
-        replace_file(&p, &content)?;
-        device = Device::file(&p)?;
-    } else {
-        for (i, r) in journal.ranges.iter().enumerate() {
-            if crash.0 == Some(i) {
-                return Err(Error::Journal {
-                    path: pending,
-                    what: format!("simulated crash after {i} ranges"),
-                });
-            }
-            device.write_at(r.offset, &r.after)?;
-        }
-    }
-    if crash.0 == Some(journal.ranges.len()) {
-        return Err(Error::Journal {
-            path: pending,
-            what: "simulated crash before the flush".into(),
-        });
-    }
-    device.flush()?;
-    verify(&device, &journal.ranges, |r| &r.after, path)?;
+    let key = files::journal_key()?;
+    create_pending(&pending, &anchor, &journal.seal(&key)?)?;
+    apply(&mut devices, &journal, &pending, true, crash)?;
     journal.state = State::Complete;
-    let done = finished_path(path, "undo");
-    save(&done, &journal)?;
-    fs::remove_file(&pending).map_err(io(&pending))?;
-    sync_dir(&done);
+    let done = finished_path(&anchor, "undo");
+    let mut warnings = Vec::new();
+    files::save_new(&done, &journal.seal(&key)?).map_err(|e| after_write(&pending, e))?;
+    fs::remove_file(&pending).map_err(|e| after_write(&pending, io(&pending)(e)))?;
+    if let Err(e) = files::sync_dir(&pending) {
+        warnings.push(e.to_string());
+    }
     let bytes = journal.ranges.iter().map(|r| r.after.len() as u64).sum();
     Ok(Written {
         undo_journal: done,
         ranges: journal.ranges.len(),
         bytes,
+        warnings,
     })
+}
+
+/// Creates the pending journal; an existing one (or anything at its name) means an earlier
+/// write was interrupted.
+fn create_pending(pending: &Path, anchor: &Path, content: &[u8]) -> Result<()> {
+    match files::save_new(pending, content) {
+        Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::AlreadyExists => {
+            Err(Error::Interrupted {
+                path: anchor.to_path_buf(),
+                journal: pending.to_path_buf(),
+            })
+        }
+        Err(e) => {
+            // The link may exist while its folder could not be flushed: nothing was written to
+            // the devices, so take the journal back.
+            if fs::symlink_metadata(pending).is_ok_and(|m| m.is_file()) {
+                let _ = fs::remove_file(pending);
+            }
+            Err(e)
+        }
+        Ok(()) => Ok(()),
+    }
+}
+
+/// Writes one side of every range (`after` when `forward`), flushes, and reads back. A failure
+/// from here on leaves the pending journal in place and says so.
+fn apply(
+    devices: &mut [Device],
+    journal: &Journal,
+    pending: &Path,
+    forward: bool,
+    crash: CrashAfter,
+) -> Result<()> {
+    for (i, r) in journal.ranges.iter().enumerate() {
+        if crash.0 == Some(i) {
+            return Err(Error::Journal {
+                path: pending.into(),
+                what: format!("simulated crash after {i} ranges"),
+            });
+        }
+        devices[r.device]
+            .write_at(r.offset, side(r, forward))
+            .map_err(|e| interrupted(pending, e))?;
+    }
+    if crash.0 == Some(journal.ranges.len()) {
+        return Err(Error::Journal {
+            path: pending.into(),
+            what: "simulated crash before the flush".into(),
+        });
+    }
+    for d in devices.iter_mut() {
+        d.flush().map_err(|e| interrupted(pending, e))?;
+    }
+    for r in &journal.ranges {
+        let mut got = vec![0u8; r.after.len()];
+        devices[r.device]
+            .read_at(r.offset, &mut got)
+            .map_err(|e| interrupted(pending, e))?;
+        if got != side(r, forward) {
+            return Err(interrupted(
+                pending,
+                Error::Verify {
+                    path: journal.devices[r.device].path.clone(),
+                    what: format!(
+                        "the range at 0x{:x} does not read back as written",
+                        r.offset
+                    ),
+                },
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The bytes a range should hold: its new ones when `forward`, else its original ones.
+fn side(r: &Range, forward: bool) -> &[u8] {
+    if forward {
+        &r.after
+    } else {
+        &r.before
+    }
+}
+
+fn interrupted(pending: &Path, cause: Error) -> Error {
+    Error::WriteInterrupted {
+        journal: pending.to_path_buf(),
+        cause: Box::new(cause),
+    }
+}
+
+fn after_write(pending: &Path, cause: Error) -> Error {
+    Error::WrittenUnrecorded {
+        journal: pending.to_path_buf(),
+        cause: Box::new(cause),
+    }
+}
+
+fn raw_header(device: &Device) -> Result<Option<Vec<u8>>> {
+    let Device::Disk(d) = device else {
+        return Ok(None);
+    };
+    let id = d.identity();
+    if !matches!(
+        id.kind,
+        ContainerKind::VhdxFixed | ContainerKind::VhdxDynamic
+    ) {
+        return Ok(None);
+    }
+    let f = File::open(&id.path).map_err(io(&id.path))?;
+    let mut buf = vec![0u8; VHDX_HEADER_SECTION.min(id.file_size) as usize];
+    f.read_exact_at(&mut buf, 0).map_err(io(&id.path))?;
+    Ok(Some(buf))
 }
 
 /// What [`undo`] did.
 #[derive(Debug, Clone, Serialize)]
 pub struct Undone {
-    pub device: PathBuf,
+    /// The target's anchor.
+    pub target: PathBuf,
     pub ranges: usize,
     /// `true` for a redo (the write was finished), `false` for an undo.
     pub redo: bool,
+    /// Nothing needed doing: the bytes were already the wanted ones.
+    pub already: bool,
+    /// The journal that now records the outcome.
+    pub journal: PathBuf,
 }
 
 /// Puts the original bytes of a journal back (or, with `redo`, finishes an interrupted write).
 pub fn undo(journal_path: &Path, redo: bool) -> Result<Undone> {
-    let text = fs::read_to_string(journal_path).map_err(io(journal_path))?;
-    let mut j: Journal = serde_json::from_str(&text).map_err(|e| Error::Journal {
-        path: journal_path.into(),
-        what: format!("not a winrescue journal: {e}"),
-    })?;
-    if j.format != FORMAT {
-        return Err(Error::Journal {
-            path: journal_path.into(),
-            what: format!("unknown format {:?}", j.format),
-        });
-    }
-    if redo && j.state != State::Pending {
-        return Err(Error::Journal {
-            path: journal_path.into(),
-            what: format!(
-                "--redo finishes an interrupted write; this journal is {:?}",
-                j.state
-            ),
-        });
-    }
-    if !redo && j.state == State::Undone {
-        return Err(Error::Journal {
-            path: journal_path.into(),
-            what: "already undone".into(),
-        });
-    }
-    let mut device = match &j.identity {
-        Some(id) => {
-            let d = Disk::open_rw(&j.device)?;
-            let now = d.identity();
-            if now.size != id.size || now.kind != id.kind || now.unique_id != id.unique_id {
-                return Err(Error::Journal {
-                    path: journal_path.into(),
-                    what: format!(
-                        "{} is not the disk this journal was made for (size, format or id differ)",
-                        j.device.display()
-                    ),
-                });
-            }
-            Device::Disk(d)
-        }
-        None => {
-            let d = Device::file(&j.device)?;
-            if Some(d.len()?) != j.file_len {
-                return Err(Error::Journal {
-                    path: journal_path.into(),
-                    what: format!(
-                        "{} changed size since the journal was made",
-                        j.device.display()
-                    ),
-                });
-            }
-            d
-        }
+    undo_with(journal_path, redo, CrashAfter(None))
+}
+
+/// [`undo`] with a crash hook for tests.
+pub fn undo_with(journal_path: &Path, redo: bool, crash: CrashAfter) -> Result<Undone> {
+    let journal_path = fs::canonicalize(journal_path).map_err(io(journal_path))?;
+    let key = files::journal_key()?;
+    let j = load(&journal_path, &key)?;
+    let bad = |what: String| Error::Journal {
+        path: journal_path.clone(),
+        what,
     };
+    if redo && j.state != State::Pending {
+        return Err(bad(format!(
+            "--redo finishes an interrupted write; this journal is {:?}",
+            j.state
+        )));
+    }
+    let pending = pending_path(&j.target);
+    let is_pending = fs::canonicalize(&pending).ok().as_deref() == Some(journal_path.as_path());
+    if j.state == State::Pending && !is_pending {
+        return Err(bad(format!(
+            "it is a pending journal, but not the one of {} (that is {})",
+            j.target.display(),
+            pending.display()
+        )));
+    }
+    if !is_pending && fs::symlink_metadata(&pending).is_ok() {
+        return Err(Error::Interrupted {
+            path: j.target.clone(),
+            journal: pending,
+        });
+    }
+    check_bounds(&j, &journal_path)?;
+    let mut devices = open_devices(&j, &journal_path)?;
+
     // Only bytes that are still what this journal left may be changed: an undo after later
     // writes (another repair, Windows itself after a boot, another disk at the same path) would
     // mix old pages into a newer hive. A pending journal's ranges may hold either side.
-    let pending_here = pending_path(&j.device);
-    if journal_path != pending_here && pending_here.exists() {
-        return Err(Error::Interrupted {
-            path: j.device.clone(),
-            journal: pending_here,
-        });
-    }
+    let mut at_want = true;
     for r in &j.ranges {
         let mut now = vec![0u8; r.after.len()];
-        device.read_at(r.offset, &mut now)?;
+        devices[r.device].read_at(r.offset, &mut now)?;
         let ok = match j.state {
-            State::Complete => now == r.after,
             State::Pending => now == r.after || now == r.before,
-            State::Undone => false,
+            State::Complete | State::Undone => now == r.after || now == r.before,
         };
         if !ok {
-            return Err(Error::Journal {
-                path: journal_path.into(),
-                what: format!(
-                    "the bytes at 0x{:x} of {} are no longer what this journal wrote (changed since: a later write, or Windows ran); nothing was changed",
-                    r.offset,
-                    j.device.display()
-                ),
+            return Err(Error::Changed {
+                journal: journal_path.clone(),
+                offset: r.offset,
+                device: j.devices[r.device].path.clone(),
+                newer: newer_journals(&j, &journal_path, &key),
             });
         }
+        at_want &= now == side(r, redo);
     }
-    // In the journal's order: the hive's base block comes last (see `write`).
-    for r in &j.ranges {
-        device.write_at(r.offset, if redo { &r.after } else { &r.before })?;
+    if j.state == State::Complete && !at_want {
+        // A complete journal's ranges must all still hold its new bytes (checked one by one
+        // above against either side, so that "already undone" is recognised).
+        for r in &j.ranges {
+            let mut now = vec![0u8; r.after.len()];
+            devices[r.device].read_at(r.offset, &mut now)?;
+            if now != r.after {
+                return Err(Error::Changed {
+                    journal: journal_path.clone(),
+                    offset: r.offset,
+                    device: j.devices[r.device].path.clone(),
+                    newer: newer_journals(&j, &journal_path, &key),
+                });
+            }
+        }
     }
-    device.flush()?;
-    verify(
-        &device,
-        &j.ranges,
-        |r| if redo { &r.after } else { &r.before },
-        &j.device,
-    )?;
-    drop(device);
-    if let (false, Some(raw)) = (redo, &j.raw_header) {
-        // Put the container header back as it was (the undo's own writes gave it a new
-        // DataWriteGuid): the image becomes the original, byte for byte.
-        let f = fs::OpenOptions::new()
-            .write(true)
-            .open(&j.device)
-            .map_err(io(&j.device))?;
-        f.write_all_at(raw, 0).map_err(io(&j.device))?;
-        f.sync_all().map_err(io(&j.device))?;
+    if j.state == State::Undone && !at_want {
+        return Err(bad(
+            "it was undone, but the bytes are no longer the original ones (written again since)"
+                .into(),
+        ));
     }
-    j.state = if redo { State::Complete } else { State::Undone };
-    let pending = pending_path(&j.device);
-    let target = if journal_path == pending {
-        finished_path(&j.device, if redo { "undo" } else { "undone" })
+    if at_want && !is_pending && !needs_header(&j, redo) {
+        let mut done = j.clone();
+        if done.state != State::Undone {
+            done.state = State::Undone;
+            files::save(&journal_path, &done.seal(&key)?)?;
+        }
+        return Ok(Undone {
+            target: j.target.clone(),
+            ranges: j.ranges.len(),
+            redo,
+            already: true,
+            journal: journal_path,
+        });
+    }
+
+    // Leave a pending journal before the first byte, so that an interrupted undo is resolved
+    // like an interrupted write.
+    let mut record = j.clone();
+    if !is_pending {
+        record.state = State::Pending;
+        record.intent = if redo { Intent::Apply } else { Intent::Undo };
+        record.origin = Some(journal_path.clone());
+        create_pending(&pending, &j.target, &record.seal(&key)?)?;
+    }
+    apply(&mut devices, &record, &pending, redo, crash)?;
+    drop(devices);
+    if !redo {
+        for d in &j.devices {
+            if let Some(raw) = &d.raw_header {
+                // Put the container header back as it was (the undo's own writes gave it a
+                // new DataWriteGuid): the image becomes the original, byte for byte.
+                let f = OpenOptions::new()
+                    .write(true)
+                    .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+                    .open(&d.path)
+                    .map_err(io(&d.path))?;
+                f.write_all_at(raw, 0)
+                    .and_then(|()| f.sync_all())
+                    .map_err(|e| interrupted(&pending, io(&d.path)(e)))?;
+            }
+        }
+    }
+
+    record.state = if redo { State::Complete } else { State::Undone };
+    record.intent = Intent::Apply;
+    let outcome = if is_pending {
+        let p = finished_path(&j.target, if redo { "undo" } else { "undone" });
+        record.origin = None;
+        files::save_new(&p, &record.seal(&key)?).map_err(|e| after_write(&pending, e))?;
+        // The journal this undo started from (if any) now tells the truth too.
+        if let Some(origin) = &j.origin {
+            if let Ok(mut o) = load(origin, &key) {
+                o.state = record.state;
+                let _ = files::save(origin, &o.seal(&key)?);
+            }
+        }
+        p
     } else {
-        journal_path.to_path_buf()
+        record.origin = None;
+        files::save(&journal_path, &record.seal(&key)?).map_err(|e| after_write(&pending, e))?;
+        journal_path.clone()
     };
-    save(&target, &j)?;
-    if journal_path == pending && target != pending {
-        fs::remove_file(&pending).map_err(io(&pending))?;
-    }
+    fs::remove_file(&pending).map_err(|e| after_write(&pending, io(&pending)(e)))?;
+    files::sync_dir(&pending)?;
     Ok(Undone {
-        device: j.device.clone(),
+        target: j.target.clone(),
         ranges: j.ranges.len(),
         redo,
+        already: false,
+        journal: outcome,
     })
 }
 
-fn verify(
-    device: &Device,
-    ranges: &[Range],
-    want: impl Fn(&Range) -> &Vec<u8>,
-    path: &Path,
-) -> Result<()> {
-    for r in ranges {
-        let mut got = vec![0u8; r.after.len()];
-        device.read_at(r.offset, &mut got)?;
-        if &got != want(r) {
-            return Err(Error::Verify {
-                path: path.into(),
-                what: format!(
-                    "the range at 0x{:x} does not read back as written",
-                    r.offset
-                ),
-            });
-        }
-    }
-    Ok(())
+/// Whether an undo whose ranges are already original must still restore a VHDX header.
+fn needs_header(j: &Journal, redo: bool) -> bool {
+    !redo && j.state != State::Undone && j.devices.iter().any(|d| d.raw_header.is_some())
 }
 
-/// Replaces a file atomically, keeping its permissions: temporary file in the same folder,
-/// fsync, rename, fsync of the folder.
-fn replace_file(path: &Path, content: &[u8]) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.winrescue-tmp",
-        path.file_name()
-            .map(|n| n.to_string_lossy())
-            .unwrap_or_default()
-    ));
-    let perms = fs::metadata(path).map_err(io(path))?.permissions();
-    let mut f = fs::File::create(&tmp).map_err(io(&tmp))?;
-    f.write_all(content).map_err(io(&tmp))?;
-    f.set_permissions(perms).map_err(io(&tmp))?;
-    f.sync_all().map_err(io(&tmp))?;
-    fs::rename(&tmp, path).map_err(io(path))?;
-    sync_dir(path);
-    Ok(())
-}
-
-/// Writes a journal atomically and durably (temporary file, fsync, rename, fsync folder).
-fn save(path: &Path, j: &Journal) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    fs::create_dir_all(dir).map_err(io(dir))?;
-    let tmp = path.with_extension("tmp");
-    let mut f = fs::File::create(&tmp).map_err(io(&tmp))?;
-    serde_json::to_writer(&mut f, j).map_err(|e| Error::Journal {
+/// Reads and authenticates a journal.
+fn load(path: &Path, key: &[u8]) -> Result<Journal> {
+    let bad = |what: String| Error::Journal {
         path: path.into(),
-        what: e.to_string(),
-    })?;
-    f.write_all(b"\n").map_err(io(&tmp))?;
-    f.sync_all().map_err(io(&tmp))?;
-    fs::rename(&tmp, path).map_err(io(path))?;
-    sync_dir(path);
+        what,
+    };
+    let f = files::open_nofollow(path)?;
+    let meta = f.metadata().map_err(io(path))?;
+    if !meta.is_file() || meta.len() > MAX_JOURNAL_BYTES {
+        return Err(bad(format!(
+            "not a winrescue journal ({} bytes, not a regular file or too large)",
+            meta.len()
+        )));
+    }
+    let mut text = String::new();
+    f.take(MAX_JOURNAL_BYTES)
+        .read_to_string(&mut text)
+        .map_err(io(path))?;
+    let j: Journal =
+        serde_json::from_str(&text).map_err(|e| bad(format!("not a winrescue journal: {e}")))?;
+    if j.format != FORMAT {
+        return Err(bad(format!("unknown format {:?}", j.format)));
+    }
+    j.verify_mac(key, path)?;
+    Ok(j)
+}
+
+/// Every range must lie where winrescue writes: inside the clusters of a hive the journal
+/// names (found again on the disk now), or inside a hive file. The MAC already says that this
+/// machine's winrescue wrote the journal; this keeps even such a journal from reaching other
+/// bytes if the disk at that path is another one now.
+fn check_bounds(j: &Journal, journal_path: &Path) -> Result<()> {
+    let bad = |what: String| Error::Journal {
+        path: journal_path.into(),
+        what,
+    };
+    for (i, d) in j.devices.iter().enumerate() {
+        let ranges = j.ranges.iter().filter(|r| r.device == i);
+        match &d.identity {
+            None => {
+                let mut head = [0u8; 4];
+                let ok = files::open_nofollow(&d.path)
+                    .ok()
+                    .and_then(|f| f.read_exact_at(&mut head, 0).ok())
+                    .is_some();
+                if !ok || &head != b"regf" {
+                    return Err(bad(format!(
+                        "{} is not a registry hive: a journal only writes hives",
+                        d.path.display()
+                    )));
+                }
+                for r in ranges {
+                    if r.offset
+                        .checked_add(r.after.len() as u64)
+                        .is_none_or(|e| e > d.file_len)
+                    {
+                        return Err(bad(format!(
+                            "range 0x{:x} lies outside {}",
+                            r.offset,
+                            d.path.display()
+                        )));
+                    }
+                }
+            }
+            Some(_) => {
+                let extents = crate::target::hive_extents(&d.path, &d.hives)?;
+                for r in ranges {
+                    let end = r.offset.checked_add(r.after.len() as u64);
+                    let inside = end.is_some_and(|end| {
+                        extents.iter().any(|&(s, l)| r.offset >= s && end <= s + l)
+                    });
+                    if !inside {
+                        return Err(bad(format!(
+                            "range 0x{:x} of {} is not inside the clusters of the hives it names ({}): refused",
+                            r.offset,
+                            d.path.display(),
+                            d.hives.iter().map(|h| h.path.as_str()).collect::<Vec<_>>().join(", ")
+                        )));
+                    }
+                }
+                if let Some(raw) = &d.raw_header {
+                    if raw.len() as u64 > VHDX_HEADER_SECTION || !raw.starts_with(b"vhdxfile") {
+                        return Err(bad("its saved VHDX header is not one".into()));
+                    }
+                }
+            }
+        }
+    }
     Ok(())
 }
 
-fn sync_dir(path: &Path) {
-    if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        if let Ok(d) = fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
+/// Opens the journal's devices for writing and checks they are the ones it was made for.
+fn open_devices(j: &Journal, journal_path: &Path) -> Result<Vec<Device>> {
+    let mut out = Vec::with_capacity(j.devices.len());
+    for d in &j.devices {
+        let dev = match &d.identity {
+            Some(id) => {
+                let disk = Disk::open_rw(&d.path)?;
+                let now = disk.identity();
+                if now.size != id.size || now.kind != id.kind || now.unique_id != id.unique_id {
+                    return Err(Error::Journal {
+                        path: journal_path.into(),
+                        what: format!(
+                            "{} is not the disk this journal was made for (size, format or id differ)",
+                            d.path.display()
+                        ),
+                    });
+                }
+                Device::Disk(disk)
+            }
+            None => {
+                let dev = Device::file(&d.path)?;
+                if dev.len()? != d.file_len {
+                    return Err(Error::Journal {
+                        path: journal_path.into(),
+                        what: format!(
+                            "{} changed size since the journal was made",
+                            d.path.display()
+                        ),
+                    });
+                }
+                dev
+            }
+        };
+        out.push(dev);
     }
+    Ok(out)
 }
 
-/// `<device>.winrescue-<tag>-<time>.json`, next to the pending journal.
-fn finished_path(device: &Path, tag: &str) -> PathBuf {
-    let pending = pending_path(device);
+/// Complete journals of the same target, made after `j`, that wrote some of the same bytes:
+/// they must be undone first.
+fn newer_journals(j: &Journal, journal_path: &Path, key: &[u8]) -> Vec<PathBuf> {
+    let pending = pending_path(&j.target);
+    let prefix = pending
+        .file_name()
+        .map(|n| {
+            n.to_string_lossy()
+                .trim_end_matches(".winrescue-journal")
+                .to_string()
+        })
+        .unwrap_or_default();
+    let Ok(rd) = fs::read_dir(files::parent(&pending)) else {
+        return Vec::new();
+    };
+    let mut found: Vec<(String, PathBuf)> = rd
+        .flatten()
+        .filter(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            n.starts_with(&format!("{prefix}.winrescue-undo-")) && n.ends_with(".json")
+        })
+        .map(|e| e.path())
+        .filter(|p| fs::canonicalize(p).ok().as_deref() != Some(journal_path))
+        .filter_map(|p| load(&p, key).ok().map(|o| (o, p)))
+        .filter(|(o, _)| {
+            o.target == j.target && o.state == State::Complete && o.created >= j.created
+        })
+        .filter(|(o, _)| {
+            o.ranges.iter().any(|a| {
+                j.ranges.iter().any(|b| {
+                    o.devices[a.device].path == j.devices[b.device].path
+                        && a.offset < b.offset + b.after.len() as u64
+                        && b.offset < a.offset + a.after.len() as u64
+                })
+            })
+        })
+        .map(|(o, p)| (o.created, p))
+        .collect();
+    found.sort();
+    found.into_iter().rev().map(|(_, p)| p).collect()
+}
+
+/// `<anchor>.winrescue-<tag>-<time>.json`, next to the pending journal.
+fn finished_path(anchor: &Path, tag: &str) -> PathBuf {
+    let pending = pending_path(anchor);
     let base = pending
         .to_string_lossy()
         .trim_end_matches(".winrescue-journal")
@@ -512,7 +887,7 @@ fn finished_path(device: &Path, tag: &str) -> PathBuf {
     let stamp = now().replace([':', '-'], "").replace('.', "-");
     let mut p = PathBuf::from(format!("{base}.winrescue-{tag}-{stamp}.json"));
     let mut n = 1;
-    while p.exists() {
+    while fs::symlink_metadata(&p).is_ok() {
         p = PathBuf::from(format!("{base}.winrescue-{tag}-{stamp}-{n}.json"));
         n += 1;
     }

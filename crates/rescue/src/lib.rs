@@ -13,6 +13,7 @@
 pub mod dhcp;
 pub mod edit;
 mod error;
+pub mod files;
 pub mod journal;
 pub mod target;
 

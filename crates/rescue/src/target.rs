@@ -15,14 +15,12 @@ use vdisk::{Disk, Partition, Slice};
 use volume::{FileEntry, Volume};
 
 use crate::error::{io, Error, Result};
+use crate::journal::{HiveRef, Piece};
 
 /// Where the SYSTEM hive lives inside a Windows volume.
 pub const SYSTEM_HIVE: &str = r"Windows\System32\config\SYSTEM";
 /// Where the System event log lives.
 pub const SYSTEM_EVTX: &str = r"Windows\System32\winevt\Logs\System.evtx";
-
-/// Bytes to write at device offsets: (offset, new bytes).
-pub type Pieces = Vec<(u64, Vec<u8>)>;
 
 /// What kind of target was opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -363,10 +361,11 @@ impl Target {
         }
     }
 
-    /// Where writing `new` over the SYSTEM hive of `install` (whose current content is
-    /// `old`) must put bytes: the device to open and the (device offset, bytes) pieces, one per
-    /// changed 4 KiB page (split further where a page spans two data runs). Refuses what cannot
-    /// be written in place: a different size, a dirty or hibernated NTFS volume, a compressed,
+    /// Where writing `new` over the hive `hive_path` of `install` (whose current content is
+    /// `old`) must put bytes: (device offset, bytes there now, new bytes), one piece per changed
+    /// 4 KiB page (split further where a page spans two data runs), the base block last. The
+    /// device is the disk for disk targets and the hive file otherwise. Refuses what cannot be
+    /// written in place: a different size, a dirty or hibernated NTFS volume, a compressed,
     /// encrypted, sparse or resident hive.
     pub fn plan_hive_write(
         &self,
@@ -374,7 +373,7 @@ impl Target {
         hive_path: &str,
         old: &[u8],
         new: &[u8],
-    ) -> Result<(PathBuf, Pieces)> {
+    ) -> Result<Vec<Piece>> {
         if old.len() != new.len() {
             return Err(Error::Refused(format!(
                 "the new hive is {} bytes, the file on disk {} bytes: winrescue never changes a file's size",
@@ -386,6 +385,11 @@ impl Target {
         // "clean, newest" over data pages not yet written.
         let mut pages = regf::edit::changed_pages(old, new);
         pages.sort_by_key(|&p| (p == 0, p));
+        let piece = |device_offset: u64, from: usize, len: usize| Piece {
+            offset: device_offset,
+            before: old[from..from + len].to_vec(),
+            after: new[from..from + len].to_vec(),
+        };
         match self.kind {
             TargetKind::Disk => {
                 let p = self
@@ -404,26 +408,36 @@ impl Target {
                 for page in pages {
                     let len = (regf::edit::PAGE as u64).min(old.len() as u64 - page);
                     for ext in hive.plan_write(page, len)? {
-                        let from = ext.file_offset as usize;
-                        pieces.push((
+                        pieces.push(piece(
                             p.start + ext.partition_offset,
-                            new[from..from + ext.len as usize].to_vec(),
+                            ext.file_offset as usize,
+                            ext.len as usize,
                         ));
                     }
                 }
-                Ok((self.path.clone(), pieces))
+                Ok(pieces)
             }
-            TargetKind::Folder | TargetKind::HiveFile => {
-                let pieces = pages
-                    .into_iter()
-                    .map(|page| {
-                        let end = (page as usize + regf::edit::PAGE).min(new.len());
-                        (page, new[page as usize..end].to_vec())
-                    })
-                    .collect();
-                Ok((self.hive_file_path(install, hive_path)?, pieces))
-            }
+            TargetKind::Folder | TargetKind::HiveFile => Ok(pages
+                .into_iter()
+                .map(|page| {
+                    let end = (page as usize + regf::edit::PAGE).min(new.len());
+                    piece(page, page as usize, end - page as usize)
+                })
+                .collect()),
         }
+    }
+
+    /// The file that names this target's journals (see [`crate::journal::pending_path`]): the
+    /// image or device, the hive file, or, for a folder, its SYSTEM hive (so that the folder and
+    /// the hive file opened on its own find the same journal).
+    pub fn anchor(&self, install: &Install) -> PathBuf {
+        let p = match self.kind {
+            TargetKind::Folder => self
+                .hive_file_path(install, &install.system_path)
+                .unwrap_or_else(|_| self.path.clone()),
+            _ => self.path.clone(),
+        };
+        fs::canonicalize(&p).unwrap_or(p)
     }
 
     /// Gives the disk back (to write through it), closing the target.
@@ -630,11 +644,38 @@ fn find_installs(disk: &Disk) -> Result<Vec<(Install, (Volume, Partition))>> {
     Ok(out)
 }
 
+/// The disk extents (offset, length) of the clusters holding each hive in `hives`, on the disk
+/// image or device at `path`: where a journal's ranges may lie.
+pub fn hive_extents(path: &Path, hives: &[HiveRef]) -> Result<Vec<(u64, u64)>> {
+    let target = Target::open(path, false)?;
+    let mut out = Vec::new();
+    for h in hives {
+        let install = target
+            .installs
+            .iter()
+            .find(|i| i.partition_start == h.partition_start)
+            .ok_or_else(|| Error::NoWindows {
+                path: path.to_path_buf(),
+                why: format!(
+                    "no Windows volume starts at byte {}",
+                    h.partition_start.unwrap_or(0)
+                ),
+            })?;
+        let start = install.partition_start.unwrap_or(0);
+        let entry = target.with_volume(install, |vol, s| Ok(vol.hive_files(s, &h.path)?.hive))?;
+        for ext in entry.plan_write(0, entry.size())? {
+            out.push((start + ext.partition_offset, ext.len));
+        }
+    }
+    Ok(out)
+}
+
 /// A path as the registry writes it, as a path inside the Windows volume:
 /// `%SystemRoot%\system32\x.dll` -> `Windows\system32\x.dll`, `C:\Program Files\x.exe` ->
 /// `Program Files\x.exe`.
 pub fn volume_path(p: &str) -> String {
     let p = p.trim().trim_matches('"');
+    let p = p.strip_prefix("\\??\\").unwrap_or(p);
     let lower = p.to_ascii_lowercase();
     for prefix in [
         "%systemroot%\\",
@@ -646,10 +687,15 @@ pub fn volume_path(p: &str) -> String {
             return format!("Windows\\{}", &p[prefix.len()..]);
         }
     }
-    if lower.len() > 3 && lower.as_bytes()[1] == b':' {
-        return p[3..].to_string();
+    // `C:\x`: the drive letter, colon and separator are ASCII, so byte 3 is a character
+    // boundary exactly when they are there (`get` refuses anything else, such as `C:ñ`).
+    let b = p.as_bytes();
+    if b.len() > 3 && b[0].is_ascii_alphabetic() && b[1] == b':' && matches!(b[2], b'\\' | b'/') {
+        if let Some(rest) = p.get(3..) {
+            return rest.to_string();
+        }
     }
-    p.trim_start_matches("\\??\\").to_string()
+    p.to_string()
 }
 
 /// `base` joined with a Windows path, each component matched case-insensitively.

@@ -189,8 +189,10 @@ fn edit_in_place_then_undo_gives_the_original_image_back() {
         "undo gives back the original image, byte for byte"
     );
     ntfs_checks(&image, install.partition_start.unwrap(), "2");
-    // An undone journal cannot be applied twice.
-    assert!(journal::undo(&written.undo_journal, false).is_err());
+    // Undoing twice changes nothing and says so.
+    let again = journal::undo(&written.undo_journal, false).unwrap();
+    assert!(again.already);
+    assert!(std::fs::read(&image).unwrap() == original);
 }
 
 #[test]
@@ -332,26 +334,105 @@ fn hive_file_and_folder_targets() {
     let lone = dir.path().join("SYSTEM81");
     std::fs::copy(fixtures::path("hives/win81-dirty-nologs-SYSTEM"), &lone).unwrap();
     let e = set_start(&lone, 2, CrashAfter(None)).unwrap_err();
-    assert!(matches!(e, rescue::Error::Refused(_)), "{e}");
+    assert!(matches!(e, rescue::Error::IncompleteHive { .. }), "{e}");
 }
 
 #[test]
-fn a_hive_file_is_replaced_atomically_even_when_the_write_is_cut_short() {
+fn a_hive_file_cut_short_anywhere_ends_original_or_repaired() {
     let dir = tempfile::tempdir().unwrap();
-    let hive = dir.path().join("SYSTEM");
-    std::fs::copy(fixtures::path("hives/win7-SYSTEM"), &hive).unwrap();
-    let original = std::fs::read(&hive).unwrap();
-    // Cut before the rename: the file is the old one, whole.
-    let e = set_start(&hive, 4, CrashAfter(Some(0))).unwrap_err();
-    assert!(e.to_string().contains("simulated crash"), "{e}");
-    assert!(std::fs::read(&hive).unwrap() == original);
-    let pending = journal::pending_path(&hive);
-    // Finishing the interrupted write gives the repaired hive.
-    journal::undo(&pending, true).unwrap();
-    let bytes = std::fs::read(&hive).unwrap();
-    assert_eq!(start_dword(&bytes, "ControlSet001"), 4);
-    assert!(regf::check::check(&bytes).is_sound());
-    assert_eq!(bytes.len(), original.len());
+    let pristine = dir.path().join("pristine");
+    std::fs::copy(fixtures::path("hives/win7-SYSTEM"), &pristine).unwrap();
+    let original = std::fs::read(&pristine).unwrap();
+    let n = {
+        let full = dir.path().join("full");
+        std::fs::copy(&pristine, &full).unwrap();
+        set_start(&full, 4, CrashAfter(None)).unwrap().ranges.len()
+    };
+    for k in 0..=n {
+        for redo in [false, true] {
+            let hive = dir.path().join(format!("SYSTEM-{k}-{redo}"));
+            std::fs::copy(&pristine, &hive).unwrap();
+            let e = set_start(&hive, 4, CrashAfter(Some(k))).unwrap_err();
+            assert!(e.to_string().contains("simulated crash"), "{e}");
+            let pending = journal::pending_path(&hive);
+            journal::undo(&pending, redo).unwrap();
+            assert!(!pending.exists());
+            let bytes = std::fs::read(&hive).unwrap();
+            if redo {
+                assert_eq!(start_dword(&bytes, "ControlSet001"), 4);
+                assert!(regf::check::check(&bytes).is_sound());
+                assert_eq!(bytes.len(), original.len());
+            } else {
+                assert!(
+                    bytes == original,
+                    "crash after {k} ranges, undo: not the original"
+                );
+            }
+        }
+    }
+}
+
+/// An interrupted undo leaves a pending journal like an interrupted write: resolving it either
+/// way ends in the original or the repaired image, never a mix.
+#[test]
+fn every_crash_point_of_an_undo_ends_in_the_original_or_the_repaired_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let pristine = copy_image(dir.path(), "images/gen2-gpt-win7-system.raw");
+    let original = std::fs::read(&pristine).unwrap();
+    let first = dir.path().join("first.raw");
+    std::fs::copy(&pristine, &first).unwrap();
+    let written = set_start(&first, 4, CrashAfter(None))
+        .unwrap()
+        .written
+        .unwrap();
+    let n = written.ranges;
+    let repaired = std::fs::read(&first).unwrap();
+    for k in 0..=n {
+        for redo in [false, true] {
+            // A journal names its image (and a copied journal would not be obeyed for another
+            // one), so each case repairs its own copy and undoes that with a crash.
+            let img = dir.path().join(format!("undo-{k}-{redo}.raw"));
+            std::fs::copy(&pristine, &img).unwrap();
+            let w = set_start(&img, 4, CrashAfter(None))
+                .unwrap()
+                .written
+                .unwrap();
+            let e = journal::undo_with(&w.undo_journal, false, CrashAfter(Some(k))).unwrap_err();
+            assert!(e.to_string().contains("simulated crash"), "{e}");
+            let pending = journal::pending_path(&img);
+            assert!(
+                pending.exists(),
+                "an interrupted undo leaves a pending journal"
+            );
+            // Nothing else may be written until it is resolved; the journal being undone is
+            // refused too, naming the pending one.
+            assert!(matches!(
+                set_start(&img, 2, CrashAfter(None)).unwrap_err(),
+                rescue::Error::Interrupted { .. }
+            ));
+            assert!(matches!(
+                journal::undo(&w.undo_journal, false).unwrap_err(),
+                rescue::Error::Interrupted { .. }
+            ));
+            journal::undo(&pending, redo).unwrap();
+            assert!(!pending.exists());
+            let now = std::fs::read(&img).unwrap();
+            if redo {
+                let t = Target::open(&img, false).unwrap();
+                let hive = t.system_hive(&t.choose(None).unwrap().clone()).unwrap();
+                assert_eq!(start_dword(&hive.on_disk, "ControlSet001"), 4);
+                assert!(regf::check::check(&hive.on_disk).is_sound());
+                assert_eq!(now.len(), repaired.len());
+            } else {
+                assert!(
+                    now == original,
+                    "undo cut after {k} ranges, then undone: not the original"
+                );
+                // The journal the undo started from now says so.
+                assert!(journal::undo(&w.undo_journal, false).unwrap().already);
+            }
+        }
+    }
 }
 
 /// The hive's base block is the last range written: cut short just before it, the disk still

@@ -21,6 +21,9 @@ impl Backing {
     /// Opens `path` and takes an advisory lock on it: exclusive for writing, shared for reading,
     /// both without waiting, so that two writers (or a writer and a reader) never run at once.
     pub(crate) fn open(path: &Path, write: bool) -> Result<Backing> {
+        if write {
+            crate::lock::check_writable(path)?;
+        }
         let mut options = std::fs::OpenOptions::new();
         options.read(true).write(write);
         // Linux refuses O_EXCL on a block device that is mounted or held (EBUSY): a disk in
@@ -35,6 +38,8 @@ impl Backing {
             if e.raw_os_error() == Some(rustix::io::Errno::BUSY.raw_os_error()) {
                 return Error::Locked {
                     path: path.to_path_buf(),
+                    holder: "the kernel holds the device (mounted, or in use by another driver)"
+                        .into(),
                 };
             }
             // EROFS (30) is a read-only file system or device.
@@ -55,24 +60,10 @@ impl Backing {
                 }
             }
         })?;
-        let op = if write {
-            rustix::fs::FlockOperation::NonBlockingLockExclusive
+        if write {
+            crate::lock::lock_exclusive(&file, path)?;
         } else {
-            rustix::fs::FlockOperation::NonBlockingLockShared
-        };
-        if let Err(e) = rustix::fs::flock(&file, op) {
-            return Err(if e == rustix::io::Errno::WOULDBLOCK {
-                Error::Locked {
-                    path: path.to_path_buf(),
-                }
-            } else {
-                Error::Io {
-                    path: path.to_path_buf(),
-                    op: "lock",
-                    offset: 0,
-                    source: e.into(),
-                }
-            });
+            crate::lock::lock_shared(&file, path)?;
         }
         let meta = file.metadata().map_err(|e| Error::Io {
             path: path.to_path_buf(),

@@ -22,13 +22,14 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// Another process (or another handle in this one) holds the lock on the image.
-    #[error(
-        "{path}: the image is locked by another process (or another open handle); close it first"
-    )]
+    /// Another process (or another handle in this one) holds the image: a lock on it, or an
+    /// open descriptor for writing.
+    #[error("{path}: in use: {holder}; close it first")]
     Locked {
         /// The file or device.
         path: PathBuf,
+        /// Who holds it, as far as can be told.
+        holder: String,
     },
     /// The file or device cannot be opened for writing (read-only file, device or file system).
     #[error("{path}: the image is read-only and cannot be opened for writing: {source}")]

@@ -39,6 +39,7 @@ mod backing;
 mod disk;
 mod error;
 mod io;
+pub mod lock;
 mod partition;
 mod util;
 mod vhd;

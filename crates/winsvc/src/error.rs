@@ -15,6 +15,11 @@ pub enum Error {
     #[error("not a SYSTEM hive: no ControlSetNNN key below the root (root keys: {root_keys})")]
     NotSystemHive { root_keys: String },
 
+    /// `Select` names a control set that is not in the hive or cannot be read: nothing can be
+    /// said about what Windows boots, and no other set may stand in for it.
+    #[error("ControlSet{number:03}, the control set Select names, cannot be read ({why})")]
+    ControlSetUnreadable { number: u32, why: String },
+
     /// A data file compiled into the crate does not parse (a build-time mistake the tests catch).
     #[error("built-in data file {file}: {what}")]
     BadData { file: &'static str, what: String },

@@ -445,12 +445,25 @@ impl SystemModel {
         self.control_sets.iter().find(|c| c.number == number)
     }
 
-    /// The control set Windows will boot: `Select\Current`, else `Default`, else the lowest.
-    pub fn current(&self) -> &ControlSet {
-        let pick = |f: &Field<u32>| f.ok().and_then(|n| self.control_set(*n));
-        pick(&self.select.current)
-            .or_else(|| pick(&self.select.default))
-            .unwrap_or(&self.control_sets[0]) // never empty: `read` refuses a hive without one
+    /// The control set Windows ran last: `Select\Current`, else `Default`, else (no `Select`
+    /// at all) the lowest. A set that `Select` names but that cannot be read is an error, never
+    /// replaced by another set.
+    pub fn current(&self) -> Result<&ControlSet> {
+        let named = self.select.current.ok().or(self.select.default.ok());
+        match named {
+            Some(&n) => self
+                .control_set(n)
+                .ok_or_else(|| Error::ControlSetUnreadable {
+                    number: n,
+                    why: if self.notes.is_empty() {
+                        "it is missing".into()
+                    } else {
+                        self.notes.join("; ")
+                    },
+                }),
+            // Never empty: `read` refuses a hive without a control set.
+            None => Ok(&self.control_sets[0]),
+        }
     }
 }
 

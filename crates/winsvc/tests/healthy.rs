@@ -31,11 +31,12 @@ fn win7_is_healthy() {
     );
     assert_eq!(m.control_set(2).unwrap().roles, [Role::LastKnownGood]);
     // Windows 7 stores `services` in lower case; paths keep the stored spelling.
-    let dhcp = m.current().service("DHCP").unwrap();
+    let dhcp = m.current().unwrap().service("DHCP").unwrap();
     assert_eq!(dhcp.key_path, r"ControlSet001\services\Dhcp");
     assert_eq!(dhcp.depend_on_service.ok().unwrap(), &["NSI", "Tdx", "Afd"]);
     assert!(m
         .current()
+        .unwrap()
         .group_order
         .ok()
         .is_some_and(|l| l.iter().any(|g| g == "TDI")));

@@ -6,6 +6,8 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::Args;
+
+use crate::output::shell_quote;
 use rescue::dhcp::{self, DhcpReport};
 use winsvc::Verdict;
 
@@ -66,16 +68,6 @@ pub fn run(a: DiagnoseArgs, out: &mut dyn Write) -> Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
-}
-
-fn shell_quote(s: &str) -> String {
-    if s.chars()
-        .all(|c| c.is_ascii_alphanumeric() || "/._-+:=".contains(c))
-    {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', "'\\''"))
-    }
 }
 
 /// The human report, shared with `repair`.
@@ -162,6 +154,11 @@ pub fn print_report(r: &DhcpReport, out: &mut dyn Write) -> Result<()> {
     }
     writeln!(out)?;
     match r.code {
+        _ if r.cannot_tell.is_some() => writeln!(
+            out,
+            "verdict:  cannot tell offline: {}",
+            r.cannot_tell.as_deref().unwrap_or_default()
+        )?,
         None if r.healthy => writeln!(out, "verdict:  healthy: the DHCP Client starts at the next boot and its configuration is the healthy one")?,
         None => writeln!(out, "verdict:  the DHCP Client starts in the control set Windows boots next, but the configuration differs from the healthy one (see above)")?,
         Some(code) => {

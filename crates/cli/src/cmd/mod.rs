@@ -13,6 +13,11 @@ pub mod undo;
 pub fn exit_code_for(err: &anyhow::Error) -> u8 {
     if err.downcast_ref::<WriteRefused>().is_some() {
         crate::EXIT_WRITE_REFUSED
+    } else if err
+        .downcast_ref::<rescue::Error>()
+        .is_some_and(rescue::Error::is_interrupted_write)
+    {
+        crate::EXIT_INTERRUPTED
     } else if err.downcast_ref::<reg::SyntaxError>().is_some() {
         crate::EXIT_USAGE
     } else {
@@ -32,13 +37,18 @@ impl std::fmt::Display for WriteRefused {
 
 impl std::error::Error for WriteRefused {}
 
-/// Turns a rescue error into the right exit code: refusals and interrupted writes are
-/// "write refused" (nothing was changed), the rest bad input.
+/// Turns a rescue error into the right exit code: refusals (nothing was changed: a locked or
+/// read-only target, an earlier interrupted write, no room) are "write refused"; a write that
+/// stopped part way has its own code; the rest is bad input.
 pub fn refusal(e: rescue::Error) -> anyhow::Error {
-    match e {
-        rescue::Error::Refused(_) | rescue::Error::Interrupted { .. } => {
-            anyhow::Error::new(WriteRefused(e.to_string()))
-        }
-        e => anyhow::Error::new(e),
+    if let rescue::Error::IncompleteHive { .. } = e {
+        return anyhow::Error::new(WriteRefused(format!(
+            "{e}; nothing was changed (--allow-incomplete writes anyway, and those changes are lost)"
+        )));
+    }
+    if e.is_refusal() {
+        anyhow::Error::new(WriteRefused(e.to_string()))
+    } else {
+        anyhow::Error::new(e)
     }
 }

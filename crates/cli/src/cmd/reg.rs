@@ -40,7 +40,7 @@
 //! value that does not exist, or a target that cannot be read; 4 a write refused (nothing
 //! changed).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -49,7 +49,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 use regf::edit::{Editor, SetOutcome};
 use regf::{Data, Hive, ValueType};
-use rescue::edit::{EditOptions, EditOutcome};
+use rescue::edit::{EditOptions, EditOutcome, Transaction};
 use rescue::target::{Install, Target, TargetKind};
 
 use crate::cmd::WriteRefused;
@@ -530,22 +530,9 @@ fn is_xz(path: &Path) -> bool {
         && head == XZ_MAGIC
 }
 
-/// A rescue error as the CLI reports it: a refused or interrupted write is exit code 4.
+/// A rescue error as the CLI reports it (see [`crate::cmd::refusal`]).
 pub fn rescue_error(e: rescue::Error) -> anyhow::Error {
-    match e {
-        rescue::Error::Refused(why) => {
-            let hint = if why.contains("allow it explicitly") {
-                " (--allow-incomplete)"
-            } else {
-                ""
-            };
-            anyhow::Error::new(WriteRefused(format!(
-                "write refused, nothing changed: {why}{hint}"
-            )))
-        }
-        e @ rescue::Error::Interrupted { .. } => anyhow::Error::new(WriteRefused(e.to_string())),
-        e => anyhow::Error::new(e),
-    }
+    crate::cmd::refusal(e)
 }
 
 /// The opened target and its chosen Windows installation.
@@ -564,13 +551,7 @@ impl Opened {
     /// The Windows path of a hive inside the install, `None` for SYSTEM (and for a hive-file
     /// target, which is the one hive every root names).
     pub fn hive_path(&self, name: HiveName) -> Option<String> {
-        match (self.target.kind(), name) {
-            (TargetKind::HiveFile, _) | (_, HiveName::System) => None,
-            _ => Some(
-                self.target
-                    .sibling_hive_path(&self.install, name.file_name()),
-            ),
-        }
+        hive_path_in(&self.target, &self.install, name)
     }
 
     /// A hive with its logs replayed, and the warnings a reader must see.
@@ -617,14 +598,34 @@ pub struct WriteOpts {
     pub allow_incomplete: bool,
 }
 
-/// Edits one hive of the target through rescue's journal. `edit` gets the editor and a list to
-/// push the lines that say what it changed; it returns whether it changed anything.
+fn hive_path_in(target: &Target, install: &Install, name: HiveName) -> Option<String> {
+    match (target.kind(), name) {
+        (TargetKind::HiveFile, _) | (_, HiveName::System) => None,
+        _ => Some(target.sibling_hive_path(install, name.file_name())),
+    }
+}
+
+/// The hives of a target being edited in one transaction.
+pub struct Hives<'t> {
+    tx: &'t mut Transaction,
+}
+
+impl Hives<'_> {
+    /// The editor of a hive, loaded (and, for writing, locked) on first use.
+    pub fn editor(&mut self, name: HiveName) -> Result<&mut Editor> {
+        let path = hive_path_in(self.tx.target(), self.tx.install(), name);
+        self.tx.hive(path.as_deref()).map_err(rescue_error)
+    }
+}
+
+/// Edits hives of the target as one transaction through rescue's journal: every hive changed
+/// is written, or none. `edit` gets the hives and a list to push the lines that say what it
+/// changed; it returns whether it changed anything.
 pub fn edit_target(
     path: &Path,
-    name: HiveName,
     opts: WriteOpts,
     out: &mut dyn Write,
-    edit: impl FnOnce(&mut Editor, &mut Vec<String>) -> Result<bool>,
+    edit: impl FnOnce(&mut Hives, &mut Vec<String>) -> Result<bool>,
 ) -> Result<Option<EditOutcome>> {
     if path.is_file() && is_xz(path) {
         bail!(WriteRefused(format!(
@@ -632,49 +633,54 @@ pub fn edit_target(
             path.display()
         )));
     }
-    let hive_path = Opened::open(path, opts.partition)?.hive_path(name);
-    let mut failure: Option<anyhow::Error> = None;
-    let mut lines = Vec::new();
     let eo = EditOptions {
         dry_run: opts.dry_run,
         allow_incomplete: opts.allow_incomplete,
         partition: opts.partition,
         ..Default::default()
     };
-    let result = rescue::edit::edit_hive(path, hive_path.as_deref(), eo, |ed| {
-        match edit(ed, &mut lines) {
-            Ok(changed) => Ok(changed),
-            Err(e) => {
-                failure = Some(e);
-                Err(rescue::Error::Refused("the edit failed".into()))
-            }
-        }
-    });
-    if let Some(e) = failure {
-        return Err(e);
-    }
-    let outcome = result.map_err(rescue_error)?;
+    let mut tx = Transaction::open(path, eo).map_err(rescue_error)?;
+    let mut lines = Vec::new();
+    let changed = edit(&mut Hives { tx: &mut tx }, &mut lines)?;
     for l in &lines {
         writeln!(out, "{l}")?;
     }
-    let hive = hive_path.unwrap_or_else(|| name.file_name().to_string());
-    if outcome.pages == 0 {
-        writeln!(out, "{hive}: nothing to change")?;
-    } else if opts.dry_run {
+    if !changed {
+        writeln!(out, "nothing to change")?;
+        return Ok(None);
+    }
+    let outcome = tx.commit("reg / sc edit").map_err(rescue_error)?;
+    for h in &outcome.hives {
+        let replayed = if h.replayed_pages > 0 {
+            format!(
+                " ({} of them only because its transaction logs were replayed into the file)",
+                h.replayed_pages
+            )
+        } else {
+            String::new()
+        };
+        if opts.dry_run {
+            writeln!(
+                out,
+                "dry run: {} pages of {} would be written{replayed}; nothing changed",
+                h.pages, h.hive
+            )?;
+        } else {
+            writeln!(
+                out,
+                "written: {} pages of {} (sequence number {}){replayed}, verified",
+                h.pages, h.hive, h.sequence
+            )?;
+        }
+    }
+    if let Some(w) = &outcome.written {
+        for warning in &w.warnings {
+            writeln!(out, "warning: {warning}")?;
+        }
         writeln!(
             out,
-            "dry run: {} pages of {hive} would be written ({} ranges on {}); nothing changed",
-            outcome.pages,
-            outcome.ranges.len(),
-            path.display()
-        )?;
-    } else if let Some(w) = &outcome.written {
-        writeln!(
-            out,
-            "written: {} pages of {hive} (sequence number {}), verified; undo journal: {}",
-            outcome.pages,
-            outcome.sequence,
-            w.undo_journal.display()
+            "undo journal: {}",
+            crate::output::shell_quote(&w.undo_journal.display().to_string())
         )?;
     }
     Ok(Some(outcome))
@@ -719,8 +725,8 @@ pub fn run(a: RegArgs, out: &mut dyn Write) -> Result<ExitCode> {
         }
         RegOp::Add { key, .. } | RegOp::Delete { key, .. } => {
             let k = resolve(key)?;
-            edit_target(&a.target, k.hive, opts, out, |ed, lines| {
-                apply(ed, &k, key, &op, lines)
+            edit_target(&a.target, opts, out, |h, lines| {
+                apply(h.editor(k.hive)?, &k, key, &op, lines)
             })?;
             writeln!(out, "The operation completed successfully.")?;
         }
@@ -947,7 +953,7 @@ fn import(target: &Path, file: &Path, opts: WriteOpts, out: &mut dyn Write) -> R
         )
     })?;
     let mounts = Mounts::default();
-    let mut by_hive: BTreeMap<HiveName, Vec<(KeyRef, &regf::regfile::Section)>> = BTreeMap::new();
+    let mut keyed: Vec<(KeyRef, &regf::regfile::Section)> = Vec::new();
     for s in &sections {
         let k = mounts
             .resolve(&s.path)
@@ -955,12 +961,13 @@ fn import(target: &Path, file: &Path, opts: WriteOpts, out: &mut dyn Write) -> R
         if let Some(n) = &k.note {
             eprintln!("note: {} line {}: {n}", file.display(), s.line);
         }
-        by_hive.entry(k.hive).or_default().push((k, s));
+        keyed.push((k, s));
     }
-    for (hive, list) in by_hive {
-        edit_target(target, hive, opts, out, |ed, lines| {
-            let mut changed = false;
-            for (k, s) in &list {
+    edit_target(target, opts, out, |h, lines| {
+        let mut changed = false;
+        for (k, s) in &keyed {
+            {
+                let ed = h.editor(k.hive)?;
                 let path = inner_path(&ed.hive()?, k.hive, &k.parts)?;
                 if s.delete {
                     if ed.delete_key(&path)? {
@@ -1000,9 +1007,9 @@ fn import(target: &Path, file: &Path, opts: WriteOpts, out: &mut dyn Write) -> R
                     }
                 }
             }
-            Ok(changed)
-        })?;
-    }
+        }
+        Ok(changed)
+    })?;
     Ok(())
 }
 
@@ -1122,24 +1129,22 @@ fn run_script(
 ) -> Result<ExitCode> {
     let text = read_text(script)?;
     let ops = parse_script(&text).with_context(|| script.display().to_string())?;
-    let mut by_hive: BTreeMap<HiveName, Vec<&ScriptOp>> = BTreeMap::new();
-    for op in &ops {
-        by_hive.entry(op.key.hive).or_default().push(op);
-    }
-    for (hive, list) in by_hive {
-        edit_target(target, hive, opts, out, |ed, lines| {
-            let mut changed = false;
-            for op in list {
-                let before = lines.len();
-                changed |= apply(ed, &op.key, &op.shown, &op.op, lines)
-                    .with_context(|| format!("{} line {}", script.display(), op.line))?;
-                for l in &mut lines[before..] {
-                    *l = format!("line {}: {l}", op.line);
-                }
+    // One transaction: a script that edits SYSTEM and SOFTWARE is written whole or not at all.
+    edit_target(target, opts, out, |h, lines| {
+        let mut changed = false;
+        for op in &ops {
+            let before = lines.len();
+            let ed = h
+                .editor(op.key.hive)
+                .with_context(|| format!("{} line {}", script.display(), op.line))?;
+            changed |= apply(ed, &op.key, &op.shown, &op.op, lines)
+                .with_context(|| format!("{} line {}", script.display(), op.line))?;
+            for l in &mut lines[before..] {
+                *l = format!("line {}: {l}", op.line);
             }
-            Ok(changed)
-        })?;
-    }
+        }
+        Ok(changed)
+    })?;
     writeln!(out, "The operation completed successfully.")?;
     Ok(ExitCode::SUCCESS)
 }

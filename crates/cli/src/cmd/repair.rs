@@ -8,6 +8,8 @@ use anyhow::Result;
 use clap::Args;
 use rescue::dhcp;
 
+use crate::output::shell_quote;
+
 #[derive(Args)]
 pub struct RepairArgs {
     /// A disk image (raw, VHD, VHDX), a block device, a folder holding a Windows tree, or a
@@ -26,6 +28,7 @@ pub struct RepairArgs {
     /// recent changes would be lost for good).
     #[arg(long)]
     pub allow_incomplete: bool,
+    /// Print the report as JSON (it says whether the changes were applied or only planned).
     #[arg(long)]
     pub json: bool,
 }
@@ -85,7 +88,7 @@ pub fn run(a: RepairArgs, out: &mut dyn Write) -> Result<ExitCode> {
             writeln!(
                 out,
                 "    winrescue repair {} --apply{}",
-                a.target.display(),
+                shell_quote(&a.target.display().to_string()),
                 if a.own_process { " --own-process" } else { "" }
             )?;
         }
@@ -99,7 +102,14 @@ pub fn run(a: RepairArgs, out: &mut dyn Write) -> Result<ExitCode> {
                 o.sequence
             )?;
             if let Some(w) = &o.written {
-                writeln!(out, "undo:    winrescue undo {}", w.undo_journal.display())?;
+                for warning in &w.warnings {
+                    writeln!(out, "warning: {warning}")?;
+                }
+                writeln!(
+                    out,
+                    "undo:    winrescue undo {}",
+                    shell_quote(&w.undo_journal.display().to_string())
+                )?;
             }
             if let Some(after) = after {
                 let verdicts: Vec<String> = after

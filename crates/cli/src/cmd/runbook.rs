@@ -120,10 +120,10 @@ pub fn run(a: RunbookArgs, out: &mut dyn Write) -> Result<ExitCode> {
     }
     let target = a.target.expect("clap requires TARGET without --code");
     let sys = OfflineSystem::read(&target, a.partition)?;
-    let d = sys.diagnose("Dhcp");
+    let d = sys.diagnose("Dhcp")?;
     match d.code() {
         Some(code) => {
-            let cs = sys.model.current().number;
+            let cs = sys.model.current()?.number;
             let base = baseline::dhcp().for_version(&sys.model.version);
             let oracle = |p: &str| sys.file_exists(p);
             let p = plan::plan(

@@ -284,11 +284,11 @@ impl OfflineSystem {
     }
 
     /// winsvc's analysis of `service` in the Current control set.
-    pub fn diagnose(&self, service: &str) -> Diagnosis {
+    pub fn diagnose(&self, service: &str) -> Result<Diagnosis> {
         let oracle = |p: &str| self.file_exists(p);
-        let cs = self.model.current().number;
+        let cs = self.model.current()?.number;
         analyze::diagnose(&self.model, cs, service, &oracle)
-            .expect("the current control set exists")
+            .ok_or_else(|| anyhow!("ControlSet{cs:03} vanished from the model"))
     }
 
     /// The Service Control Manager events about `service` (oldest first), `None` when the
@@ -484,7 +484,7 @@ fn render_query(
     target: &Path,
     out: &mut dyn Write,
 ) -> Result<bool> {
-    let cs = sys.model.current();
+    let cs = sys.model.current()?;
     writeln!(
         out,
         "[SC] offline: {} is the disk of a VM that is not running. STATE is the last state its System log recorded; PREDICTED_START is what the Service Control Manager would do with the registry of {} (Select\\Current).",
@@ -515,7 +515,7 @@ fn render_query(
         },
     }
     line(out, "START_TYPE", &start_line(s))?;
-    let d = sys.diagnose(&s.name);
+    let d = sys.diagnose(&s.name)?;
     let starts = d.code().is_none();
     match d.code() {
         Some(code) => {
@@ -601,7 +601,7 @@ pub fn run(mut a: ScArgs, out: &mut dyn Write) -> Result<ExitCode> {
     });
     let op = parse(&a.args)?;
     let sys = OfflineSystem::read(&a.target, a.partition)?;
-    let cs = sys.model.current();
+    let cs = sys.model.current()?;
     let name = match &op {
         ScOp::Query { service } | ScOp::Qc { service } | ScOp::Config { service, .. } => service,
     };
@@ -709,7 +709,7 @@ fn config(
     let sets: Vec<&winsvc::ControlSet> = if a.all_control_sets {
         model.control_sets.iter().collect()
     } else {
-        vec![model.current()]
+        vec![model.current()?]
     };
     let mut targets: Vec<(String, String, ValueWrites)> = Vec::new();
     for cs in sets {
@@ -728,7 +728,8 @@ fn config(
         allow_incomplete: a.allow_incomplete,
     };
     let mut edited: Option<Vec<u8>> = None;
-    reg::edit_target(&a.target, HiveName::System, opts, out, |ed, lines| {
+    reg::edit_target(&a.target, opts, out, |h, lines| {
+        let ed = h.editor(HiveName::System)?;
         let mut changed = false;
         for (cs, key, writes) in &targets {
             for (value, data) in writes {

@@ -9,9 +9,20 @@ use anyhow::Result;
 use clap::Args;
 
 #[derive(Args)]
+#[command(after_help = "\
+Examples:
+  winrescue undo osdisk.vhd.winrescue-undo-20261125T140521Z.json
+  winrescue undo osdisk.vhd.winrescue-journal           # an interrupted write: back to before it
+  winrescue undo --redo osdisk.vhd.winrescue-journal    # an interrupted write: finish it
+
+A journal is obeyed only on the machine that wrote it (it is authenticated with the key in
+/var/lib/winrescue/journal.key for root, ~/.local/state/winrescue/journal.key otherwise, or
+$WINRESCUE_STATE_DIR/journal.key), and only where the bytes are still what it wrote.
+Undoing a journal twice is harmless: the second time says it is already undone.")]
 pub struct UndoArgs {
     /// The journal a write left: `<image>.winrescue-undo-<time>.json`, or the pending
-    /// `<image>.winrescue-journal` of an interrupted write.
+    /// `<image>.winrescue-journal` of an interrupted write (a path relative to the current
+    /// folder is fine).
     pub journal: PathBuf,
     /// Finish an interrupted write instead of undoing it.
     #[arg(long)]
@@ -20,10 +31,18 @@ pub struct UndoArgs {
 
 pub fn run(a: UndoArgs, out: &mut dyn Write) -> Result<ExitCode> {
     let done = rescue::journal::undo(&a.journal, a.redo).map_err(crate::cmd::refusal)?;
+    let target = done.target.display();
+    if done.already {
+        writeln!(
+            out,
+            "{target}: already undone: its {} ranges hold their original bytes; nothing was written",
+            done.ranges
+        )?;
+        return Ok(ExitCode::SUCCESS);
+    }
     writeln!(
         out,
-        "{}: {} ranges {}; verified by reading them back",
-        done.device.display(),
+        "{target}: {} ranges {}; verified by reading them back",
         done.ranges,
         if done.redo {
             "written (the interrupted write is finished)"
@@ -31,5 +50,6 @@ pub fn run(a: UndoArgs, out: &mut dyn Write) -> Result<ExitCode> {
             "restored to their original bytes"
         }
     )?;
+    writeln!(out, "journal: {}", done.journal.display())?;
     Ok(ExitCode::SUCCESS)
 }
