@@ -77,6 +77,10 @@ pub struct Transaction {
     install: Install,
     opts: EditOptions,
     hives: Vec<Loaded>,
+    /// File targets: hive files locked for writing but not loaded yet (the anchor is locked
+    /// at open, before the check for an interrupted write, so that a write in progress in
+    /// another process is told apart from an interrupted one).
+    locked: Vec<Device>,
 }
 
 impl Transaction {
@@ -84,8 +88,13 @@ impl Transaction {
     pub fn open(path: &Path, opts: EditOptions) -> Result<Transaction> {
         let target = Target::open(path, !opts.dry_run)?;
         let install = target.choose(opts.partition)?.clone();
+        let mut locked = Vec::new();
         if !opts.dry_run {
-            journal::check_no_pending(&target.anchor(&install))?;
+            let anchor = target.anchor(&install);
+            if target.kind() != TargetKind::Disk {
+                locked.push(Device::file(&anchor)?);
+            }
+            journal::check_no_pending(&anchor)?;
             if !install.write_blockers.is_empty() {
                 return Err(Error::Refused(install.write_blockers.join("; ")));
             }
@@ -96,6 +105,7 @@ impl Transaction {
             install,
             opts,
             hives: Vec::new(),
+            locked,
         })
     }
 
@@ -120,7 +130,8 @@ impl Transaction {
         {
             Some(i) => i,
             None => {
-                let loaded = self.load(&path)?;
+                let device = self.lock_file(&path)?;
+                let loaded = self.load(&path, device)?;
                 self.hives.push(loaded);
                 self.hives.len() - 1
             }
@@ -128,15 +139,21 @@ impl Transaction {
         Ok(&mut self.hives[i].editor)
     }
 
-    fn load(&self, hive_path: &str) -> Result<Loaded> {
-        // A hive file is locked before it is read, so that what is written is planned from
-        // what no one else can change in between.
-        let device = match (self.target.kind(), self.opts.dry_run) {
-            (TargetKind::Folder | TargetKind::HiveFile, false) => Some(Device::file(
-                &self.target.hive_file_path(&self.install, hive_path)?,
-            )?),
-            _ => None,
-        };
+    /// File targets being written: the hive file, locked before it is read, so that what is
+    /// written is planned from what no one else can change in between.
+    fn lock_file(&mut self, hive_path: &str) -> Result<Option<Device>> {
+        if self.opts.dry_run || self.target.kind() == TargetKind::Disk {
+            return Ok(None);
+        }
+        let file = self.target.hive_file_path(&self.install, hive_path)?;
+        let real = std::fs::canonicalize(&file).unwrap_or(file);
+        if let Some(i) = self.locked.iter().position(|d| d.path() == real) {
+            return Ok(Some(self.locked.swap_remove(i)));
+        }
+        Device::file(&real).map(Some)
+    }
+
+    fn load(&self, hive_path: &str, device: Option<Device>) -> Result<Loaded> {
         let hive = self.target.hive(&self.install, hive_path)?;
         let report = &hive.recovered.report;
         if !report.problems.is_empty() {
@@ -169,6 +186,7 @@ impl Transaction {
             install,
             opts,
             hives,
+            locked: _,
         } = self;
         let mut outcomes = Vec::new();
         let mut ranges = Vec::new();

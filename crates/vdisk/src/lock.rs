@@ -105,9 +105,17 @@ fn take(file: &File, path: &Path, exclusive: bool) -> Result<()> {
             Ok(()) => return Ok(()),
             Err(e) if e == rustix::io::Errno::WOULDBLOCK || e == rustix::io::Errno::ACCESS => {
                 if Instant::now() >= deadline {
+                    let holder = file
+                        .metadata()
+                        .ok()
+                        .and_then(|m| others(&FileId::of(&m)))
+                        .unwrap_or_else(|| {
+                            "another process (or another open handle in this one) holds a lock on it"
+                                .into()
+                        });
                     return Err(Error::Locked {
                         path: path.to_path_buf(),
-                        holder: "another process (or another open handle in this one) holds a lock on it".into(),
+                        holder,
                     });
                 }
                 std::thread::sleep(Duration::from_millis(20));

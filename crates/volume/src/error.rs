@@ -220,6 +220,18 @@ pub enum Error {
         signature: String,
     },
 
+    /// A file's record claims more bytes than the volume holds: a damaged or hostile MFT
+    /// record, refused before anything is allocated for it.
+    #[error("{path}: its MFT record claims {len} bytes, more than the whole volume ({volume} bytes): the record is damaged")]
+    LargerThanVolume {
+        /// Path of the file.
+        path: String,
+        /// The size its record claims.
+        len: u64,
+        /// The volume's size.
+        volume: u64,
+    },
+
     /// A file is larger than what [`Volume::read_file`](crate::Volume::read_file) loads into memory.
     #[error("{path}: {len} bytes exceed the in-memory read limit of {limit} bytes")]
     TooLarge {

@@ -663,6 +663,14 @@ impl Volume {
     /// Reads the whole file into memory (at most [`MAX_READ_TO_VEC`] bytes).
     pub fn read_file<T: Read + Seek>(&self, fs: &mut T, file: &FileEntry) -> Result<Vec<u8>> {
         let size = file.size();
+        // The size comes from the MFT record: a damaged one may claim gigabytes on a small disk.
+        if size > self.facts.size {
+            return Err(Error::LargerThanVolume {
+                path: file.path().to_string(),
+                len: size,
+                volume: self.facts.size,
+            });
+        }
         if size > MAX_READ_TO_VEC {
             return Err(Error::TooLarge {
                 path: file.path().to_string(),
