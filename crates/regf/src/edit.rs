@@ -1,15 +1,33 @@
-//! Same-size, in-place editing of a hive: set and delete values, create and delete keys, with
-//! Windows' rules, allocating only from free cells already in the file.
+//! In-place editing of a hive: set and delete values, create and delete keys, with Windows'
+//! rules, allocating from free cells already in the file and, when the caller allows it, from
+//! hive bins appended as Windows appends them.
 //!
-//! Sources: regf specification, sections "Cell", "Key node", "Key value", "Big data", "Index
-//! leaf" / "Fast leaf" / "Hash leaf" / "Index root", "Key security", "Unallocated cell".
+//! Sources: regf specification, sections "Base block", "Hive bin", "Cell", "Key node", "Key
+//! value", "Big data", "Index leaf" / "Fast leaf" / "Hash leaf" / "Index root", "Key security",
+//! "Unallocated cell".
 //!
-//! # Why in place and same size
+//! # Why in place, and same size by default
 //! The hive lives inside an NTFS volume inside a disk image: winrescue writes changed pages back
-//! into clusters the file already owns and never touches NTFS metadata, so the file cannot grow.
-//! Every edit therefore allocates from free cells (splitting them) and frees cells back
-//! (merging them with free neighbours in the same bin); a hive bin is never added. When there is
-//! no room the edit fails with [`Error::NoRoom`] and nothing is changed.
+//! into clusters the file already owns and never touches NTFS metadata. Every edit therefore
+//! allocates from free cells (splitting them) and frees cells back (merging them with free
+//! neighbours in the same bin). When there is no room the edit fails with [`Error::NoRoom`] and
+//! nothing is changed.
+//!
+//! # Growth, when the caller allows it
+//! Real repairs can need more room than a hive keeps free (a new key under the ~450-entry
+//! `Services` list, a value of a few KB or more). [`Editor::allow_growth`] lets the editor append
+//! hive bins as Windows does, up to a file length the caller chooses:
+//! - the length the file already has, to use only its slack: Windows extends primary files in
+//!   steps of 256 KiB (`CM_FILE_GROW_INCREMENT`: the file's end of file is the hive-bins end
+//!   rounded up to 256 KiB), so a hive written by Windows 8.1 or later usually has up to 252 KiB
+//!   of zeros after its last bin, which bins can use without the file changing length;
+//! - a larger length when the caller can extend the file: the new length is then the new
+//!   hive-bins end rounded up to 256 KiB, as Windows sizes it, but never past the limit.
+//!
+//! A new bin is a multiple of 4 KiB, large enough for the cell that needs it (a large cell gets a
+//! bin of its own); its header says `hbin`, its offset and size, and zeros elsewhere (Windows
+//! keeps a timestamp only in the first bin); the rest of the bin is one free cell. The base
+//! block's hive-bins size and checksum follow at once, so readers see the bin during the session.
 //!
 //! # Transactions
 //! An [`Editor`] works on a copy of the hive in memory. [`Editor::finish`] checks the result with
@@ -18,7 +36,7 @@
 //! number found in the hive's logs (see [`crate::log`]), so Windows never replays a stale log
 //! entry over the edit.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::base::{seal, BaseBlock, BASE_BLOCK_SIZE};
 use crate::bytes::{put_u16, put_u32, put_u64, u16_at, u32_at};
@@ -33,19 +51,38 @@ use crate::{Error, Hive, Result};
 /// 8 bytes) and starts an index root beyond that.
 const MAX_LEAF_ENTRIES: usize = 1012;
 
+/// Windows grows a primary file in steps of this size (`CM_FILE_GROW_INCREMENT`): its length is
+/// the hive-bins end rounded up to it. The Windows 8.1 and 10 hives in testdata are whole
+/// multiples of it.
+pub const FILE_GROW_STEP: usize = 256 * 1024;
+
+/// Largest hive-bins size the editor grows to: Windows sets bit 31 of a cell index for volatile
+/// storage, so stable cells live below 2 GiB.
+const MAX_HIVE_BINS: usize = 0x8000_0000 - PAGE;
+
 /// Pages are tracked at the granularity Windows and disks write them.
 pub const PAGE: usize = 4096;
 
 /// The result of an edit session.
 #[derive(Debug, Clone)]
 pub struct Edited {
-    /// The whole new hive file (same length as the input).
+    /// The whole new hive file. Without growth (the default) it has the input's length. With
+    /// [`Editor::allow_growth`] it is as long as the input when the appended bins fit in the
+    /// slack the file already had (the bytes after the old hive-bins end were overwritten in
+    /// place), and otherwise the new hive-bins end rounded up to [`FILE_GROW_STEP`], capped at
+    /// the limit: `grown_by` bytes longer than the input.
     pub bytes: Vec<u8>,
-    /// File offsets of the 4 KiB pages that differ from the input (the base block included),
-    /// ascending. The caller writes only these.
+    /// File offsets of the 4 KiB pages to write, ascending: every page that differs from the
+    /// input (the base block included), every page of the appended bins and every page past the
+    /// input's end. The caller writes only these (and extends the file first when `grown_by`
+    /// is not 0).
     pub changed_pages: Vec<u64>,
     /// The new base block's sequence number.
     pub sequence: u32,
+    /// The base block's hive-bins data size: larger than the input's when bins were appended.
+    pub hive_bins_size: u32,
+    /// How many bytes longer than the input the file is (0 unless it grew past its slack).
+    pub grown_by: u64,
 }
 
 /// What [`Editor::set_value`] did.
@@ -75,6 +112,12 @@ pub struct Editor {
     min_sequence: u32,
     /// Bytes overwritten by the operation in progress, to undo it if it fails half way.
     undo: Vec<(usize, Vec<u8>)>,
+    /// The longest the file may become when bins are appended; `None`: no growth.
+    max_len: Option<usize>,
+    /// Length of the input file, and file offset of the end of its hive bins: pages past these
+    /// are new and always written.
+    input_len: usize,
+    input_bins_end: usize,
 }
 
 /// Offset of a cell's data (after its size field) in the file.
@@ -108,6 +151,7 @@ impl Editor {
                 "the hive is dirty: replay its transaction logs before editing it".into(),
             ));
         }
+        let bytes_len = bytes.len();
         let mut bins = Vec::new();
         let mut off = 0usize;
         while off < base.hive_bins_size as usize {
@@ -123,7 +167,18 @@ impl Editor {
             clock: crate::time::filetime_now(),
             min_sequence,
             undo: Vec::new(),
+            max_len: None,
+            input_len: bytes_len,
+            input_bins_end: BASE_BLOCK_SIZE + off,
         })
+    }
+
+    /// Lets the editor append hive bins when no free cell fits, as long as the file stays within
+    /// `max_file_len` bytes (see the module documentation). Pass the file's current length to
+    /// use only the slack after its hive bins, or more when the caller can extend the file.
+    /// Without this call the editor never grows the hive.
+    pub fn allow_growth(&mut self, max_file_len: u64) {
+        self.max_len = Some(usize::try_from(max_file_len).unwrap_or(usize::MAX));
     }
 
     /// Sets the FILETIME used for last-written times (tests pin it).
@@ -181,14 +236,23 @@ impl Editor {
     /// edit leaves the hive exactly as it was.
     fn atomic<T>(&mut self, op: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
         self.undo.clear();
+        // Growth is undone by cutting the bins list and the file back to these.
+        let (bins, len) = (self.bins.len(), self.bytes.len());
         let result = op(self);
         if result.is_err() {
             while let Some((at, old)) = self.undo.pop() {
                 self.bytes[at..at + old.len()].copy_from_slice(&old);
             }
+            self.bins.truncate(bins);
+            self.bytes.truncate(len);
         }
         self.undo.clear();
         result
+    }
+
+    /// File offset of the end of the hive bins.
+    fn bins_end(&self) -> usize {
+        BASE_BLOCK_SIZE + self.bins.last().map_or(0, |&(s, l)| (s + l) as usize)
     }
 
     // ----- free space -----
@@ -223,13 +287,18 @@ impl Editor {
             .iter()
             .filter(|&&(_, s)| s as usize >= need)
             .min_by_key(|&&(_, s)| s);
-        let Some(&(cell, size)) = best else {
-            return Err(Error::NoRoom {
-                needed: need as u32,
-                largest: free.iter().map(|&(_, s)| s).max().unwrap_or(0),
-            });
+        let (cell, size) = match best {
+            Some(&(cell, size)) => (cell, size as usize),
+            None => match self.add_bin(need)? {
+                Some(found) => found,
+                None => {
+                    return Err(Error::NoRoom {
+                        needed: u32::try_from(need).unwrap_or(u32::MAX),
+                        largest: free.iter().map(|&(_, s)| s).max().unwrap_or(0),
+                    })
+                }
+            },
         };
-        let size = size as usize;
         let take = if size - need >= 8 { need } else { size };
         if take < size {
             let rest = cell + take as u32;
@@ -239,6 +308,59 @@ impl Editor {
         let zeros = vec![0u8; take - 4];
         self.write(data_at(cell), &zeros);
         Ok(cell)
+    }
+
+    /// Appends a hive bin holding one free cell of at least `need` bytes, if growth is allowed
+    /// and the bin fits within the limit. Returns the free cell and its size.
+    fn add_bin(&mut self, need: usize) -> Result<Option<(CellOffset, usize)>> {
+        let Some(limit) = self.max_len else {
+            return Ok(None);
+        };
+        let start = self.bins_end() - BASE_BLOCK_SIZE;
+        // Windows sizes a new bin to the request rounded up to 4 KiB, so a large cell gets a
+        // bin of its own and a small one a 4 KiB bin whose rest is free.
+        let Some(size) = need
+            .checked_add(BIN_HEADER)
+            .and_then(|n| n.checked_next_multiple_of(PAGE))
+        else {
+            return Ok(None);
+        };
+        let Some(new_bins) = start.checked_add(size).filter(|&n| n <= MAX_HIVE_BINS) else {
+            return Ok(None);
+        };
+        let end = BASE_BLOCK_SIZE + new_bins;
+        if end > limit {
+            return Ok(None);
+        }
+        if end > self.bytes.len() {
+            // Past the slack: the file takes the length Windows would give it.
+            let old = self.bytes.len();
+            let len = end
+                .checked_next_multiple_of(FILE_GROW_STEP)
+                .unwrap_or(end)
+                .min(limit)
+                .max(end);
+            self.save_pages(old, len - old);
+            self.bytes.resize(len, 0);
+        }
+        // Zeros elsewhere: the slack may hold stale bytes, and Windows keeps the bin timestamp
+        // only in the first bin.
+        let mut bin = vec![0u8; size];
+        bin[..4].copy_from_slice(b"hbin");
+        put_u32(&mut bin, 4, start as u32);
+        put_u32(&mut bin, 8, size as u32);
+        put_u32(&mut bin, BIN_HEADER, (size - BIN_HEADER) as u32);
+        self.write(BASE_BLOCK_SIZE + start, &bin);
+        self.bins.push((start as u32, size as u32));
+        // The base block follows at once (and stays sealed) so that a reader or the checker sees
+        // the new bin during the session; `finish` stamps it again.
+        self.w32(40, new_bins as u32);
+        let sum = crate::base::checksum(&self.bytes[..BASE_BLOCK_SIZE]);
+        self.w32(508, sum);
+        Ok(Some((
+            (start + BIN_HEADER) as CellOffset,
+            size - BIN_HEADER,
+        )))
     }
 
     /// Frees a cell and merges it with free neighbours in its bin.
@@ -401,17 +523,56 @@ impl Editor {
                     break;
                 }
             }
-            let new_leaf = self.insert_in_leaf(target.1, child, name)?;
-            if new_leaf != target.1 {
-                self.w32(data_at(list) + 4 + 4 * target.0, new_leaf);
+            let leaves = self.insert_in_leaf(target.1, child, name)?;
+            if leaves[..] != [target.1] {
+                // The leaf moved or split: the index root lists its replacement(s) in its place.
+                let at = data_at(list);
+                let mut entries: Vec<u32> = (0..n).map(|i| self.r32(at + 4 + 4 * i)).collect();
+                entries.splice(target.0..=target.0, leaves);
+                let root = self.write_index_root(Some(list), &entries)?;
+                if root != list {
+                    self.set_nk_field(parent, 28, root);
+                }
             }
         } else {
-            let new_list = self.insert_in_leaf(list, child, name)?;
-            if new_list != list {
-                self.set_nk_field(parent, 28, new_list);
+            let leaves = self.insert_in_leaf(list, child, name)?;
+            if leaves[..] != [list] {
+                let root = match leaves[..] {
+                    [one] => one,
+                    _ => self.write_index_root(None, &leaves)?,
+                };
+                self.set_nk_field(parent, 28, root);
             }
         }
         Ok(())
+    }
+
+    /// Writes an index root listing `leaves`: over `old` when it fits there, else into a new
+    /// cell (and `old` is freed). Returns the root's cell.
+    fn write_index_root(&mut self, old: Option<CellOffset>, leaves: &[u32]) -> Result<CellOffset> {
+        let n = u16::try_from(leaves.len()).map_err(|_| {
+            Error::Edit(format!(
+                "an index root of {} leaves does not fit its 16-bit count",
+                leaves.len()
+            ))
+        })?;
+        let mut body = Vec::with_capacity(4 + 4 * leaves.len());
+        body.extend_from_slice(b"ri");
+        body.extend_from_slice(&n.to_le_bytes());
+        body.extend(leaves.iter().flat_map(|l| l.to_le_bytes()));
+        match old {
+            Some(o) if self.capacity(o) >= body.len() => {
+                self.write(data_at(o), &body);
+                Ok(o)
+            }
+            _ => {
+                let cell = self.alloc_with(&body)?;
+                if let Some(o) = old {
+                    self.free(o);
+                }
+                Ok(cell)
+            }
+        }
     }
 
     fn leaf_entry_size(&self, leaf: CellOffset) -> usize {
@@ -442,25 +603,19 @@ impl Editor {
         }
     }
 
-    /// Inserts into a leaf, moving it to a bigger cell when full. Returns the leaf's (possibly
-    /// new) cell.
+    /// Inserts into a leaf, moving it to a bigger cell when its cell is full, and splitting it
+    /// into leaves of at most [`MAX_LEAF_ENTRIES`] when it would hold more. Returns the cells
+    /// that replace the leaf, in order (just `leaf` when it was written in place).
     fn insert_in_leaf(
         &mut self,
         leaf: CellOffset,
         child: CellOffset,
         name: &str,
-    ) -> Result<CellOffset> {
+    ) -> Result<Vec<CellOffset>> {
         let at = data_at(leaf);
         let kind: [u8; 2] = [self.bytes[at], self.bytes[at + 1]];
         let es = self.leaf_entry_size(leaf);
         let count = usize::from(u16_at(&self.bytes, at + 2).unwrap_or(0));
-        if count >= MAX_LEAF_ENTRIES {
-            // Windows splits a leaf into an index root long before its 16-bit count could
-            // overflow; splitting needs more free space than real hives keep, so refuse.
-            return Err(Error::Edit(format!(
-                "the subkey list at cell 0x{leaf:x} already holds {count} entries (Windows keeps at most {MAX_LEAF_ENTRIES} in one list)"
-            )));
-        }
         let mut pos = count;
         for i in 0..count {
             if self.name_cmp(self.leaf_entry(leaf, i), name)? == std::cmp::Ordering::Greater {
@@ -474,18 +629,43 @@ impl Editor {
             e.extend_from_slice(&self.hint(&kind, name));
         }
         entries.splice(pos * es..pos * es, e);
-        let mut body = Vec::with_capacity(4 + entries.len());
-        body.extend_from_slice(&kind);
-        body.extend_from_slice(&((count + 1) as u16).to_le_bytes());
-        body.extend_from_slice(&entries);
-        if body.len() <= self.capacity(leaf) {
-            self.write(at, &body);
-            Ok(leaf)
+        let total = count + 1;
+        // Windows splits a full leaf in two under an index root; a leaf made longer by another
+        // writer is cut into as many leaves as it takes.
+        let parts = if total > MAX_LEAF_ENTRIES {
+            total.div_ceil(MAX_LEAF_ENTRIES).max(2)
         } else {
+            1
+        };
+        let leaf_body = |chunk: &[u8]| {
+            let mut body = Vec::with_capacity(4 + chunk.len());
+            body.extend_from_slice(&kind);
+            // At most MAX_LEAF_ENTRIES entries a part: the count fits in 16 bits.
+            body.extend_from_slice(&((chunk.len() / es) as u16).to_le_bytes());
+            body.extend_from_slice(chunk);
+            body
+        };
+        if parts == 1 {
+            let body = leaf_body(&entries);
+            if body.len() <= self.capacity(leaf) {
+                self.write(at, &body);
+                return Ok(vec![leaf]);
+            }
             let cell = self.alloc_with(&body)?;
             self.free(leaf);
-            Ok(cell)
+            return Ok(vec![cell]);
         }
+        let mut cells = Vec::with_capacity(parts);
+        let mut done = 0;
+        for p in 0..parts {
+            // Even parts: the first `total % parts` get one entry more.
+            let n = total / parts + usize::from(p < total % parts);
+            let body = leaf_body(&entries[done * es..(done + n) * es]);
+            cells.push(self.alloc_with(&body)?);
+            done += n;
+        }
+        self.free(leaf);
+        Ok(cells)
     }
 
     /// Deletes `path` and everything below it. Returns whether it existed.
@@ -840,14 +1020,30 @@ impl Editor {
     }
 
     /// File offsets of the 4 KiB pages the edits so far changed, without the new base block
+    /// (page 0 is listed only when a bin was appended, which updates the base block at once)
     /// and without the final check (for a dry run's report; [`Editor::finish`] gives the list to
     /// write).
     pub fn changed_pages(&self) -> Vec<u64> {
-        self.original
+        let len = self.bytes.len();
+        let mut pages: BTreeSet<usize> = self
+            .original
             .iter()
-            .filter(|&(&p, old)| self.bytes.get(p * PAGE..p * PAGE + old.len()) != Some(&old[..]))
-            .map(|(&p, _)| (p * PAGE) as u64)
-            .collect()
+            .filter(|&(&p, old)| {
+                let (s, e) = ((p * PAGE).min(len), ((p + 1) * PAGE).min(len));
+                self.bytes[s..e] != old[..]
+            })
+            .map(|(&p, _)| p)
+            .collect();
+        // Appended bins and the file's new tail are written whole, zeros included: what was
+        // there before (stale slack, or nothing) is not hive content.
+        let end = self.bins_end();
+        if end > self.input_bins_end {
+            pages.extend(self.input_bins_end / PAGE..end.div_ceil(PAGE));
+        }
+        if len > self.input_len {
+            pages.extend(self.input_len / PAGE..len.div_ceil(PAGE));
+        }
+        pages.into_iter().map(|p| (p * PAGE) as u64).collect()
     }
 
     /// Ends the session: stamps a new base block, checks the result and lists the changed
@@ -873,10 +1069,14 @@ impl Editor {
         // Only pages written to can differ from the input (an undone write restored its bytes,
         // hence the comparison).
         let changed_pages = self.changed_pages();
+        let hive_bins_size = (self.bins_end() - BASE_BLOCK_SIZE) as u32;
+        let grown_by = self.bytes.len().saturating_sub(self.input_len) as u64;
         Ok(Edited {
             bytes: self.bytes,
             changed_pages,
             sequence: seq,
+            hive_bins_size,
+            grown_by,
         })
     }
 }

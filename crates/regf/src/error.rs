@@ -48,7 +48,7 @@ pub enum Error {
     #[error("edit refused: {0}")]
     Edit(String),
 
-    #[error("no room in the hive: the edit needs a free cell of {needed} bytes and the largest free cell is {largest} bytes (winrescue never grows a hive)")]
+    #[error("no room in the hive: the edit needs a free cell of {needed} bytes, the largest free cell is {largest} bytes, and no hive bin may be appended within the allowed file length (winrescue never grows a hive unless its caller allows it)")]
     NoRoom { needed: u32, largest: u32 },
 }
 

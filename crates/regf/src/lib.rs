@@ -1,5 +1,6 @@
 //! Windows registry hive files (the "regf" format): read them without copying, check every
-//! structure, replay their transaction logs, and edit them in place without changing their size.
+//! structure, replay their transaction logs, and edit them in place (without changing their size
+//! unless the caller allows growth: [`edit::Editor::allow_growth`]).
 //!
 //! # Getting started
 //! ```no_run
