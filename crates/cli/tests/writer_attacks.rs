@@ -660,3 +660,66 @@ fn a_damaged_boot_control_set_is_never_called_healthy() {
         .stderr(predicate::str::contains("ControlSet001"))
         .stdout(predicate::str::contains("ControlSet002").not());
 }
+
+#[test]
+fn a_script_over_two_hives_is_one_transaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("Windows/System32/config");
+    std::fs::create_dir_all(&cfg).unwrap();
+    let system = copy(&cfg, "hives/broken/win7-dhcp-disabled", "SYSTEM");
+    // Any real hive serves as the second one: the transaction does not care what it holds.
+    let software = copy(&cfg, "hives/win7-SYSTEM", "SOFTWARE");
+    let (sys0, soft0) = (
+        std::fs::read(&system).unwrap(),
+        std::fs::read(&software).unwrap(),
+    );
+    let script = dir.path().join("fix.cmd");
+    let head = "reg load HKLM\\BROKENSYSTEM f:\\windows\\system32\\config\\SYSTEM\r\n\
+                reg load HKLM\\BROKENSOFTWARE f:\\windows\\system32\\config\\SOFTWARE\r\n\
+                reg add HKLM\\BROKENSYSTEM\\ControlSet001\\services\\Dhcp /v Start /t REG_DWORD /d 2 /f\r\n";
+    // The SOFTWARE line fails after the SYSTEM line was applied in memory: nothing is written.
+    std::fs::write(
+        &script,
+        format!("{head}reg delete HKLM\\BROKENSOFTWARE\\NoSuchKey /f\r\n"),
+    )
+    .unwrap();
+    winrescue()
+        .arg("reg")
+        .arg(dir.path())
+        .arg("--script")
+        .arg(&script)
+        .assert()
+        .failure();
+    assert!(
+        std::fs::read(&system).unwrap() == sys0,
+        "SYSTEM was written by a failed script"
+    );
+    assert!(std::fs::read(&software).unwrap() == soft0);
+    assert!(!pending(&system).exists());
+    // Both lines good: both hives written under one journal, undone together.
+    std::fs::write(
+        &script,
+        format!("{head}reg add HKLM\\BROKENSOFTWARE\\Select /v Marker /t REG_DWORD /d 1 /f\r\n"),
+    )
+    .unwrap();
+    let out = winrescue()
+        .arg("reg")
+        .arg(dir.path())
+        .arg("--script")
+        .arg(&script)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(out).unwrap();
+    assert!(std::fs::read(&system).unwrap() != sys0 && std::fs::read(&software).unwrap() != soft0);
+    let journals: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("undo journal: "))
+        .collect();
+    assert_eq!(journals.len(), 1, "{text}");
+    winrescue().arg("undo").arg(journals[0]).assert().success();
+    assert!(std::fs::read(&system).unwrap() == sys0);
+    assert!(std::fs::read(&software).unwrap() == soft0);
+}

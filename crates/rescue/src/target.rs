@@ -715,3 +715,35 @@ pub fn find_ci(base: &Path, windows_path: &str) -> Option<PathBuf> {
     }
     Some(cur)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any text a registry value may hold, however odd its characters, maps to a path
+        /// without panicking, and never grows.
+        #[test]
+        fn volume_path_never_panics(s in "\\PC{0,40}", prefix in prop::sample::select(vec!["", "C:", "C:\\", "\\??\\C:\\", "%SystemRoot%\\", "\"", "ñ:", "C:ñ"])) {
+            let p = format!("{prefix}{s}");
+            let v = volume_path(&p);
+            prop_assert!(v.len() <= p.len());
+        }
+    }
+
+    #[test]
+    fn volume_path_strips_drives_and_system_roots() {
+        assert_eq!(
+            volume_path(r"C:\Program Files\x.exe"),
+            r"Program Files\x.exe"
+        );
+        assert_eq!(
+            volume_path(r"%SystemRoot%\system32\svchost.exe -k x"),
+            r"Windows\system32\svchost.exe -k x"
+        );
+        assert_eq!(volume_path(r"\??\C:\Windows\x.sys"), r"Windows\x.sys");
+        assert_eq!(volume_path("C:ñsvc.exe"), "C:ñsvc.exe");
+        assert_eq!(volume_path("ñ:\\x"), "ñ:\\x");
+    }
+}
