@@ -280,7 +280,7 @@ impl Device {
         }
     }
 
-    pub fn len(&self) -> Result<u64> {
+    pub fn size(&self) -> Result<u64> {
         match self {
             Device::Disk(d) => Ok(d.size()),
             Device::File(p, f) => Ok(f.metadata().map_err(io(p.clone()))?.len()),
@@ -290,7 +290,7 @@ impl Device {
     fn file_len(&self) -> Result<u64> {
         match self {
             Device::Disk(d) => Ok(d.identity().file_size),
-            Device::File(..) => self.len(),
+            Device::File(..) => self.size(),
         }
     }
 
@@ -350,7 +350,7 @@ pub fn write(
     let mut records = Vec::with_capacity(writes.len());
     let mut ranges = Vec::new();
     for (i, w) in writes.into_iter().enumerate() {
-        let len = w.device.len()?;
+        let len = w.device.size()?;
         for p in &w.pieces {
             if p.before.len() != p.after.len()
                 || p.offset
@@ -818,7 +818,7 @@ fn open_devices(j: &Journal, journal_path: &Path) -> Result<Vec<Device>> {
             }
             None => {
                 let dev = Device::file(&d.path)?;
-                if dev.len()? != d.file_len {
+                if dev.size()? != d.file_len {
                     return Err(Error::Journal {
                         path: journal_path.into(),
                         what: format!(
