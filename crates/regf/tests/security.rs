@@ -723,3 +723,202 @@ proptest! {
         exercise(&sd[..n]);
     }
 }
+
+// ----- writing -----
+
+/// Each key's security cell and each security cell's stored reference count.
+fn security_cells(bytes: &[u8]) -> (BTreeMap<String, u32>, BTreeMap<u32, (u32, u32)>) {
+    let hive = Hive::open(bytes).unwrap();
+    let mut of_key = BTreeMap::new();
+    let mut cells: BTreeMap<u32, (u32, u32)> = BTreeMap::new();
+    hive.walk(
+        |path, k| {
+            let s = k.security().unwrap();
+            of_key.insert(path.to_string(), s.cell);
+            cells.entry(s.cell).or_insert((s.reference_count, 0)).1 += 1;
+        },
+        |p, e| panic!("{p}: {e}"),
+    )
+    .unwrap();
+    (of_key, cells)
+}
+
+fn hivex_export(path: &std::path::Path) -> Option<String> {
+    let out = match Command::new("hivexregedit")
+        .arg("--export")
+        .arg(path)
+        .arg("\\")
+        .output()
+    {
+        Ok(o) => o,
+        Err(_) => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "hivexregedit is required in CI (apt-get install libwin-hivex-perl)"
+            );
+            return None;
+        }
+    };
+    assert!(out.status.success(), "hivexregedit failed");
+    Some(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[test]
+fn set_security_round_trip_on_a_real_hive() {
+    let original = fixtures::bytes("hives/win7-SYSTEM");
+    let dhcp = r"ControlSet001\services\Dhcp";
+    let params = r"ControlSet001\services\Dhcp\Parameters";
+    let tcpip = r"ControlSet001\services\Tcpip";
+    let (keys_before, cells_before) = security_cells(&original);
+
+    // The new descriptor: Dhcp's, with one more ACE granting the DHCP service full control.
+    let hive = Hive::open(&original[..]).unwrap();
+    let old_sd = hive.key(dhcp).unwrap().unwrap().security().unwrap();
+    let old_cell = old_sd.cell;
+    let old_refs = old_sd.reference_count;
+    let mut sd = SecurityDescriptor::parse(old_sd.descriptor).unwrap();
+    let AclField::Acl(dacl) = &mut sd.dacl else {
+        panic!("Dhcp has a DACL")
+    };
+    let mut ace = dacl.aces[0].clone();
+    ace.mask = KEY_ALL_ACCESS;
+    ace.flags = 0;
+    ace.sid = Some(Sid::service("Dhcp"));
+    dacl.aces.push(ace);
+    dacl.size = 0;
+    let new = sd.to_bytes();
+    let tcpip_sd = hive
+        .key(tcpip)
+        .unwrap()
+        .unwrap()
+        .security()
+        .unwrap()
+        .descriptor
+        .to_vec();
+    drop(hive);
+
+    let mut ed = regf::edit::Editor::new(original.clone(), 0).unwrap();
+    ed.set_clock(0x01D0_0000_0000_0000);
+    assert!(ed.set_security(dhcp, &new).unwrap());
+    assert!(
+        !ed.set_security(dhcp, &new).unwrap(),
+        "same bytes: no change"
+    );
+    // A second key given the same descriptor shares the new cell.
+    assert!(ed.set_security(params, &new).unwrap());
+    // A key given an existing descriptor shares that key's cell.
+    assert!(ed
+        .set_security(r"ControlSet001\services\Dhcp\Parameters\Options", &tcpip_sd)
+        .unwrap());
+    // Malformed descriptors are refused and change nothing.
+    let before = ed.bytes().to_vec();
+    let err = ed.set_security(dhcp, &new[..new.len() - 1]).unwrap_err();
+    assert!(
+        err.to_string().contains("security descriptor, at byte"),
+        "{err}"
+    );
+    assert_eq!(ed.bytes(), &before[..]);
+    let edited = ed.finish().unwrap();
+    assert!(regf::check::check(&edited.bytes).is_sound());
+
+    let (keys_after, cells_after) = security_cells(&edited.bytes);
+    // Every stored reference count equals the number of keys pointing at the cell.
+    for (cell, (stored, counted)) in &cells_after {
+        assert_eq!(stored, counted, "sk cell 0x{cell:x}");
+    }
+    let hive = Hive::open(&edited.bytes[..]).unwrap();
+    let new_sk = hive.key(dhcp).unwrap().unwrap().security().unwrap();
+    assert_eq!(new_sk.descriptor, &new[..]);
+    assert_eq!(new_sk.reference_count, 2);
+    assert_eq!(keys_after[params], new_sk.cell);
+    assert!(!cells_before.contains_key(&new_sk.cell));
+    assert_eq!(
+        keys_after[r"ControlSet001\services\Dhcp\Parameters\Options"],
+        keys_before[tcpip]
+    );
+    // The old cell lost the references of Dhcp, Parameters and Options (which all shared it,
+    // or were among its users): it is gone when none is left, else counts one less a key.
+    let moved = [
+        dhcp,
+        params,
+        r"ControlSet001\services\Dhcp\Parameters\Options",
+    ]
+    .iter()
+    .filter(|k| keys_before[**k] == old_cell)
+    .count() as u32;
+    match cells_after.get(&old_cell) {
+        Some((refs, _)) => assert_eq!(*refs, old_refs - moved),
+        None => assert_eq!(old_refs, moved),
+    }
+    // Keys not edited keep their cells.
+    let changed: Vec<&String> = keys_before
+        .iter()
+        .filter(|(k, c)| keys_after.get(*k) != Some(c))
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(changed.len(), 3, "{changed:?}");
+
+    // Independent readers.
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), &edited.bytes).unwrap();
+    if let Some(rl) = reglookup(file.path()) {
+        let want = rl_columns(&SecurityDescriptor::parse(&new).unwrap());
+        assert_eq!(rl["/ControlSet001/services/Dhcp"], want);
+        assert_eq!(rl["/ControlSet001/services/Dhcp/Parameters"], want);
+        assert!(want.contains(&format!("{}:ALLOW:", Sid::service("Dhcp"))));
+        assert_eq!(
+            rl["/ControlSet001/services/Dhcp/Parameters/Options"],
+            rl["/ControlSet001/services/Tcpip"]
+        );
+        eprintln!("reglookup reads the {} keys of the edited hive", rl.len());
+    }
+    let orig_file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(orig_file.path(), &original).unwrap();
+    if let (Some(a), Some(b)) = (hivex_export(orig_file.path()), hivex_export(file.path())) {
+        // hivex reads every key and value of the edited hive, and they are unchanged.
+        assert_eq!(a, b);
+    }
+}
+
+#[test]
+fn set_security_frees_the_last_reference_and_reuses_cells() {
+    let original = fixtures::bytes("hives/win7-SYSTEM");
+    let dhcp = r"ControlSet001\services\Dhcp";
+    let hive = Hive::open(&original[..]).unwrap();
+    let root_sd = hive.root().unwrap().security().unwrap().descriptor.to_vec();
+    let dhcp_sk = hive.key(dhcp).unwrap().unwrap().security().unwrap();
+    let (dhcp_cell, dhcp_sd) = (dhcp_sk.cell, dhcp_sk.descriptor.to_vec());
+    let stats = regf::check::check(&original).stats.security_records;
+    drop(hive);
+
+    // Move every key that uses Dhcp's cell to the root's descriptor: the cell is unlinked
+    // and freed, the list stays a ring (the checker walks it), and no new cell appears.
+    let (keys, _) = security_cells(&original);
+    let users: Vec<&String> = keys
+        .iter()
+        .filter(|(_, c)| **c == dhcp_cell)
+        .map(|(k, _)| k)
+        .collect();
+    let mut ed = regf::edit::Editor::new(original.clone(), 0).unwrap();
+    for k in &users {
+        assert!(ed.set_security(k, &root_sd).unwrap());
+    }
+    let edited = ed.finish().unwrap();
+    let report = regf::check::check(&edited.bytes);
+    assert!(report.is_sound());
+    assert_eq!(report.stats.security_records, stats - 1);
+
+    // Setting it back allocates one new cell with as many references.
+    let mut ed = regf::edit::Editor::new(edited.bytes, 0).unwrap();
+    for k in &users {
+        ed.set_security(k, &dhcp_sd).unwrap();
+    }
+    let back = ed.finish().unwrap();
+    let report = regf::check::check(&back.bytes);
+    assert!(report.is_sound());
+    assert_eq!(report.stats.security_records, stats);
+    let hive = Hive::open(&back.bytes[..]).unwrap();
+    let sk = hive.key(dhcp).unwrap().unwrap().security().unwrap();
+    assert_eq!(sk.descriptor, &dhcp_sd[..]);
+    assert_eq!(sk.reference_count as usize, users.len());
+}
