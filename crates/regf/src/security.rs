@@ -1131,7 +1131,8 @@ impl SecurityDescriptor {
 
 // ----- access check -----
 
-/// Which account a service runs as (its `ObjectName`).
+/// Which account a service runs as (the crate winsvc classifies a service's `ObjectName`; a
+/// virtual account `NT SERVICE\<name>` is `User(Sid::service(name))`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ServiceAccount {
     LocalSystem,
@@ -1142,24 +1143,6 @@ pub enum ServiceAccount {
 }
 
 impl ServiceAccount {
-    /// The account of a service's `ObjectName` value ("LocalSystem", "NT AUTHORITY\LocalService",
-    /// "NT Authority\NetworkService", case-insensitive; a missing value means LocalSystem).
-    /// None for a named user account, whose SID the hive does not give.
-    pub fn from_object_name(name: Option<&str>) -> Option<ServiceAccount> {
-        let Some(name) = name else {
-            return Some(ServiceAccount::LocalSystem);
-        };
-        let n = name.trim().to_ascii_lowercase();
-        let tail = n.rsplit('\\').next().unwrap_or(&n);
-        match (n.as_str(), tail) {
-            ("localsystem" | "" | ".\\localsystem", _) => Some(ServiceAccount::LocalSystem),
-            (_, "localservice" | "local service") => Some(ServiceAccount::LocalService),
-            (_, "networkservice" | "network service") => Some(ServiceAccount::NetworkService),
-            (_, "system") if n.starts_with("nt authority") => Some(ServiceAccount::LocalSystem),
-            _ => Sid::parse(name.trim()).map(ServiceAccount::User),
-        }
-    }
-
     /// The user SID of the account.
     pub fn sid(&self) -> Sid {
         match self {
