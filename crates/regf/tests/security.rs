@@ -369,14 +369,8 @@ fn named_rights_for_people() {
         key_rights(0x2001F).join(", "),
         "QueryValue, SetValue, CreateSubKey, EnumerateSubKeys, Notify, ReadControl"
     );
-    assert_eq!(
-        key_rights(GENERIC_READ | 0x400),
-        ["0x400", "GenericRead"]
-            .iter()
-            .rev()
-            .map(|s| s.to_string())
-            .collect::<Vec<_>>()
-    );
+    // Bits without a name come last, in hex.
+    assert_eq!(key_rights(GENERIC_READ | 0x400), ["GenericRead", "0x400"]);
 }
 
 #[test]
@@ -921,4 +915,30 @@ fn set_security_frees_the_last_reference_and_reuses_cells() {
     let sk = hive.key(dhcp).unwrap().unwrap().security().unwrap();
     assert_eq!(sk.descriptor, &dhcp_sd[..]);
     assert_eq!(sk.reference_count as usize, users.len());
+}
+
+#[test]
+fn checker_warns_about_a_descriptor_that_does_not_parse() {
+    let mut bytes = fixtures::bytes("hives/win7-SYSTEM");
+    let hive = Hive::open(&bytes[..]).unwrap();
+    let sk = hive
+        .key(r"ControlSet001\services\Dhcp")
+        .unwrap()
+        .unwrap()
+        .security()
+        .unwrap();
+    // File offset of the descriptor: base block, cell size field, sk header.
+    let at = 4096 + sk.cell as usize + 4 + 20;
+    drop(hive);
+    assert!(regf::check::check(&bytes).faults.is_empty());
+    bytes[at] = 2; // descriptor revision 2
+    let report = regf::check::check(&bytes);
+    assert!(report.is_sound(), "a warning, not an error");
+    let f: Vec<_> = report
+        .faults
+        .iter()
+        .filter(|f| f.code == "sk-descriptor")
+        .collect();
+    assert_eq!(f.len(), 1, "{:?}", report.faults);
+    assert!(f[0].message.contains("at byte 0x0") && f[0].message.contains("revision is 2"));
 }
