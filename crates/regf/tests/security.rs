@@ -942,3 +942,22 @@ fn checker_warns_about_a_descriptor_that_does_not_parse() {
     assert_eq!(f.len(), 1, "{:?}", report.faults);
     assert!(f[0].message.contains("at byte 0x0") && f[0].message.contains("revision is 2"));
 }
+
+#[test]
+fn sddl_every_flag_and_right_in_windows_order() {
+    // Windows writes every inheritance flag and every named right of this descriptor in bit
+    // order, and the DACL control flags as P, AR, AI: recorded from a Windows domain controller
+    // as "O:BAD:PARAI(A;OICINPIOID;CCDCLCSWRPWPDTLOCRSDRCWDWOGAGXGWGR;;;S-1-0-0)".
+    let dacl = acl_bytes(&[ace_bytes(0, 0x1F, 0xF00F_01FF, "S-1-0-0")]);
+    let sd = sd_bytes(
+        0x0004 | 0x1000 | 0x0100 | 0x0400,
+        Some("S-1-5-32-544"),
+        None,
+        None,
+        Some(dacl),
+    );
+    assert_eq!(
+        sddl(&sd),
+        "O:BAD:PARAI(A;OICINPIOID;CCDCLCSWRPWPDTLOCRSDRCWDWOGAGXGWGR;;;S-1-0-0)"
+    );
+}
