@@ -728,6 +728,14 @@ impl Checker {
                     ),
                 );
             }
+            // A descriptor Windows could not read makes the key unreadable to everyone but the
+            // fault is in the data, not the structure: a warning, so that a repair can still
+            // replace it.
+            if let Some(sd) = rec.get(20..).and_then(|r| r.get(..sd_len)) {
+                if let Err(e) = crate::security::SecurityDescriptor::parse(sd) {
+                    self.warn(sk, "sk-descriptor", e.to_string());
+                }
+            }
             // The records form a doubly linked ring: our flink's blink must be us.
             let flink = u32_at(rec, 4).unwrap_or(NONE);
             let blink = u32_at(rec, 8).unwrap_or(NONE);

@@ -47,6 +47,9 @@ use crate::names;
 use crate::value::{ValueType, BIG_DATA_SEGMENT, VALUE_COMP_NAME};
 use crate::{Error, Hive, Result};
 
+// Editor::set_security lives in its own file.
+mod security;
+
 /// Entries of one subkey leaf: Windows keeps a leaf within one 4 KiB-ish cell (lh/lf entries are
 /// 8 bytes) and starts an index root beyond that.
 const MAX_LEAF_ENTRIES: usize = 1012;

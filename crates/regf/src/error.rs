@@ -48,6 +48,9 @@ pub enum Error {
     #[error("edit refused: {0}")]
     Edit(String),
 
+    #[error("security descriptor, at byte 0x{offset:x} of the descriptor: {what}")]
+    BadSecurityDescriptor { offset: usize, what: String },
+
     #[error("no room in the hive: the edit needs a free cell of {needed} bytes, the largest free cell is {largest} bytes, and no hive bin may be appended within the allowed file length (winrescue never grows a hive unless its caller allows it)")]
     NoRoom { needed: u32, largest: u32 },
 }

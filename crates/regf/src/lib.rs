@@ -14,6 +14,8 @@
 //!   [`Key`] and [`Value`] borrow from it.
 //! - [`check::check`] walks every bin, cell and key and reports each structural fault with its
 //!   offset.
+//! - [`security`] parses a key's security descriptor, renders it as SDDL and evaluates its DACL
+//!   for a service's token.
 //!
 //! The format facts come from Maxim Suhanov's "Windows registry file format specification"
 //! (github msuhanov/regf); section names are cited next to the code that depends on them.
@@ -31,6 +33,7 @@ pub mod log;
 mod marvin;
 pub mod names;
 pub mod regfile;
+pub mod security;
 pub mod time;
 pub mod value;
 

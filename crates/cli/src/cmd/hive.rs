@@ -28,6 +28,8 @@ pub enum HiveCommand {
     Check(CheckArgs),
     /// Replay the transaction logs of a dirty hive into a new, clean hive file.
     Replay(ReplayArgs),
+    /// A key's security descriptor: owner, group, SDDL, each ACE; a service's effective access.
+    Acl(super::hive_acl::AclArgs),
 }
 
 /// How a hive file is read.
@@ -124,12 +126,13 @@ pub fn run(cmd: HiveCommand, out: &mut dyn Write) -> Result<ExitCode> {
         HiveCommand::Export(a) => export(&a, out),
         HiveCommand::Check(a) => check_cmd(&a, out),
         HiveCommand::Replay(a) => replay_cmd(&a, out),
+        HiveCommand::Acl(a) => super::hive_acl::acl(&a, out),
     }
 }
 
 /// Loads a hive for reading, replaying its logs unless told not to; warns on stderr when the
 /// hive is dirty and could not be fully recovered.
-fn load(path: &Path, read: &ReadOpts) -> Result<Hive<Vec<u8>>> {
+pub(super) fn load(path: &Path, read: &ReadOpts) -> Result<Hive<Vec<u8>>> {
     let loaded = load_full(path, read)?;
     Ok(loaded.hive)
 }
@@ -146,7 +149,7 @@ fn load_full(path: &Path, read: &ReadOpts) -> Result<hivefile::Loaded> {
     Ok(loaded)
 }
 
-fn find<'h>(hive: &'h Hive<Vec<u8>>, path: &Path, key: &str) -> Result<Key<'h>> {
+pub(super) fn find<'h>(hive: &'h Hive<Vec<u8>>, path: &Path, key: &str) -> Result<Key<'h>> {
     match hive
         .key(key)
         .with_context(|| format!("{}: reading key {key:?}", path.display()))?

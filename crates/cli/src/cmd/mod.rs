@@ -3,6 +3,7 @@
 pub mod diagnose;
 pub mod events;
 pub mod hive;
+pub mod hive_acl;
 pub mod reg;
 pub mod repair;
 pub mod runbook;
