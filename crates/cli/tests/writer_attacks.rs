@@ -194,7 +194,7 @@ fn an_io_error_mid_write_says_interrupted_and_gives_the_undo_command() {
 #[test]
 fn two_writers_on_one_hive_file_lose_no_update() {
     let dir = tempfile::tempdir().unwrap();
-    let trials = 12;
+    let trials = 40;
     let mut refused = 0;
     for t in 0..trials {
         let hive = copy(dir.path(), "hives/win7-SYSTEM", &format!("SYSTEM{t}"));
