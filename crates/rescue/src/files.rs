@@ -161,7 +161,9 @@ pub(crate) fn journal_key() -> Result<Vec<u8>> {
     }
 }
 
-/// Where the journal key lives (see [`journal_key`]).
+/// Where the journal key lives: `$WINRESCUE_STATE_DIR/journal.key`, else
+/// `/var/lib/winrescue/journal.key` for root, else `$XDG_STATE_HOME/winrescue/journal.key` or
+/// `~/.local/state/winrescue/journal.key`.
 pub fn key_path() -> PathBuf {
     let dir = if let Some(d) = std::env::var_os("WINRESCUE_STATE_DIR") {
         PathBuf::from(d)

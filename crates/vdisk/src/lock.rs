@@ -23,6 +23,11 @@ use crate::error::{Error, Result};
 
 /// How long a lock held by someone else is retried before it counts (see the module comment).
 const RETRY_FOR: Duration = Duration::from_millis(300);
+/// How long another process's open descriptor is waited for once the locks are taken. Longer
+/// than [`RETRY_FOR`]: a second writer that started at the same moment holds the file open
+/// while it tries for the lock, and must give up and close it first, so that one of two
+/// concurrent writers always goes through.
+const WAIT_FOR_OTHERS: Duration = Duration::from_millis(1500);
 
 /// Refuses to write a file whose mode has no write bit at all, or that lies on a read-only
 /// mount. Block devices are exempt from the mode check (their mode says who may open them, not
@@ -62,7 +67,7 @@ pub fn lock_exclusive(file: &File, path: &Path) -> Result<()> {
     take(file, path, true)?;
     let meta = file.metadata().map_err(|e| io_err(path, "stat", e))?;
     let id = FileId::of(&meta);
-    let deadline = Instant::now() + RETRY_FOR;
+    let deadline = Instant::now() + WAIT_FOR_OTHERS;
     loop {
         match others(&id) {
             None => return Ok(()),
