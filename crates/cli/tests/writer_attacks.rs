@@ -49,7 +49,13 @@ fn copy(dir: &Path, fixture: &str, name: &str) -> PathBuf {
 
 /// `repair --apply`, returning the undo journal it names.
 fn repair(target: &Path) -> PathBuf {
-    let out = winrescue()
+    repair_with(winrescue(), target)
+}
+
+/// `repair --apply` through `cmd` (a command with its environment set), returning the undo
+/// journal it names.
+fn repair_with(mut cmd: Command, target: &Path) -> PathBuf {
+    let out = cmd
         .args(["repair", "--apply"])
         .arg(target)
         .assert()
@@ -63,6 +69,23 @@ fn repair(target: &Path) -> PathBuf {
         .find_map(|l| l.strip_prefix("undo:    winrescue undo "))
         .unwrap_or_else(|| panic!("no undo line in {text}"));
     PathBuf::from(line.trim().trim_matches('\''))
+}
+
+/// `repair --apply` must be refused with exit 4 and `words` in its message, and leave
+/// `target` byte for byte as it was.
+fn refused(target: &Path, words: &str) {
+    let before = std::fs::read(target).unwrap();
+    winrescue()
+        .args(["repair", "--apply"])
+        .arg(target)
+        .assert()
+        .code(4)
+        .stderr(predicate::str::contains(words));
+    assert!(
+        std::fs::read(target).unwrap() == before,
+        "a refused write changed {}",
+        target.display()
+    );
 }
 
 fn pending(anchor: &Path) -> PathBuf {
@@ -305,14 +328,7 @@ fn read_only_targets_are_refused_even_for_root() {
     ] {
         let target = copy(dir.path(), fixture, "ro");
         std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o444)).unwrap();
-        let before = std::fs::read(&target).unwrap();
-        winrescue()
-            .args(["repair", "--apply"])
-            .arg(&target)
-            .assert()
-            .code(4)
-            .stderr(predicate::str::contains("no write bit"));
-        assert!(std::fs::read(&target).unwrap() == before);
+        refused(&target, "no write bit");
         std::fs::remove_file(&target).unwrap();
     }
 }
@@ -463,19 +479,7 @@ fn edited_foreign_and_out_of_bounds_journals_are_refused() {
         c
     };
     let hive = copy(dir.path(), "hives/broken/win7-dhcp-disabled", "SYSTEM");
-    let out = run(&["repair".as_ref(), "--apply".as_ref(), hive.as_os_str()])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let text = String::from_utf8(out).unwrap();
-    let j = PathBuf::from(
-        text.lines()
-            .find_map(|l| l.strip_prefix("undo:    winrescue undo "))
-            .unwrap()
-            .trim(),
-    );
+    let j = repair_with(run(&[]), &hive);
     assert_eq!(
         std::fs::metadata(state.join("journal.key")).unwrap().mode() & 0o777,
         0o600
@@ -533,22 +537,7 @@ fn edited_foreign_and_out_of_bounds_journals_are_refused() {
         "images/gen2-gpt-win7-dhcp-disabled.raw",
         "disk.raw",
     );
-    let ij = {
-        let out = run(&["repair".as_ref(), "--apply".as_ref(), img.as_os_str()])
-            .assert()
-            .success()
-            .get_output()
-            .stdout
-            .clone();
-        PathBuf::from(
-            String::from_utf8(out)
-                .unwrap()
-                .lines()
-                .find_map(|l| l.strip_prefix("undo:    winrescue undo "))
-                .unwrap()
-                .trim(),
-        )
-    };
+    let ij = repair_with(run(&[]), &img);
     let disk_before = std::fs::read(&img).unwrap();
     let mut aimed: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&ij).unwrap()).unwrap();
@@ -643,14 +632,7 @@ fn a_damaged_boot_control_set_is_never_called_healthy() {
         .code(1)
         .stdout(predicate::str::contains("cannot tell"))
         .stdout(predicate::str::contains("ControlSet001"));
-    let before = std::fs::read(&hive).unwrap();
-    winrescue()
-        .args(["repair", "--apply"])
-        .arg(&hive)
-        .assert()
-        .code(4)
-        .stderr(predicate::str::contains("cannot be judged"));
-    assert!(std::fs::read(&hive).unwrap() == before);
+    refused(&hive, "cannot be judged");
     winrescue()
         .arg("sc")
         .arg(&hive)
