@@ -170,14 +170,20 @@ fn plain_string_into(raw: &[u8], line: &mut String) -> bool {
     let body = &raw[..raw.len() - 2];
     let start = line.len();
     line.push('"');
-    // No NUL inside, no lone surrogate (which would not survive the trip through UTF-8), and no
-    // line break (regedit's parser cannot read one inside quotes).
+    // No NUL inside, no lone surrogate (which would not survive the trip through UTF-8), no
+    // line break (regedit's parser cannot read one inside quotes), and no other control
+    // character (a terminal would act on it, and the CLI escapes it on output, which would
+    // change the data): those strings are written in the hex(1) form instead.
     for c in char::decode_utf16(
         body.chunks_exact(2)
             .map(|c| u16::from_le_bytes([c[0], c[1]])),
     ) {
         match c {
-            Ok('\0' | '\r' | '\n') | Err(_) => {
+            Err(_) => {
+                line.truncate(start);
+                return false;
+            }
+            Ok(c) if c.is_control() && c != '\t' => {
                 line.truncate(start);
                 return false;
             }
@@ -398,6 +404,21 @@ mod tests {
         );
         assert_eq!(s[0].values[3].data, None);
         assert!(s[1].delete);
+    }
+
+    #[test]
+    fn strings_with_control_characters_are_written_as_hex() {
+        let utf16 = |s: &str| {
+            s.encode_utf16()
+                .flat_map(u16::to_le_bytes)
+                .collect::<Vec<_>>()
+        };
+        let mut line = String::new();
+        assert!(plain_string_into(&utf16("a\tb\0"), &mut line));
+        assert_eq!(line, "\"a\tb\"");
+        line.clear();
+        assert!(!plain_string_into(&utf16("a\x1b[2Jb\0"), &mut line));
+        assert!(line.is_empty());
     }
 
     #[test]
