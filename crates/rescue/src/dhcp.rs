@@ -163,25 +163,18 @@ pub fn diagnose(path: &Path, opts: &Options) -> Result<DhcpReport> {
         })
         .collect();
     let current = model.select.current.ok().copied();
-    let boots = model.select.default.ok().copied().or(current);
-    // The set Windows boots next decides; only without `Select` is the first set taken. A set
-    // that `Select` names but that cannot be read is never replaced by another one: that
+    // One policy for every command: the set Windows boots next (`SystemModel::boot_set`). A
+    // set that `Select` names but that cannot be read is never replaced by another one: that
     // would call a broken machine healthy.
-    let boot_report = match boots {
-        Some(n) => control_sets.iter().find(|c| c.diagnosis.control_set == n),
-        None => control_sets.first(),
+    let (boots, cannot_tell) = match model.boot_set() {
+        Ok(cs) => (Some(cs.number), None),
+        Err(e) => (
+            model.select.default.ok().copied().or(current),
+            Some(e.to_string()),
+        ),
     };
-    let cannot_tell = match (boots, boot_report) {
-        (Some(n), None) => Some(format!(
-            "ControlSet{n:03}, the control set Windows boots next (Select), cannot be read{}",
-            if model.notes.is_empty() {
-                String::from(": it is missing")
-            } else {
-                format!(": {}", model.notes.join("; "))
-            }
-        )),
-        _ => None,
-    };
+    let boot_report =
+        boots.and_then(|n| control_sets.iter().find(|c| c.diagnosis.control_set == n));
     let code = boot_report.and_then(|c| c.diagnosis.code());
     let starts = boot_report.is_some_and(|c| matches!(c.diagnosis.verdict, Verdict::Starts));
     let p = plan::plan(

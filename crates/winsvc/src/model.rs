@@ -445,11 +445,22 @@ impl SystemModel {
         self.control_sets.iter().find(|c| c.number == number)
     }
 
-    /// The control set Windows ran last: `Select\Current`, else `Default`, else (no `Select`
-    /// at all) the lowest. A set that `Select` names but that cannot be read is an error, never
-    /// replaced by another set.
+    /// The control set every verdict is about: the one Windows boots next. That is
+    /// `Select\Default` (Windows copies it into `CurrentControlSet` at boot unless the user picks
+    /// Last Known Good), else `Select\Current`, else (no `Select` at all) the lowest. A set
+    /// that `Select` names but that cannot be read is an error, never replaced by another set.
+    /// The other sets are shown beside it, and a repair covers them all.
+    pub fn boot_set(&self) -> Result<&ControlSet> {
+        self.named_set(self.select.default.ok().or(self.select.current.ok()))
+    }
+
+    /// The control set the last session ran: `Select\Current`, else `Default`, else the
+    /// lowest. This is what `CurrentControlSet` names in a registry path.
     pub fn current(&self) -> Result<&ControlSet> {
-        let named = self.select.current.ok().or(self.select.default.ok());
+        self.named_set(self.select.current.ok().or(self.select.default.ok()))
+    }
+
+    fn named_set(&self, named: Option<&u32>) -> Result<&ControlSet> {
         match named {
             Some(&n) => self
                 .control_set(n)

@@ -44,6 +44,8 @@ case_body() {
     dhcp-deleted)               printf '[-%s]\n' "$D1" ;;
     group-member-account)       printf '[%s]\n"ObjectName"="LocalSystem"\n' "$S\\ControlSet001\\Services\\wscsvc" ;;
     cs2-only-disabled)          printf '[%s]\n"Start"=dword:00000004\n' "$D2" ;;
+    # Windows boots Default next; Current (the last session's set) is the broken one.
+    default-healthy-current-broken) printf '[%s]\n"Start"=dword:00000004\n\n[%s]\n"Current"=dword:00000002\n"Default"=dword:00000001\n' "$D2" "$S\\Select" ;;
     current-broken)             printf '[%s]\n"Start"=dword:00000004\n\n[%s]\n"Current"=dword:00000002\n"Default"=dword:00000002\n' "$D2" "$S\\Select" ;;
     *) echo "unknown case $1" >&2; return 1 ;;
     esac
@@ -51,7 +53,8 @@ case_body() {
 
 all="dhcp-disabled dhcp-account-bob dhcp-account-networkservice dhcp-own-bad-account
 dhcp-type-driver dhcp-type-sz afd-disabled nsi-disabled dep-missing dep-list-deleted
-cycle-nsi-dhcp dhcp-deleted group-member-account cs2-only-disabled current-broken"
+cycle-nsi-dhcp dhcp-deleted group-member-account cs2-only-disabled current-broken
+default-healthy-current-broken"
 [ $# -gt 0 ] || set -- $all
 
 mkdir -p "$out"

@@ -130,7 +130,7 @@ fn write_acl(out: &mut dyn Write, name: &str, acl: &AclField) -> Result<()> {
 fn service_token(hive: &regf::Hive<Vec<u8>>, name: &str) -> Result<(Token, String, u32)> {
     let model = SystemModel::read(hive, None)
         .context("--service needs a SYSTEM hive (to read the service's account)")?;
-    let cs = model.current()?;
+    let cs = model.boot_set()?;
     let Some(svc) = cs.service(name) else {
         bail!("no service {name:?} in {}", cs.name);
     };

@@ -123,7 +123,7 @@ pub fn run(a: RunbookArgs, out: &mut dyn Write) -> Result<ExitCode> {
     let d = sys.diagnose("Dhcp")?;
     match d.code() {
         Some(code) => {
-            let cs = sys.model.current()?.number;
+            let cs = sys.model.boot_set()?.number;
             let base = baseline::dhcp().for_version(&sys.model.version);
             let oracle = |p: &str| sys.file_exists(p);
             let p = plan::plan(

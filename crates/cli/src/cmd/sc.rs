@@ -286,7 +286,7 @@ impl OfflineSystem {
     /// winsvc's analysis of `service` in the Current control set.
     pub fn diagnose(&self, service: &str) -> Result<Diagnosis> {
         let oracle = |p: &str| self.file_exists(p);
-        let cs = self.model.current()?.number;
+        let cs = self.model.boot_set()?.number;
         analyze::diagnose(&self.model, cs, service, &oracle)
             .ok_or_else(|| anyhow!("ControlSet{cs:03} vanished from the model"))
     }
@@ -484,10 +484,10 @@ fn render_query(
     target: &Path,
     out: &mut dyn Write,
 ) -> Result<bool> {
-    let cs = sys.model.current()?;
+    let cs = sys.model.boot_set()?;
     writeln!(
         out,
-        "[SC] offline: {} is the disk of a VM that is not running. STATE is the last state its System log recorded; PREDICTED_START is what the Service Control Manager would do with the registry of {} (Select\\Current).",
+        "[SC] offline: {} is the disk of a VM that is not running. STATE is the last state its System log recorded; PREDICTED_START is what the Service Control Manager would do with the registry of {}, the control set Windows boots next (Select\\Default).",
         target.display(),
         cs.name
     )?;
@@ -601,7 +601,7 @@ pub fn run(mut a: ScArgs, out: &mut dyn Write) -> Result<ExitCode> {
     });
     let op = parse(&a.args)?;
     let sys = OfflineSystem::read(&a.target, a.partition)?;
-    let cs = sys.model.current()?;
+    let cs = sys.model.boot_set()?;
     let name = match &op {
         ScOp::Query { service } | ScOp::Qc { service } | ScOp::Config { service, .. } => service,
     };
@@ -709,7 +709,7 @@ fn config(
     let sets: Vec<&winsvc::ControlSet> = if a.all_control_sets {
         model.control_sets.iter().collect()
     } else {
-        vec![model.current()?]
+        vec![model.boot_set()?]
     };
     let mut targets: Vec<(String, String, ValueWrites)> = Vec::new();
     for cs in sets {
