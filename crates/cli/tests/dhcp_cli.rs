@@ -454,7 +454,7 @@ fn an_interrupted_write_is_detected_when_the_disk_is_opened_again() {
         .assert()
         .code(1)
         .stdout(predicate::str::contains(
-            "an earlier write to this disk was interrupted",
+            "an earlier write to this target was interrupted",
         ));
     winrescue()
         .arg("repair")

@@ -38,6 +38,9 @@ pub struct HiveState {
     pub entries_applied: usize,
     pub sequence_range: Option<(u32, u32)>,
     pub warnings: Vec<String>,
+    /// The pending journal of an earlier write that was interrupted, if any: what is read may
+    /// be half of that write, and nothing else is written until it is resolved.
+    pub pending_journal: Option<PathBuf>,
 }
 
 /// One control set's verdict.
@@ -126,13 +129,9 @@ pub fn diagnose(path: &Path, opts: &Options) -> Result<DhcpReport> {
         logs: hive.logs.clone(),
         entries_applied: r.entries_applied,
         sequence_range: r.sequence_range,
-        warnings: r
-            .problems
-            .iter()
-            .chain(&r.warnings)
-            .cloned()
-            .chain(interrupted(&target.anchor(&install)))
-            .collect(),
+        warnings: r.problems.iter().chain(&r.warnings).cloned().collect(),
+        pending_journal: Some(crate::journal::pending_path(&target.anchor(&install)))
+            .filter(|p| std::fs::symlink_metadata(p).is_ok()),
     };
     let reg = Hive::open(&hive.recovered.bytes[..])?;
     let not_system = |e: winsvc::Error| Error::Refused(format!("not a SYSTEM hive: {e}"));
@@ -219,18 +218,6 @@ fn software_version(target: &Target, install: &Install) -> Option<WindowsVersion
     let software = target.hive(install, &path).ok()?;
     let hive = Hive::open(&software.recovered.bytes[..]).ok()?;
     WindowsVersion::from_software_hive(&hive).ok().flatten()
-}
-
-/// A warning when an earlier write to the target was interrupted: what is read may be half of
-/// that write.
-fn interrupted(path: &Path) -> Option<String> {
-    let pending = crate::journal::pending_path(path);
-    pending.exists().then(|| {
-        format!(
-            "an earlier write to this disk was interrupted: what is read here may be half written; run `winrescue undo {0}` (back to before it) or `winrescue undo --redo {0}` (finish it)",
-            pending.display()
-        )
-    })
 }
 
 /// The SCM events about the DHCP Client and what they point to.
@@ -366,17 +353,21 @@ pub fn repair(path: &Path, opts: &Options, apply: bool) -> Result<RepairReport> 
         .chain(after.cannot_tell.clone())
         .collect();
     if !after.healthy || !failing.is_empty() {
-        return Err(Error::Verify {
+        return Err(Error::NotVerified {
             path: path.into(),
             what: format!(
-                "the changes were written, but the DHCP Client is still predicted not to start ({}); undo with `winrescue undo {}`",
+                "the DHCP Client is still predicted not to start ({})",
                 if failing.is_empty() {
                     "the configuration still differs from the healthy one".to_string()
                 } else {
                     failing.join("; ")
                 },
-                outcome.written.as_ref().map(|w| w.undo_journal.display().to_string()).unwrap_or_default()
             ),
+            journal: outcome
+                .written
+                .as_ref()
+                .map(|w| w.undo_journal.clone())
+                .unwrap_or_default(),
         });
     }
     Ok(RepairReport {

@@ -267,13 +267,12 @@ impl Transaction {
         for (hive_path, bytes) in &finished {
             let now = again.hive(&install, hive_path)?;
             if &now.on_disk != bytes || &now.recovered.bytes != bytes {
-                return Err(Error::Verify {
+                return Err(Error::NotVerified {
                     path: path.clone(),
                     what: format!(
-                        "{} read back from the target differs from what was written; undo with `winrescue undo {}`",
-                        hive_path,
-                        written.undo_journal.display()
+                        "{hive_path} read back from the target differs from what was written"
                     ),
+                    journal: written.undo_journal.clone(),
                 });
             }
         }

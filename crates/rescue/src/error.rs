@@ -26,7 +26,7 @@ pub enum Error {
     #[error("{path}: no Windows installation found ({why})")]
     NoWindows { path: PathBuf, why: String },
 
-    #[error("{path}: {count} Windows installations found ({list}); choose one with --partition N")]
+    #[error("{path}: {count} Windows installations found ({list})")]
     SeveralWindows {
         path: PathBuf,
         count: usize,
@@ -49,7 +49,7 @@ pub enum Error {
     #[error("write refused: {0}")]
     Refused(String),
 
-    #[error("{path}: an earlier write was interrupted (journal {journal}): run `winrescue undo {journal}` to restore the disk as it was, or `winrescue undo --redo {journal}` to finish that write, before anything else is written")]
+    #[error("{path}: an earlier write was interrupted; its pending journal is {journal}, and nothing else is written until it is resolved")]
     Interrupted { path: PathBuf, journal: PathBuf },
 
     #[error("journal {path}: {what}")]
@@ -57,11 +57,11 @@ pub enum Error {
 
     /// A write (or undo) stopped part way: the devices may hold a mix of old and new bytes,
     /// and the pending journal says which.
-    #[error("the write was interrupted ({cause}): the disk may be half written; run `winrescue undo {journal}` to restore it as it was, or `winrescue undo --redo {journal}` to finish the write")]
+    #[error("the write was interrupted ({cause}): the target may be half written; its pending journal is {journal}")]
     WriteInterrupted { journal: PathBuf, cause: Box<Error> },
 
     /// Everything was written and read back, but the journal could not be marked complete.
-    #[error("the new bytes are written and verified, but the journal could not be recorded as complete ({cause}); it stays pending at {journal}: `winrescue undo --redo {journal}` records the write, `winrescue undo {journal}` takes it back")]
+    #[error("the new bytes are written and verified, but the journal could not be recorded as complete ({cause}); it stays pending at {journal}")]
     WrittenUnrecorded { journal: PathBuf, cause: Box<Error> },
 
     /// An undo found bytes that are neither side of its journal: something wrote there since.
@@ -76,6 +76,15 @@ pub enum Error {
 
     #[error("verification failed after writing {path}: {what}")]
     Verify { path: PathBuf, what: String },
+
+    /// The write is complete and journaled, but reading the target again does not give the
+    /// expected result: the change is on the disk and `journal` takes it back.
+    #[error("{path}: the change was written (journal {journal}), but {what}")]
+    NotVerified {
+        path: PathBuf,
+        what: String,
+        journal: PathBuf,
+    },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

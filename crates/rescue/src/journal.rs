@@ -563,7 +563,7 @@ pub fn undo_with(journal_path: &Path, redo: bool, crash: CrashAfter) -> Result<U
     };
     if redo && j.state != State::Pending {
         return Err(bad(format!(
-            "--redo finishes an interrupted write; this journal is {:?}",
+            "a redo finishes an interrupted write; this journal is {:?}",
             j.state
         )));
     }

@@ -33,7 +33,7 @@ pub fn run(a: DiagnoseArgs, out: &mut dyn Write) -> Result<ExitCode> {
         own_process: a.own_process,
         allow_incomplete: false,
     };
-    let report = dhcp::diagnose(&a.target, &opts)?;
+    let report = dhcp::diagnose(&a.target, &opts).map_err(crate::cmd::refusal)?;
     if a.json {
         serde_json::to_writer_pretty(&mut *out, &report)?;
         writeln!(out)?;
@@ -106,6 +106,13 @@ pub fn print_report(r: &DhcpReport, out: &mut dyn Write) -> Result<()> {
     writeln!(out, "{hive}")?;
     for w in &r.hive.warnings {
         writeln!(out, "          warning: {w}")?;
+    }
+    if let Some(j) = &r.hive.pending_journal {
+        let j = shell_quote(&j.display().to_string());
+        writeln!(
+            out,
+            "          warning: an earlier write to this target was interrupted: what is read here may be half written; run `winrescue undo {j}` (back to before it) or `winrescue undo --redo {j}` (finish it)"
+        )?;
     }
     if !r.files_checked {
         writeln!(out, "files:    not checked (the target holds no Windows\\System32\\svchost.exe: a partial copy or a bare hive)")?;

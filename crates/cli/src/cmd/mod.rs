@@ -16,6 +16,7 @@ pub fn exit_code_for(err: &anyhow::Error) -> u8 {
         crate::EXIT_WRITE_REFUSED
     } else if err
         .downcast_ref::<rescue::Error>()
+        .or_else(|| err.downcast_ref::<Advised>().map(|a| &a.error))
         .is_some_and(rescue::Error::is_interrupted_write)
     {
         crate::EXIT_INTERRUPTED
@@ -38,18 +39,63 @@ impl std::fmt::Display for WriteRefused {
 
 impl std::error::Error for WriteRefused {}
 
-/// Turns a rescue error into the right exit code: refusals (nothing was changed: a locked or
-/// read-only target, an earlier interrupted write, no room) are "write refused"; a write that
-/// stopped part way has its own code; the rest is bad input.
-pub fn refusal(e: rescue::Error) -> anyhow::Error {
-    if let rescue::Error::IncompleteHive { .. } = e {
-        return anyhow::Error::new(WriteRefused(format!(
-            "{e}; nothing was changed (--allow-incomplete writes anyway, and those changes are lost)"
-        )));
+/// What the user can do about a rescue error, in this CLI's words (the library states only
+/// facts: which journal is pending, which partitions hold Windows).
+pub fn advice(e: &rescue::Error) -> Option<String> {
+    use crate::output::shell_quote;
+    let undo = |j: &std::path::Path| {
+        let j = shell_quote(&j.display().to_string());
+        format!(
+            "run `winrescue undo {j}` to go back to before that write, or `winrescue undo --redo {j}` to finish it"
+        )
+    };
+    match e {
+        rescue::Error::Interrupted { journal, .. } => Some(undo(journal)),
+        rescue::Error::WriteInterrupted { journal, .. } => Some(undo(journal)),
+        rescue::Error::WrittenUnrecorded { journal, .. } => Some(format!(
+            "`winrescue undo --redo {j}` records the write, `winrescue undo {j}` takes it back",
+            j = shell_quote(&journal.display().to_string())
+        )),
+        rescue::Error::NotVerified { journal, .. } => Some(format!(
+            "take it back with `winrescue undo {}`",
+            shell_quote(&journal.display().to_string())
+        )),
+        rescue::Error::SeveralWindows { .. } => Some("choose one with --partition N".into()),
+        rescue::Error::IncompleteHive { .. } => Some(
+            "--allow-incomplete writes anyway, and those recent changes are lost for good".into(),
+        ),
+        _ => None,
     }
+}
+
+/// A rescue error with the advice of [`advice`] after it.
+#[derive(Debug)]
+pub struct Advised {
+    pub error: rescue::Error,
+    pub advice: String,
+}
+
+impl std::fmt::Display for Advised {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}; {}", self.error, self.advice)
+    }
+}
+
+impl std::error::Error for Advised {}
+
+/// Turns a rescue error into the right exit code and words: refusals (nothing was changed: a
+/// locked or read-only target, an earlier interrupted write, no room) are "write refused"; a
+/// write that stopped part way has its own code; the rest is bad input.
+pub fn refusal(e: rescue::Error) -> anyhow::Error {
+    let text = match advice(&e) {
+        Some(a) => format!("{e}; {a}"),
+        None => e.to_string(),
+    };
     if e.is_refusal() {
-        anyhow::Error::new(WriteRefused(e.to_string()))
-    } else {
-        anyhow::Error::new(e)
+        return anyhow::Error::new(WriteRefused(text));
+    }
+    match advice(&e) {
+        Some(advice) => anyhow::Error::new(Advised { error: e, advice }),
+        None => anyhow::Error::new(e),
     }
 }
