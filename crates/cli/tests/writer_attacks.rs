@@ -705,3 +705,39 @@ fn a_script_over_two_hives_is_one_transaction() {
     assert!(std::fs::read(&system).unwrap() == sys0);
     assert!(std::fs::read(&software).unwrap() == soft0);
 }
+
+#[test]
+fn a_hive_size_larger_than_the_volume_is_refused_before_allocating() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = copy(
+        dir.path(),
+        "images/gen2-gpt-win7-dhcp-disabled.raw",
+        "disk.raw",
+    );
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/patch-mft-size.py");
+    let patched = Std::new("python3")
+        .arg(script)
+        .arg(&img)
+        .arg((1u64 << 30).to_string())
+        .status()
+        .unwrap();
+    assert!(patched.success());
+    let before = std::fs::read(&img).unwrap();
+    // Under an 800 MB address-space limit: reading the claimed 1 GiB would abort the process.
+    for args in ["diagnose", "repair --apply"] {
+        let out = Std::new("bash")
+            .arg("-c")
+            .arg(format!("ulimit -v 800000; exec \"$0\" {args} \"$1\""))
+            .arg(bin())
+            .arg(&img)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{args}: {stderr}");
+        assert!(
+            stderr.contains("claims 1073741824 bytes, more than the whole volume"),
+            "{stderr}"
+        );
+    }
+    assert!(std::fs::read(&img).unwrap() == before);
+}
