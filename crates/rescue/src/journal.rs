@@ -915,6 +915,22 @@ fn check_bounds(j: &Journal, journal_path: &Path) -> Result<()> {
                 )));
             }
         }
+        if d.grown_len.is_some() {
+            // Undo truncates the file to `file_len`: only where the old hive, whose base block
+            // the journal puts back, ends at or before it.
+            let old_end = ranges
+                .clone()
+                .find(|r| r.offset == 0)
+                .and_then(|r| regf::BaseBlock::parse(&r.before).ok())
+                .map(|b| regf::BASE_BLOCK_SIZE as u64 + u64::from(b.hive_bins_size));
+            if old_end.is_none_or(|e| e > d.file_len) {
+                return Err(bad(format!(
+                    "it would truncate {} to {} bytes, but does not restore a hive that fits in them",
+                    d.path.display(),
+                    d.file_len
+                )));
+            }
+        }
         for r in ranges.clone() {
             if !r.is_grown() && r.before.len() != r.after.len() {
                 return Err(bad(format!(

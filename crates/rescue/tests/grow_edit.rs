@@ -240,14 +240,9 @@ fn every_crash_point_of_a_growing_write_ends_in_the_original_or_the_grown_file()
 }
 
 #[test]
-fn crashes_while_a_1mib_value_grows_the_file_end_in_the_original_or_the_grown_file() {
-    // Some 260 ranges: the first ones (old pages), those around the first new page, the last
-    // ones (the base block) and the flush.
-    crash_everywhere(&pattern(1 << 20), |n| {
-        let mut v: Vec<usize> = (0..4).chain(n - 4..=n).collect();
-        v.extend((8..n - 4).step_by(37));
-        v
-    });
+fn every_crash_point_while_a_1mib_value_grows_the_file_ends_in_the_original_or_the_grown_file() {
+    // Some 265 ranges: the old pages, every page the file grows by, the base block, the flush.
+    crash_everywhere(&pattern(1 << 20), |n| (0..=n).collect());
 }
 
 #[test]
@@ -297,4 +292,40 @@ fn an_image_edit_that_needs_more_than_the_files_bytes_is_refused_and_changes_not
         "the image changed"
     );
     assert!(!journal::pending_path(&image).exists());
+}
+
+/// An undo of a grown file cut short anywhere (before the truncation included), then resolved
+/// either way: the original file or the grown one, length included.
+#[test]
+fn every_crash_point_of_an_undo_of_a_grown_file_ends_in_the_original_or_the_grown_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let pristine = copy(dir.path(), "hives/win7-SYSTEM", "pristine");
+    let original = std::fs::read(&pristine).unwrap();
+    let data = pattern(64 * 1024);
+    let full = dir.path().join("full");
+    std::fs::copy(&pristine, &full).unwrap();
+    let n = add_big(&full, &data, CrashAfter(None))
+        .unwrap()
+        .ranges
+        .len();
+    let grown = std::fs::read(&full).unwrap();
+    for k in 0..=n {
+        for redo in [false, true] {
+            let hive = dir.path().join(format!("undo-{k}-{redo}"));
+            std::fs::copy(&pristine, &hive).unwrap();
+            let w = add_big(&hive, &data, CrashAfter(None))
+                .unwrap()
+                .written
+                .unwrap();
+            let e = journal::undo_with(&w.undo_journal, false, CrashAfter(Some(k))).unwrap_err();
+            assert!(e.to_string().contains("simulated crash"), "{e}");
+            let pending = journal::pending_path(&hive);
+            journal::undo(&pending, redo).unwrap();
+            assert!(!pending.exists());
+            let now = std::fs::read(&hive).unwrap();
+            let want = if redo { &grown } else { &original };
+            assert_eq!(now.len(), want.len(), "undo cut after {k}, redo {redo}");
+            assert!(now == *want, "undo cut after {k}, redo {redo}: bytes");
+        }
+    }
 }
