@@ -540,6 +540,8 @@ fn a_new_value_that_fits_in_free_cells_is_written_inside_the_image() {
         .unwrap()
         .unwrap();
     assert!(v.raw_data().unwrap()[..] == data[..]);
+    // The reader holds a shared lock on the image: let it go before undo writes.
+    drop(t);
     for i in (0..after.len()).filter(|&i| after[i] != original[i]) {
         assert!(
             out.ranges
