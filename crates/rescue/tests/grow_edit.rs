@@ -329,3 +329,23 @@ fn every_crash_point_of_an_undo_of_a_grown_file_ends_in_the_original_or_the_grow
         }
     }
 }
+
+/// A folder target's hive file grows the same way, and its journal is the folder's.
+#[test]
+fn a_hive_in_a_folder_target_grows_and_undo_truncates_it_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("Windows/System32/config");
+    std::fs::create_dir_all(&cfg).unwrap();
+    let hive = copy(&cfg, "hives/win7-SYSTEM", "SYSTEM");
+    let original = std::fs::read(&hive).unwrap();
+    let data = pattern(64 * 1024);
+    let out = add_big(dir.path(), &data, CrashAfter(None)).unwrap();
+    let grown = std::fs::read(&hive).unwrap();
+    assert!(grown.len() > original.len());
+    assert_eq!(big_value(&grown).as_deref(), Some(&data[..]));
+    if let Some(got) = hivexget_big(&hive) {
+        assert!(got == data);
+    }
+    journal::undo(&out.written.unwrap().undo_journal, false).unwrap();
+    assert!(std::fs::read(&hive).unwrap() == original);
+}
