@@ -756,7 +756,9 @@ fn forged_growth_journals_are_refused() {
     let file_len = genuine["devices"][0]["file_len"].as_u64().unwrap();
     assert!((grown.len() as u64) > file_len);
 
-    let cases: [(&str, Box<dyn Fn(&mut serde_json::Value)>); 3] = [
+    // (what the refusal says, how the signed journal is edited)
+    type Forge = Box<dyn Fn(&mut serde_json::Value)>;
+    let cases: [(&str, Forge); 3] = [
         (
             "not a growth winrescue records",
             Box::new(|v| v["devices"][0]["grown_len"] = serde_json::json!(1u64 << 40)),
@@ -774,7 +776,8 @@ fn forged_growth_journals_are_refused() {
                     .filter(|r| r["before"].as_str() == Some(""))
                     .last()
                     .unwrap();
-                last_grown["offset"] = serde_json::json!(grown_len_plus(file_len));
+                // Far past any length the journal records.
+                last_grown["offset"] = serde_json::json!(file_len + (64 << 20));
             }),
         ),
     ];
@@ -795,9 +798,4 @@ fn forged_growth_journals_are_refused() {
     // The genuine journal still works: the original file, its length included.
     run(&["undo".as_ref(), j.as_os_str()]).assert().success();
     assert!(std::fs::read(&hive).unwrap() == fixtures::bytes("hives/win7-SYSTEM"));
-}
-
-/// An offset far past any length the journal records.
-fn grown_len_plus(file_len: u64) -> u64 {
-    file_len + (64 << 20)
 }
