@@ -741,3 +741,97 @@ fn a_hive_size_larger_than_the_volume_is_refused_before_allocating() {
     }
     assert!(std::fs::read(&img).unwrap() == before);
 }
+
+/// A journal that grows a hive file, signed with this machine's key but edited: a length past
+/// what winrescue records, a truncation below the hive it restores, a range past the recorded
+/// length. Each is refused and the file keeps its bytes and length.
+#[test]
+fn forged_growth_journals_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let run = |args: &[&std::ffi::OsStr]| {
+        let mut c = winrescue();
+        c.env("WINRESCUE_STATE_DIR", &state).args(args);
+        c
+    };
+    let hive = copy(dir.path(), "hives/win7-SYSTEM", "SYSTEM");
+    // A value larger than the free cells: the hive file grows.
+    let hex: Vec<String> = (0..200 * 1024u32)
+        .map(|i| format!("{:02x}", (i * 13 % 251) as u8))
+        .collect();
+    let reg = dir.path().join("big.reg");
+    std::fs::write(
+        &reg,
+        format!(
+            "Windows Registry Editor Version 5.00\n\n[HKEY_LOCAL_MACHINE\\SYSTEM\\ControlSet001\\Services\\Dhcp]\n\"Big\"=hex:{}\n",
+            hex.join(",")
+        ),
+    )
+    .unwrap();
+    let out = run(&[
+        "reg".as_ref(),
+        hive.as_os_str(),
+        "import".as_ref(),
+        reg.as_os_str(),
+    ])
+    .assert()
+    .success()
+    .get_output()
+    .stdout
+    .clone();
+    let text = String::from_utf8(out).unwrap();
+    let j = PathBuf::from(
+        text.lines()
+            .find_map(|l| l.strip_prefix("undo journal: "))
+            .unwrap(),
+    );
+    let grown = std::fs::read(&hive).unwrap();
+    let genuine: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&j).unwrap()).unwrap();
+    assert_eq!(genuine["format"], "winrescue-journal/3");
+    let file_len = genuine["devices"][0]["file_len"].as_u64().unwrap();
+    assert!((grown.len() as u64) > file_len);
+
+    // (what the refusal says, how the signed journal is edited)
+    type Forge = Box<dyn Fn(&mut serde_json::Value)>;
+    let cases: [(&str, Forge); 3] = [
+        (
+            "not a growth winrescue records",
+            Box::new(|v| v["devices"][0]["grown_len"] = serde_json::json!(1u64 << 40)),
+        ),
+        (
+            "does not restore a hive that fits",
+            Box::new(|v| v["devices"][0]["file_len"] = serde_json::json!(4096)),
+        ),
+        (
+            "lies outside",
+            Box::new(move |v| {
+                let ranges = v["ranges"].as_array_mut().unwrap();
+                let last_grown = ranges
+                    .iter_mut()
+                    .filter(|r| r["before"].as_str() == Some(""))
+                    .last()
+                    .unwrap();
+                // Far past any length the journal records.
+                last_grown["offset"] = serde_json::json!(file_len + (64 << 20));
+            }),
+        ),
+    ];
+    for (i, (why, edit)) in cases.iter().enumerate() {
+        let mut forged = genuine.clone();
+        edit(&mut forged);
+        let fj = dir.path().join(format!("forged-{i}.json"));
+        std::fs::write(&fj, sign(&mut forged, &state)).unwrap();
+        run(&["undo".as_ref(), fj.as_os_str()])
+            .assert()
+            .failure()
+            .stderr(predicate::str::contains(*why));
+        assert!(
+            std::fs::read(&hive).unwrap() == grown,
+            "{why}: the file changed"
+        );
+    }
+    // The genuine journal still works: the original file, its length included.
+    run(&["undo".as_ref(), j.as_os_str()]).assert().success();
+    assert!(std::fs::read(&hive).unwrap() == fixtures::bytes("hives/win7-SYSTEM"));
+}

@@ -5,6 +5,13 @@
 //! Opened for writing, it holds the target's locks (the disk image, or each hive file before it
 //! is read) until the write is done, so no other writer can come between the read and the
 //! write.
+//!
+//! # Room for an edit
+//! Every editor may append hive bins (see `regf::edit::Editor::allow_growth`). They go first
+//! into the slack the file already has after its hive bins, so the file keeps its length. Past
+//! that, a hive file (a bare hive, or one in a folder) is extended in place under the journal;
+//! inside a disk image the write is refused ([`Error::HiveFileFull`]) before anything is
+//! written, naming the bytes needed, because growing a file there changes NTFS metadata.
 
 use std::path::{Path, PathBuf};
 
@@ -14,6 +21,10 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::journal::{self, CrashAfter, Device, DeviceWrite, HiveRef, Written};
 use crate::target::{Install, Target, TargetKind};
+
+/// How much longer than its file a hive may become in one transaction: the journal keeps every
+/// new byte (as hex, two characters a byte) and must stay under the size `undo` reads (1 GiB).
+const MAX_GROWTH: u64 = 256 << 20;
 
 /// How to run an edit.
 #[derive(Debug, Clone, Copy, Default)]
@@ -167,7 +178,11 @@ impl Transaction {
                 hive: hive_path.to_string(),
             });
         }
-        let editor = Editor::new(hive.recovered.bytes.clone(), report.next_sequence)?;
+        let mut editor = Editor::new(hive.recovered.bytes.clone(), report.next_sequence)?;
+        // Disk targets too: an edit that needs more than the file's clusters is then refused
+        // at planning with the bytes it needs, rather than as "no room" without a number.
+        let len = hive.on_disk.len().max(hive.recovered.bytes.len()) as u64;
+        editor.allow_growth(len.saturating_add(MAX_GROWTH));
         Ok(Loaded {
             path: hive_path.to_string(),
             on_disk: hive.on_disk,
@@ -222,11 +237,13 @@ impl Transaction {
                 partition_start: install.partition_start,
                 path: hive_path.clone(),
             };
+            let grow_to = (edited.bytes.len() > on_disk.len()).then_some(edited.bytes.len() as u64);
             match device {
                 Some(device) => file_writes.push(DeviceWrite {
                     device,
                     hives: vec![hive_ref],
                     pieces,
+                    grow_to,
                 }),
                 None => {
                     disk_hives.push(hive_ref);
@@ -257,6 +274,7 @@ impl Transaction {
                     device: Device::Disk(disk),
                     hives: disk_hives,
                     pieces: disk_pieces,
+                    grow_to: None,
                 },
             );
         }

@@ -45,6 +45,18 @@ pub enum Error {
     #[error("write refused: {hive} is dirty and its transaction logs are missing or unusable: its most recent changes are not in the file")]
     IncompleteHive { hive: String },
 
+    /// An edit needs the hive file inside a disk image to be longer than the bytes it can be
+    /// written in place (its length, or its valid data length if shorter): growing a file
+    /// inside an NTFS volume changes the volume's metadata, which winrescue does not write.
+    #[error("write refused: the edited {hive} needs {needed} bytes, but its file in the disk image can take {available} bytes in place: {} more bytes are needed, and winrescue does not grow a file inside an NTFS volume (that changes the volume's metadata)", needed.saturating_sub(*available))]
+    HiveFileFull {
+        hive: String,
+        /// Bytes the edited hive needs (its base block and hive bins).
+        needed: u64,
+        /// Bytes of the file that can be written in place.
+        available: u64,
+    },
+
     /// A write was refused before anything was changed.
     #[error("write refused: {0}")]
     Refused(String),
@@ -106,6 +118,7 @@ impl Error {
         match self {
             Error::Refused(_)
             | Error::IncompleteHive { .. }
+            | Error::HiveFileFull { .. }
             | Error::Interrupted { .. }
             | Error::Changed { .. } => true,
             Error::Disk(e) => matches!(

@@ -28,6 +28,19 @@
 //! inside a hive file that still starts with `regf`; and the current bytes must be exactly the
 //! journal's own before or after bytes.
 //!
+//! # Hive files that grow
+//! A hive file (a bare hive, or one in a folder target) may be extended when an edit needs more
+//! room than the file has. Its device record then keeps both lengths (`file_len` before,
+//! `grown_len` after), and the ranges at or past the old length carry no `before` bytes: there
+//! were none. The write extends the file (`set_len`) just before the first of those ranges;
+//! undo puts the old bytes back in the ranges below the old length, then truncates the file to
+//! it. Between the two lengths nothing else is ever possible: a journal is obeyed only while the
+//! file is exactly one of them, its ranges lie below the length it recorded, and truncation
+//! never goes below the old one. So a crash at any point ends, after `undo` or `undo --redo`,
+//! in the original file (length included) or the grown one. Such journals are format 3, so that
+//! an older winrescue, which would not truncate, refuses them; the others stay format 2.
+//! Disk images never change length: growth there is refused before anything is written.
+//!
 //! For a VHDX, the container's own header changes on the first write (a new DataWriteGuid, as
 //! the specification requires); the journal also keeps the raw first MiB of the file (the
 //! header section) so that undo gives back a file identical to the original, byte for byte.
@@ -44,6 +57,11 @@ use crate::error::{io, Error, Result};
 use crate::files;
 
 const FORMAT: &str = "winrescue-journal/2";
+/// Journals in which a hive file grows (see "Hive files that grow").
+const FORMAT_GROWN: &str = "winrescue-journal/3";
+/// The longest a journal lets a hive file become: the editor keeps hive bins below 2 GiB
+/// (Windows' limit for stable cells), so a longer length is not one winrescue recorded.
+const MAX_GROWN_LEN: u64 = 1 << 31;
 /// The VHDX header section (file identifier, two headers, two region tables) lies in the first
 /// MiB of the file.
 const VHDX_HEADER_SECTION: u64 = 1 << 20;
@@ -136,6 +154,11 @@ pub struct DeviceRecord {
     /// VHDX: the raw first MiB of the file before the write.
     #[serde(with = "hex_opt", default)]
     pub raw_header: Option<Vec<u8>>,
+    /// Hive files the write extends: the length after it (`file_len` is the one before). Left
+    /// out of the JSON when absent, so that journals without growth keep their format-2 form
+    /// (and their authentication code).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grown_len: Option<u64>,
 }
 
 /// One range of a device.
@@ -144,6 +167,8 @@ pub struct Range {
     /// Index into [`Journal::devices`].
     pub device: usize,
     pub offset: u64,
+    /// The bytes there before the write; empty for a range past the old end of a hive file
+    /// that grows (see [`DeviceRecord::grown_len`]).
     #[serde(with = "hex")]
     pub before: Vec<u8>,
     #[serde(with = "hex")]
@@ -170,6 +195,13 @@ pub struct Journal {
     /// HMAC-SHA256 of the journal with this field empty, under this machine's journal key.
     #[serde(default)]
     pub mac: String,
+}
+
+impl Range {
+    /// Whether the range lies past the old end of a file that grows: it had no bytes before.
+    fn is_grown(&self) -> bool {
+        self.before.is_empty() && !self.after.is_empty()
+    }
 }
 
 impl Journal {
@@ -280,6 +312,17 @@ impl Device {
         }
     }
 
+    /// Hive files: sets the length (extends with zeros, or truncates). Disks never change size.
+    fn set_len(&mut self, len: u64) -> Result<()> {
+        match self {
+            Device::Disk(d) => Err(Error::Refused(format!(
+                "{} is a disk: winrescue never changes its size",
+                d.identity().path.display()
+            ))),
+            Device::File(p, f) => f.set_len(len).map_err(io(p.clone())),
+        }
+    }
+
     pub fn size(&self) -> Result<u64> {
         match self {
             Device::Disk(d) => Ok(d.size()),
@@ -322,6 +365,9 @@ pub struct DeviceWrite {
     pub hives: Vec<HiveRef>,
     /// Written in this order: for a hive, the base block comes last.
     pub pieces: Vec<Piece>,
+    /// Hive files only: the length to extend the file to (`None`: it keeps its length). Pieces
+    /// at or past the current length have empty `before` bytes.
+    pub grow_to: Option<u64>,
 }
 
 /// What [`write()`] did.
@@ -351,18 +397,45 @@ pub fn write(
     let mut ranges = Vec::new();
     for (i, w) in writes.into_iter().enumerate() {
         let len = w.device.size()?;
-        for p in &w.pieces {
-            if p.before.len() != p.after.len()
-                || p.offset
-                    .checked_add(p.after.len() as u64)
-                    .is_none_or(|end| end > len)
-            {
+        let grown_len = match w.grow_to {
+            None => None,
+            Some(n) if n == len => None,
+            Some(n) if n < len || n > MAX_GROWN_LEN || matches!(w.device, Device::Disk(_)) => {
                 return Err(Error::Refused(format!(
-                    "range 0x{:x}+{} lies past the end of {} ({len} bytes)",
-                    p.offset,
-                    p.after.len(),
+                    "{} cannot be made {n} bytes long (it is {len} bytes; only a hive file grows, up to {MAX_GROWN_LEN} bytes)",
                     w.device.path().display()
                 )));
+            }
+            Some(n) => Some(n),
+        };
+        for p in &w.pieces {
+            let end = p.offset.checked_add(p.after.len() as u64);
+            // A range lies wholly below the current end (and replaces bytes), or wholly in the
+            // part the file grows by (and replaces nothing).
+            let fits = if p.before.is_empty() && p.offset >= len {
+                !p.after.is_empty() && end.is_some_and(|e| e <= grown_len.unwrap_or(len))
+            } else {
+                p.before.len() == p.after.len() && end.is_some_and(|e| e <= len)
+            };
+            if !fits {
+                return Err(Error::Refused(format!(
+                    "range 0x{:x}+{} lies past the end of {} ({len} bytes{})",
+                    p.offset,
+                    p.after.len(),
+                    w.device.path().display(),
+                    grown_len
+                        .map(|g| format!(", growing to {g}"))
+                        .unwrap_or_default()
+                )));
+            }
+            if p.before.is_empty() {
+                ranges.push(Range {
+                    device: i,
+                    offset: p.offset,
+                    before: Vec::new(),
+                    after: p.after.clone(),
+                });
+                continue;
             }
             let mut now = vec![0u8; p.after.len()];
             w.device.read_at(p.offset, &mut now)?;
@@ -386,11 +459,13 @@ pub fn write(
             file_len: w.device.file_len()?,
             hives: w.hives,
             raw_header: raw_header(&w.device)?,
+            grown_len,
         });
         devices.push(w.device);
     }
+    let grows = records.iter().any(|d| d.grown_len.is_some());
     let mut journal = Journal {
-        format: FORMAT.into(),
+        format: if grows { FORMAT_GROWN } else { FORMAT }.into(),
         target: anchor.clone(),
         what: what.into(),
         created: now(),
@@ -402,7 +477,15 @@ pub fn write(
         mac: String::new(),
     };
     let key = files::journal_key()?;
-    create_pending(&pending, &anchor, &journal.seal(&key)?)?;
+    let sealed = journal.seal(&key)?;
+    if sealed.len() as u64 > MAX_JOURNAL_BYTES {
+        // `undo` would refuse to read it: refuse the write instead, before any byte.
+        return Err(Error::Refused(format!(
+            "the undo journal would be {} bytes, more than the {MAX_JOURNAL_BYTES} bytes undo reads",
+            sealed.len()
+        )));
+    }
+    create_pending(&pending, &anchor, &sealed)?;
     apply(&mut devices, &journal, &pending, true, crash)?;
     journal.state = State::Complete;
     let done = finished_path(&anchor, "undo");
@@ -443,8 +526,10 @@ fn create_pending(pending: &Path, anchor: &Path, content: &[u8]) -> Result<()> {
     }
 }
 
-/// Writes one side of every range (`after` when `forward`), flushes, and reads back. A failure
-/// from here on leaves the pending journal in place and says so.
+/// Writes one side of every range (`after` when `forward`), sets the length of every hive file
+/// that grows (the new one before its first range past the old end; the old one after the
+/// old bytes are back), flushes, and reads back. A failure from here on leaves the pending
+/// journal in place and says so.
 fn apply(
     devices: &mut [Device],
     journal: &Journal,
@@ -452,12 +537,27 @@ fn apply(
     forward: bool,
     crash: CrashAfter,
 ) -> Result<()> {
+    let mut extended = vec![false; devices.len()];
     for (i, r) in journal.ranges.iter().enumerate() {
         if crash.0 == Some(i) {
             return Err(Error::Journal {
                 path: pending.into(),
                 what: format!("simulated crash after {i} ranges"),
             });
+        }
+        if r.is_grown() {
+            if !forward {
+                // Nothing to put back: the truncation below removes the range.
+                continue;
+            }
+            if !extended[r.device] {
+                if let Some(n) = journal.devices[r.device].grown_len {
+                    devices[r.device]
+                        .set_len(n)
+                        .map_err(|e| interrupted(pending, e))?;
+                }
+                extended[r.device] = true;
+            }
         }
         devices[r.device]
             .write_at(r.offset, side(r, forward))
@@ -469,10 +569,34 @@ fn apply(
             what: "simulated crash before the flush".into(),
         });
     }
+    for (d, rec) in devices.iter_mut().zip(&journal.devices) {
+        if let Some(grown) = rec.grown_len {
+            let want = if forward { grown } else { rec.file_len };
+            d.set_len(want).map_err(|e| interrupted(pending, e))?;
+        }
+    }
     for d in devices.iter_mut() {
         d.flush().map_err(|e| interrupted(pending, e))?;
     }
+    for (d, rec) in devices.iter().zip(&journal.devices) {
+        let want = match rec.grown_len {
+            Some(grown) if forward => grown,
+            _ => rec.file_len,
+        };
+        if rec.identity.is_none() && d.size().map_err(|e| interrupted(pending, e))? != want {
+            return Err(interrupted(
+                pending,
+                Error::Verify {
+                    path: rec.path.clone(),
+                    what: format!("the file is not {want} bytes long after the write"),
+                },
+            ));
+        }
+    }
     for r in &journal.ranges {
+        if r.is_grown() && !forward {
+            continue;
+        }
         let mut got = vec![0u8; r.after.len()];
         devices[r.device]
             .read_at(r.offset, &mut got)
@@ -588,38 +712,45 @@ pub fn undo_with(journal_path: &Path, redo: bool, crash: CrashAfter) -> Result<U
     // Only bytes that are still what this journal left may be changed: an undo after later
     // writes (another repair, Windows itself after a boot, another disk at the same path) would
     // mix old pages into a newer hive. A pending journal's ranges may hold either side.
+    let lens = devices
+        .iter()
+        .map(Device::size)
+        .collect::<Result<Vec<u64>>>()?;
+    let changed = |r: &Range| Error::Changed {
+        journal: journal_path.clone(),
+        offset: r.offset,
+        device: j.devices[r.device].path.clone(),
+        newer: newer_journals(&j, &journal_path, &key),
+    };
     let mut at_want = true;
+    let mut not_after = None;
     for r in &j.ranges {
-        let mut now = vec![0u8; r.after.len()];
-        devices[r.device].read_at(r.offset, &mut now)?;
-        let ok = match j.state {
-            State::Pending => now == r.after || now == r.before,
-            State::Complete | State::Undone => now == r.after || now == r.before,
+        let held = holds(&devices[r.device], &j.devices[r.device], lens[r.device], r)?;
+        let ok = match held {
+            Some(Holds::Before | Holds::After) => true,
+            // A grown file whose new range is not written yet: only an interrupted write
+            // leaves that.
+            Some(Holds::Zeros) => j.state == State::Pending,
+            None => false,
         };
         if !ok {
-            return Err(Error::Changed {
-                journal: journal_path.clone(),
-                offset: r.offset,
-                device: j.devices[r.device].path.clone(),
-                newer: newer_journals(&j, &journal_path, &key),
-            });
+            return Err(changed(r));
         }
-        at_want &= now == side(r, redo);
+        at_want &= held == Some(if redo { Holds::After } else { Holds::Before });
+        if held != Some(Holds::After) {
+            not_after.get_or_insert(r);
+        }
+    }
+    for (rec, &len) in j.devices.iter().zip(&lens) {
+        if let Some(grown) = rec.grown_len {
+            at_want &= len == if redo { grown } else { rec.file_len };
+        }
     }
     if j.state == State::Complete && !at_want {
         // A complete journal's ranges must all still hold its new bytes (checked one by one
         // above against either side, so that "already undone" is recognised).
-        for r in &j.ranges {
-            let mut now = vec![0u8; r.after.len()];
-            devices[r.device].read_at(r.offset, &mut now)?;
-            if now != r.after {
-                return Err(Error::Changed {
-                    journal: journal_path.clone(),
-                    offset: r.offset,
-                    device: j.devices[r.device].path.clone(),
-                    newer: newer_journals(&j, &journal_path, &key),
-                });
-            }
+        if let Some(r) = not_after {
+            return Err(changed(r));
         }
     }
     if j.state == State::Undone && !at_want {
@@ -701,6 +832,35 @@ pub fn undo_with(journal_path: &Path, redo: bool, crash: CrashAfter) -> Result<U
     })
 }
 
+/// Which side of its journal a range holds now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Holds {
+    Before,
+    After,
+    /// A range past the old end of a grown file that reads as zeros: the file was extended but
+    /// the range not written yet.
+    Zeros,
+}
+
+/// What `r` holds on `device`, whose length is `len` (`None`: neither side: changed since).
+fn holds(device: &Device, rec: &DeviceRecord, len: u64, r: &Range) -> Result<Option<Holds>> {
+    if r.is_grown() && len == rec.file_len {
+        // The file has its old length: the range does not exist, as before the write.
+        return Ok(Some(Holds::Before));
+    }
+    let mut now = vec![0u8; r.after.len()];
+    device.read_at(r.offset, &mut now)?;
+    Ok(if now == r.after {
+        Some(Holds::After)
+    } else if r.is_grown() {
+        now.iter().all(|&b| b == 0).then_some(Holds::Zeros)
+    } else if now == r.before {
+        Some(Holds::Before)
+    } else {
+        None
+    })
+}
+
 /// Whether an undo whose ranges are already original must still restore a VHDX header.
 fn needs_header(j: &Journal, redo: bool) -> bool {
     !redo && j.state != State::Undone && j.devices.iter().any(|d| d.raw_header.is_some())
@@ -726,7 +886,8 @@ fn load(path: &Path, key: &[u8]) -> Result<Journal> {
         .map_err(io(path))?;
     let j: Journal =
         serde_json::from_str(&text).map_err(|e| bad(format!("not a winrescue journal: {e}")))?;
-    if j.format != FORMAT {
+    let grows = j.devices.iter().any(|d| d.grown_len.is_some());
+    if j.format != if grows { FORMAT_GROWN } else { FORMAT } {
         return Err(bad(format!("unknown format {:?}", j.format)));
     }
     j.verify_mac(key, path)?;
@@ -744,6 +905,43 @@ fn check_bounds(j: &Journal, journal_path: &Path) -> Result<()> {
     };
     for (i, d) in j.devices.iter().enumerate() {
         let ranges = j.ranges.iter().filter(|r| r.device == i);
+        // Only a hive file grows, never shrinks, and never past what the editor can make.
+        if let Some(g) = d.grown_len {
+            if d.identity.is_some() || g <= d.file_len || g > MAX_GROWN_LEN {
+                return Err(bad(format!(
+                    "it makes {} {g} bytes long (from {}): not a growth winrescue records",
+                    d.path.display(),
+                    d.file_len
+                )));
+            }
+        }
+        if d.grown_len.is_some() {
+            // Undo truncates the file to `file_len`: only where the old hive, whose base block
+            // the journal puts back, ends at or before it.
+            let old_end = ranges
+                .clone()
+                .find(|r| r.offset == 0)
+                .and_then(|r| regf::BaseBlock::parse(&r.before).ok())
+                .map(|b| regf::BASE_BLOCK_SIZE as u64 + u64::from(b.hive_bins_size));
+            if old_end.is_none_or(|e| e > d.file_len) {
+                return Err(bad(format!(
+                    "it would truncate {} to {} bytes, but does not restore a hive that fits in them",
+                    d.path.display(),
+                    d.file_len
+                )));
+            }
+        }
+        for r in ranges.clone() {
+            if !r.is_grown() && r.before.len() != r.after.len() {
+                return Err(bad(format!(
+                    "range 0x{:x} of {} has {} bytes before and {} after",
+                    r.offset,
+                    d.path.display(),
+                    r.before.len(),
+                    r.after.len()
+                )));
+            }
+        }
         match &d.identity {
             None => {
                 let mut head = [0u8; 4];
@@ -758,9 +956,17 @@ fn check_bounds(j: &Journal, journal_path: &Path) -> Result<()> {
                     )));
                 }
                 for r in ranges {
-                    if r.offset
-                        .checked_add(r.after.len() as u64)
-                        .is_none_or(|e| e > d.file_len)
+                    // Ranges that replace bytes lie below the old length; ranges of the grown
+                    // part between the old length and the new one.
+                    let (from, to) = if r.is_grown() {
+                        (d.file_len, d.grown_len.unwrap_or(d.file_len))
+                    } else {
+                        (0, d.file_len)
+                    };
+                    if r.offset < from
+                        || r.offset
+                            .checked_add(r.after.len() as u64)
+                            .is_none_or(|e| e > to)
                     {
                         return Err(bad(format!(
                             "range 0x{:x} lies outside {}",
@@ -774,9 +980,10 @@ fn check_bounds(j: &Journal, journal_path: &Path) -> Result<()> {
                 let extents = crate::target::hive_extents(&d.path, &d.hives)?;
                 for r in ranges {
                     let end = r.offset.checked_add(r.after.len() as u64);
-                    let inside = end.is_some_and(|end| {
-                        extents.iter().any(|&(s, l)| r.offset >= s && end <= s + l)
-                    });
+                    let inside = !r.is_grown()
+                        && end.is_some_and(|end| {
+                            extents.iter().any(|&(s, l)| r.offset >= s && end <= s + l)
+                        });
                     if !inside {
                         return Err(bad(format!(
                             "range 0x{:x} of {} is not inside the clusters of the hives it names ({}): refused",
@@ -818,12 +1025,17 @@ fn open_devices(j: &Journal, journal_path: &Path) -> Result<Vec<Device>> {
             }
             None => {
                 let dev = Device::file(&d.path)?;
-                if dev.size()? != d.file_len {
+                // A file that grows may be at either length (a write or an undo stopped part
+                // way); any other length means someone else changed it.
+                let len = dev.size()?;
+                if len != d.file_len && Some(len) != d.grown_len {
                     return Err(Error::Journal {
                         path: journal_path.into(),
                         what: format!(
-                            "{} changed size since the journal was made",
-                            d.path.display()
+                            "{} changed size since the journal was made ({len} bytes, not {}{})",
+                            d.path.display(),
+                            d.file_len,
+                            d.grown_len.map(|g| format!(" or {g}")).unwrap_or_default()
                         ),
                     });
                 }

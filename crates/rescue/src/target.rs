@@ -363,9 +363,15 @@ impl Target {
 
     /// Where writing `new` over the hive `hive_path` of `install` (whose current content is
     /// `old`) must put bytes: (device offset, bytes there now, new bytes), one piece per changed
-    /// 4 KiB page (split further where a page spans two data runs), the base block last. The
-    /// device is the disk for disk targets and the hive file otherwise. Refuses what cannot be
-    /// written in place: a different size, a dirty or hibernated NTFS volume, a compressed,
+    /// 4 KiB page (split further where a page spans two data runs, or the old end of a file
+    /// that grows), the base block last. The device is the disk for disk targets and the hive
+    /// file otherwise.
+    ///
+    /// A hive file may grow: the pieces past its old end have no `before` bytes, and the
+    /// caller extends the file to `new.len()` under the journal. Inside a disk image the hive
+    /// must fit in the bytes its file already has and has valid (slack after the hive bins
+    /// included): more is refused with [`Error::HiveFileFull`], since it would change NTFS
+    /// metadata. Also refused: a shorter hive, a dirty or hibernated NTFS volume, a compressed,
     /// encrypted, sparse or resident hive.
     pub fn plan_hive_write(
         &self,
@@ -374,9 +380,9 @@ impl Target {
         old: &[u8],
         new: &[u8],
     ) -> Result<Vec<Piece>> {
-        if old.len() != new.len() {
+        if new.len() < old.len() {
             return Err(Error::Refused(format!(
-                "the new hive is {} bytes, the file on disk {} bytes: winrescue never changes a file's size",
+                "the new hive is {} bytes, the file on disk {} bytes: winrescue never shortens a hive file",
                 new.len(),
                 old.len()
             )));
@@ -404,6 +410,25 @@ impl Target {
                         "the hive changed on the disk since it was read".into(),
                     ));
                 }
+                // Bytes past the valid data length read as zeros and cannot be written without
+                // moving it (NTFS metadata): the hive bins must end before it.
+                let available = hive
+                    .data()
+                    .map_or(0, |d| d.valid_size.min(d.size))
+                    .min(old.len() as u64);
+                let bins_end = regf::BaseBlock::parse(new)
+                    .map(|b| regf::BASE_BLOCK_SIZE as u64 + u64::from(b.hive_bins_size))?;
+                if bins_end > available || new.len() > old.len() {
+                    return Err(Error::HiveFileFull {
+                        hive: hive_path.to_string(),
+                        needed: if bins_end > available {
+                            bins_end
+                        } else {
+                            new.len() as u64
+                        },
+                        available,
+                    });
+                }
                 let mut pieces = Vec::new();
                 for page in pages {
                     let len = (regf::edit::PAGE as u64).min(old.len() as u64 - page);
@@ -417,13 +442,27 @@ impl Target {
                 }
                 Ok(pieces)
             }
-            TargetKind::Folder | TargetKind::HiveFile => Ok(pages
-                .into_iter()
-                .map(|page| {
-                    let end = (page as usize + regf::edit::PAGE).min(new.len());
-                    piece(page, page as usize, end - page as usize)
-                })
-                .collect()),
+            TargetKind::Folder | TargetKind::HiveFile => {
+                let mut pieces = Vec::new();
+                for page in pages {
+                    let start = page as usize;
+                    let end = (start + regf::edit::PAGE).min(new.len());
+                    // A page across the old end is two pieces: bytes it replaces, and bytes
+                    // the file grows by (which replace nothing).
+                    let split = old.len().clamp(start, end);
+                    if split > start {
+                        pieces.push(piece(page, start, split - start));
+                    }
+                    if end > split {
+                        pieces.push(Piece {
+                            offset: split as u64,
+                            before: Vec::new(),
+                            after: new[split..end].to_vec(),
+                        });
+                    }
+                }
+                Ok(pieces)
+            }
         }
     }
 

@@ -503,3 +503,54 @@ fn dirty_hive_in_a_disk_image_is_written_recovered_and_clean() {
     journal::undo(&out.written.unwrap().undo_journal, false).unwrap();
     assert!(std::fs::read(&img).unwrap() == original);
 }
+
+/// Growth is allowed in every transaction: an edit that fits in the hive's free cells still
+/// writes only inside the file's clusters, the file keeps its length, and ntfs-3g finds the
+/// volume clean.
+#[test]
+fn a_new_value_that_fits_in_free_cells_is_written_inside_the_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = copy_image(dir.path(), "images/gen2-gpt-win7-system.raw");
+    let original = std::fs::read(&image).unwrap();
+    let data: Vec<u8> = (0..2048u32).map(|i| (i * 31 % 251) as u8).collect();
+    let out = edit_system_hive(&image, EditOptions::default(), |ed| {
+        Ok(ed.set_value(
+            r"ControlSet001\Services\Dhcp",
+            "Note",
+            ValueType::BINARY,
+            &data,
+        )? != regf::edit::SetOutcome::Unchanged)
+    })
+    .unwrap();
+    let after = std::fs::read(&image).unwrap();
+    assert_eq!(after.len(), original.len());
+    let t = Target::open(&image, false).unwrap();
+    let install = t.choose(None).unwrap().clone();
+    let hive = t.system_hive(&install).unwrap();
+    assert_eq!(
+        hive.on_disk.len(),
+        fixtures::bytes("hives/win7-SYSTEM").len()
+    );
+    let h = regf::Hive::open(&hive.on_disk[..]).unwrap();
+    let v = h
+        .key(r"ControlSet001\Services\Dhcp")
+        .unwrap()
+        .unwrap()
+        .value("Note")
+        .unwrap()
+        .unwrap();
+    assert!(v.raw_data().unwrap()[..] == data[..]);
+    // The reader holds a shared lock on the image: let it go before undo writes.
+    drop(t);
+    for i in (0..after.len()).filter(|&i| after[i] != original[i]) {
+        assert!(
+            out.ranges
+                .iter()
+                .any(|&(o, l)| (i as u64) >= o && (i as u64) < o + l as u64),
+            "byte 0x{i:x} changed outside the planned ranges"
+        );
+    }
+    ntfs_checks(&image, install.partition_start.unwrap(), "2");
+    journal::undo(&out.written.unwrap().undo_journal, false).unwrap();
+    assert!(std::fs::read(&image).unwrap() == original);
+}
