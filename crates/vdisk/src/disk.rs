@@ -243,6 +243,11 @@ impl Disk {
         self.backing.writable()
     }
 
+    /// Requests and bytes transferred so far, for an image behind a URL (`None` for a local one).
+    pub fn transfer_stats(&self) -> Option<crate::remote::TransferStats> {
+        self.backing.transfer_stats()
+    }
+
     /// Problems accepted by a lenient open (empty after a strict one).
     pub fn warnings(&self) -> &[String] {
         &self.warnings
