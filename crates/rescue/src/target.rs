@@ -73,8 +73,19 @@ pub struct Target {
 
 impl Target {
     /// Opens a target for reading, or for reading and writing (an exclusive lock on images).
+    /// `path` may be an `http://` or `https://` URL of a disk image (read-only).
     pub fn open(path: impl AsRef<Path>, write: bool) -> Result<Target> {
         let path = path.as_ref().to_path_buf();
+        // A URL is a disk image read over HTTP; it is never looked up on the file system, and
+        // only its redacted form is kept (see `vdisk::remote::redact_url`).
+        if let Some(url) = path.to_str().filter(|p| vdisk::remote::is_url(p)) {
+            let disk = if write {
+                Disk::open_rw(url)?
+            } else {
+                Disk::open(url)?
+            };
+            return Target::on_disk(PathBuf::from(vdisk::remote::redact_url(url)), disk);
+        }
         if is_xz(&path) {
             return open_xz(path, write);
         }
@@ -137,6 +148,11 @@ impl Target {
         } else {
             Disk::open(&path)?
         };
+        Target::on_disk(path, disk)
+    }
+
+    /// The target over an opened disk: its Windows installations.
+    fn on_disk(path: PathBuf, disk: Disk) -> Result<Target> {
         let (installs, volumes): (Vec<Install>, Vec<(Volume, Partition)>) =
             find_installs(&disk)?.into_iter().unzip();
         if installs.is_empty() {
@@ -164,6 +180,11 @@ impl Target {
 
     pub fn installs(&self) -> &[Install] {
         &self.installs
+    }
+
+    /// Requests and bytes transferred so far, for a disk behind a URL.
+    pub fn transfer_stats(&self) -> Option<vdisk::remote::TransferStats> {
+        self.disk.as_ref().and_then(Disk::transfer_stats)
     }
 
     /// The container's identity (disk targets).

@@ -258,7 +258,8 @@ impl Remote {
                 while run_end <= last_needed && !cache.contains(run_end) {
                     run_end += 1;
                 }
-                if run_end > last_needed {
+                // Read ahead after small reads only: a large read (a hive, a log) is whole.
+                if run_end > last_needed && last_needed + 1 - offset / BLOCK < READ_AHEAD_BLOCKS {
                     let ahead = (run_end + READ_AHEAD_BLOCKS).min(blocks);
                     while run_end < ahead && !cache.contains(run_end) {
                         run_end += 1;

@@ -13,8 +13,9 @@ use winsvc::Verdict;
 
 #[derive(Args)]
 pub struct DiagnoseArgs {
-    /// A disk image (raw, VHD, VHDX), a block device, a folder holding a Windows tree, or a
-    /// SYSTEM hive file.
+    /// A disk image (raw, VHD, VHDX), a block device, a folder holding a Windows tree, a
+    /// SYSTEM hive file, or the http(s) URL of a disk image (an Azure SAS URL: its secrets are
+    /// never shown).
     pub target: PathBuf,
     /// The partition holding Windows, when the disk has several installations.
     #[arg(long)]
@@ -25,6 +26,9 @@ pub struct DiagnoseArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+    /// Print the requests and bytes a URL target cost (on standard error).
+    #[arg(long)]
+    pub stats: bool,
 }
 
 pub fn run(a: DiagnoseArgs, out: &mut dyn Write) -> Result<ExitCode> {
@@ -34,6 +38,15 @@ pub fn run(a: DiagnoseArgs, out: &mut dyn Write) -> Result<ExitCode> {
         allow_incomplete: false,
     };
     let report = dhcp::diagnose(&a.target, &opts)?;
+    if a.stats {
+        match &report.transfer {
+            Some(t) => eprintln!(
+                "transfer: {} requests, {} bytes received, {} retries",
+                t.requests, t.bytes, t.retries
+            ),
+            None => eprintln!("transfer: none (a local target)"),
+        }
+    }
     if a.json {
         serde_json::to_writer_pretty(&mut *out, &report)?;
         writeln!(out)?;
@@ -45,6 +58,13 @@ pub fn run(a: DiagnoseArgs, out: &mut dyn Write) -> Result<ExitCode> {
                 out,
                 "to repair (a dry run first, then --apply; an undo journal is kept):"
             )?;
+            if report.transfer.is_some() {
+                writeln!(
+                    out,
+                    "    winrescue writes to a local image or to the disk attached to a rescue VM: see the README"
+                )?;
+                return Ok(ExitCode::from(1));
+            }
             let shown = a.target.display().to_string();
             let target = match shown.strip_suffix(".xz") {
                 // A compressed image is read from a temporary copy; it has to be decompressed
