@@ -447,7 +447,7 @@ impl Remote {
             (403, Some("AuthenticationFailed")) if detail.contains("not yet valid") || detail.contains("start time") => {
                 "the SAS is not valid yet (its start time is in the future)".to_string()
             }
-            (403, Some("AuthenticationFailed")) => {
+            (403, Some("AuthenticationFailed" | "AuthorizationFailure")) => {
                 "the SAS is wrong, expired or revoked: ask for a new one (az snapshot grant-access / az disk grant-access)".to_string()
             }
             (403, Some("AuthorizationPermissionMismatch")) => {
