@@ -166,3 +166,47 @@ fn an_expired_sas_is_one_clear_line() {
     assert_no_secret(&stderr);
     assert!(out.stdout.is_empty());
 }
+
+#[test]
+fn reading_commands_take_a_url_and_never_show_its_sas() {
+    let (_server, url) = serve(Behaviour::default());
+    let cases: &[(&[&str], &str)] = &[
+        (&["sc", &url, "query", "DHCP"], "SERVICE_NAME: Dhcp"),
+        (&["sc", &url, "qc", "DHCP"], "START_TYPE"),
+        (
+            &[
+                "reg",
+                &url,
+                "query",
+                r"HKLM\SYSTEM\CurrentControlSet\Services\Dhcp",
+                "/v",
+                "Start",
+            ],
+            "Start",
+        ),
+        (&["events", &url, "--service", "Dhcp"], ""),
+        (&["runbook", &url], "Diagnosed on"),
+        // A write is refused before anything is sent: writes through a URL are not built.
+        (&["repair", &url, "--apply"], ""),
+    ];
+    for (args, want) in cases {
+        let out = winrescue()
+            .args(*args)
+            .timeout(Duration::from_secs(120))
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert_no_secret(&stdout);
+        assert_no_secret(&stderr);
+        assert!(stdout.contains(want), "{args:?}: {stdout}\n{stderr}");
+        if args[0] == "repair" {
+            assert_ne!(out.status.code(), Some(0), "{stderr}");
+        } else {
+            assert!(
+                matches!(out.status.code(), Some(0 | 1)),
+                "{args:?}: {stdout}\n{stderr}"
+            );
+        }
+    }
+}

@@ -8,7 +8,7 @@
 //! `Retry-After`) are retried with backoff, a bounded number of times within a bounded time.
 //!
 //! The query string of a URL may hold a shared access signature (SAS): it is a secret. The URL
-//! is kept only inside [`Remote`]; everything that shows it (errors, paths, identities) gets
+//! is kept only inside the remote reader; everything that shows it (errors, paths, identities) gets
 //! [`redact_url`]'s form, and text from the HTTP layer is scrubbed of the query's values.
 
 use std::collections::HashMap;

@@ -198,3 +198,31 @@ fn nothing_listening_is_a_clear_error() {
     assert_no_secret(&err.to_string());
     assert!(started.elapsed() < Duration::from_secs(20));
 }
+
+#[test]
+fn an_image_that_changes_while_it_is_read_is_an_error() {
+    let name = "images/container-gpt-dynamic.vhdx";
+    let (_server, url) = serve(
+        name,
+        Behaviour {
+            etag_changes_after: 1,
+            ..Default::default()
+        },
+    );
+    // The open's first request sees ETag 1; every later read asks If-Match for it.
+    let err = Disk::open(&url)
+        .and_then(|d| {
+            let mut buf = vec![0u8; d.size() as usize];
+            d.read_at(0, &mut buf)
+        })
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::RemoteRefused { status: 412, .. }),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().contains("changed since it was opened"),
+        "{err}"
+    );
+    assert_no_secret(&err.to_string());
+}
