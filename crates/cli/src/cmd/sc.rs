@@ -268,7 +268,7 @@ impl OfflineSystem {
             eprintln!("warning: {w}");
         }
         let model = SystemModel::read(&hive, None)
-            .map_err(|e| anyhow!("{}: {e}", crate::input::shown(&target)))?;
+            .map_err(|e| anyhow!("{}: {e}", crate::input::shown(target)))?;
         Ok(OfflineSystem {
             opened,
             hive,
@@ -488,7 +488,7 @@ fn render_query(
     writeln!(
         out,
         "[SC] offline: {} is the disk of a VM that is not running. STATE is the last state its System log recorded; PREDICTED_START is what the Service Control Manager would do with the registry of {} (Select\\Current).",
-        crate::input::shown(&target),
+        crate::input::shown(target),
         cs.name
     )?;
     writeln!(out)?;
