@@ -323,3 +323,79 @@ fn expired_or_wrong_sas_is_a_clear_403() {
         assert_no_sas(&stdout, &sas);
     }
 }
+
+#[test]
+fn page_blob_writes_go_in_whole_pages_under_if_match() {
+    let Some(az) = start() else { return };
+    let name = "images/container-gpt-fixed.vhd";
+    let data = std::fs::read(fixtures::path(name)).unwrap();
+    az.upload_page_blob("rw.vhd", &data);
+    let write_sas = blob_sas("rw.vhd", "rw", "", "2099-01-01T00:00:00Z");
+    let read_sas = blob_sas("rw.vhd", "r", "", "2099-01-01T00:00:00Z");
+
+    // A read-only SAS is refused before anything is sent.
+    let err = vdisk::Disk::open_rw(az.blob_url("rw.vhd", &read_sas)).unwrap_err();
+    assert!(err.to_string().contains("does not allow writing"), "{err}");
+    assert_no_sas(&err.to_string(), &read_sas);
+
+    // An unaligned write: the partial pages around it are read and completed.
+    let mut disk = vdisk::Disk::open_rw(az.blob_url("rw.vhd", &write_sas)).unwrap();
+    let before = disk.etag().expect("a blob has an ETag");
+    let patch: Vec<u8> = (0..1000u32).map(|i| (i * 7 + 1) as u8).collect();
+    disk.write_at(70_001, &patch).unwrap();
+    let after = disk.etag().unwrap();
+    assert_ne!(before, after, "a write gives the blob a new ETag");
+    // The same handle writes again: its own ETag guards it.
+    disk.write_at(4096, b"second").unwrap();
+    let mut back = vec![0u8; 1000];
+    disk.read_at(70_001, &mut back).unwrap();
+    assert_eq!(back, patch);
+    drop(disk);
+
+    let fresh = vdisk::Disk::open(az.blob_url("rw.vhd", &read_sas)).unwrap();
+    let mut all = vec![0u8; fresh.size() as usize];
+    fresh.read_at(0, &mut all).unwrap();
+    let mut want = data[..all.len()].to_vec();
+    want[70_001..71_001].copy_from_slice(&patch);
+    want[4096..4102].copy_from_slice(b"second");
+    assert!(all == want, "exactly the written bytes changed");
+
+    // Someone else writes between open and write: refused, and nothing of ours is written.
+    let mut disk = vdisk::Disk::open_rw(az.blob_url("rw.vhd", &write_sas)).unwrap();
+    let mut other = vdisk::Disk::open_rw(az.blob_url("rw.vhd", &write_sas)).unwrap();
+    other.write_at(0, &[0xEE; 512]).unwrap();
+    let err = disk.write_at(1_000_000, &[0x55; 512]).unwrap_err();
+    assert!(
+        err.to_string().contains("changed since it was opened"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("412"), "{err}");
+    assert_no_sas(&err.to_string(), &write_sas);
+    let fresh = vdisk::Disk::open(az.blob_url("rw.vhd", &read_sas)).unwrap();
+    let mut there = vec![0u8; 512];
+    fresh.read_at(1_000_000, &mut there).unwrap();
+    assert_eq!(there, data[1_000_000..1_000_512], "nothing was written");
+
+    // repair --apply on a URL is refused (the journal keeps local disks only): nothing written.
+    az.upload_page_blob("win.raw", &std::fs::read(fixtures::path(IMAGE)).unwrap());
+    let write_sas = blob_sas("win.raw", "rw", "", "2099-01-01T00:00:00Z");
+    let etag = vdisk::Disk::open(az.blob_url("win.raw", &write_sas))
+        .unwrap()
+        .etag();
+    let out = winrescue()
+        .args(["repair", "--apply", &az.blob_url("win.raw", &write_sas)])
+        .timeout(Duration::from_secs(60))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(
+        stderr.contains("writing through a URL is not available yet"),
+        "{stderr}"
+    );
+    assert_no_sas(&stderr, &write_sas);
+    let now = vdisk::Disk::open(az.blob_url("win.raw", &write_sas))
+        .unwrap()
+        .etag();
+    assert_eq!(etag, now, "the blob was not written");
+}

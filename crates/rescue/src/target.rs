@@ -79,12 +79,16 @@ impl Target {
         // A URL is a disk image read over HTTP; it is never looked up on the file system, and
         // only its redacted form is kept (see `vdisk::remote::redact_url`).
         if let Some(url) = path.to_str().filter(|p| vdisk::remote::is_url(p)) {
-            let disk = if write {
-                Disk::open_rw(url)?
-            } else {
-                Disk::open(url)?
-            };
-            return Target::on_disk(PathBuf::from(vdisk::remote::redact_url(url)), disk);
+            let shown = PathBuf::from(vdisk::remote::redact_url(url));
+            if write {
+                // vdisk writes a page blob (Put Page under If-Match), but the undo journal
+                // keeps and re-reads its devices by local path: no write goes around it.
+                return Err(Error::Refused(format!(
+                    "{}: writing through a URL is not available yet (the undo journal handles local disks only); repair the disk attached to a rescue VM (az vm repair create), or a downloaded copy",
+                    shown.display()
+                )));
+            }
+            return Target::on_disk(shown, Disk::open(url)?);
         }
         if is_xz(&path) {
             return open_xz(path, write);

@@ -100,20 +100,19 @@ impl Backing {
         })
     }
 
-    /// Opens the image at an `http://` or `https://` URL, read-only.
+    /// Opens the image at an `http://` or `https://` URL; for writing, it must be an Azure page
+    /// blob with a SAS that allows writing.
     fn open_remote(url: &str, write: bool) -> Result<Backing> {
-        if write {
-            return Err(Error::Unsupported {
-                path: PathBuf::from(remote::redact_url(url)),
-                what: "writing to an image behind a URL is not supported: repair a local copy or the disk attached to a rescue VM".into(),
-            });
-        }
-        let remote = Remote::open(url)?;
+        let remote = if write {
+            Remote::open_rw(url)?
+        } else {
+            Remote::open(url)?
+        };
         Ok(Backing {
             path: PathBuf::from(remote.shown()),
             len: remote.len(),
+            writable: remote.writable(),
             source: Source::Remote(Box::new(remote)),
-            writable: false,
             block_device: false,
         })
     }
@@ -122,6 +121,14 @@ impl Backing {
     pub(crate) fn transfer_stats(&self) -> Option<TransferStats> {
         match &self.source {
             Source::Remote(r) => Some(r.stats()),
+            Source::File(_) => None,
+        }
+    }
+
+    /// The remote image's ETag now (read at open, changed by each write).
+    pub(crate) fn etag(&self) -> Option<String> {
+        match &self.source {
+            Source::Remote(r) => r.current_etag(),
             Source::File(_) => None,
         }
     }
@@ -203,10 +210,9 @@ impl Backing {
         }
         let len = buf.len() as u64;
         self.check_range(offset, len, what)?;
-        let Source::File(file) = &self.source else {
-            return Err(Error::ReadOnlyOpen {
-                path: self.path.clone(),
-            });
+        let file = match &self.source {
+            Source::File(f) => f,
+            Source::Remote(r) => return r.write_all_at(buf, offset),
         };
         file.write_all_at(buf, offset).map_err(|e| Error::Io {
             path: self.path.clone(),

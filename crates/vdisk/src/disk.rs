@@ -248,6 +248,12 @@ impl Disk {
         self.backing.transfer_stats()
     }
 
+    /// For an image behind a URL, its ETag now: the one read at open, then the one each write
+    /// of this handle gave. Every request carries it in `If-Match`.
+    pub fn etag(&self) -> Option<String> {
+        self.backing.etag()
+    }
+
     /// Problems accepted by a lenient open (empty after a strict one).
     pub fn warnings(&self) -> &[String] {
         &self.warnings

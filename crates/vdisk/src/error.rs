@@ -217,6 +217,15 @@ pub enum Error {
         /// What the server did.
         why: String,
     },
+    /// A remote image that cannot be written: the SAS is read-only, or the URL is not an Azure
+    /// page blob.
+    #[error("{url}: cannot be written: {why}; to repair through a URL, make a disk from the snapshot (az disk create --source SNAPSHOT), grant write access to it (az disk grant-access --access-level Write) and give that URL")]
+    RemoteReadOnly {
+        /// The URL, its secrets redacted.
+        url: String,
+        /// Why.
+        why: String,
+    },
     /// A partition table that cannot be read.
     #[error("{table} partition table: {reason}")]
     PartitionTable {

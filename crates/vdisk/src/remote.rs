@@ -39,6 +39,10 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 /// The Blob service version the requests ask for (any version since 2019 serves page blobs
 /// with SAS this way).
 pub(crate) const X_MS_VERSION: &str = "2021-08-06";
+/// A page blob's page: writes go in whole pages.
+const PAGE: u64 = 512;
+/// The most one Put Page may carry.
+const MAX_PUT_PAGE: u64 = 4 << 20;
 /// How much of an error response's body is read to find the service's error code.
 const MAX_ERROR_BODY: u64 = 16 << 10;
 
@@ -160,6 +164,8 @@ struct Fetched {
     /// The size of the whole image, from `Content-Range`.
     total: u64,
     etag: Option<String>,
+    /// Whether the server said this is an Azure page blob (`x-ms-blob-type: PageBlob`).
+    page_blob: bool,
 }
 
 /// Why an attempt failed.
@@ -180,7 +186,11 @@ pub(crate) struct Remote {
     /// The URL as shown.
     shown: String,
     len: u64,
-    etag: Option<String>,
+    /// The ETag read at open, then the one each write of this process gave: every request is
+    /// guarded by it, so a change made by anyone else is refused.
+    etag: Mutex<Option<String>>,
+    page_blob: bool,
+    writable: bool,
     cache: Mutex<Cache>,
     counters: Counters,
 }
@@ -190,7 +200,7 @@ impl std::fmt::Debug for Remote {
         f.debug_struct("Remote")
             .field("url", &self.shown)
             .field("len", &self.len)
-            .field("etag", &self.etag)
+            .field("etag", &self.etag())
             .finish_non_exhaustive()
     }
 }
@@ -214,17 +224,190 @@ impl Remote {
             url: url.to_string(),
             shown: redact_url(url),
             len: 0,
-            etag: None,
+            etag: Mutex::new(None),
+            page_blob: false,
+            writable: false,
             cache: Mutex::new(Cache::default()),
             counters: Counters::default(),
         };
         let first = remote.fetch(0, BLOCK, None)?;
         remote.len = first.total;
-        remote.etag = first.etag;
+        remote.etag = Mutex::new(first.etag);
+        remote.page_blob = first.page_blob;
         let mut cache = remote.cache.lock().unwrap_or_else(|e| e.into_inner());
         cache.insert(0, first.data);
         drop(cache);
         Ok(remote)
+    }
+
+    /// Opens the page blob at `url` for reading and writing. Refused, before any request, when
+    /// the SAS does not allow writing (`sp` without `w`), and after the first when the URL is
+    /// not an Azure page blob.
+    pub(crate) fn open_rw(url: &str) -> Result<Remote> {
+        let sp = url
+            .split('#')
+            .next()
+            .and_then(|u| u.split_once('?'))
+            .and_then(|(_, q)| {
+                q.split('&')
+                    .find_map(|p| p.strip_prefix("sp=").map(str::to_string))
+            });
+        let shown = redact_url(url);
+        match sp {
+            Some(sp) if sp.contains('w') => {}
+            _ => {
+                return Err(Error::RemoteReadOnly {
+                    url: shown,
+                    why: "its SAS does not allow writing (a snapshot's never does)".into(),
+                })
+            }
+        }
+        let mut remote = Remote::open(url)?;
+        if !remote.page_blob {
+            return Err(Error::RemoteReadOnly {
+                url: shown,
+                why: "it is not an Azure page blob (winrescue writes only with Put Page)".into(),
+            });
+        }
+        remote.writable = true;
+        Ok(remote)
+    }
+
+    fn etag(&self) -> Option<String> {
+        self.etag.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Writes `buf` at `offset` with Put Page (`x-ms-page-write: update`) in 512-byte pages:
+    /// a partial page is read first and completed. Every request carries `If-Match` with the
+    /// ETag of the open (or of this process's last write): if anyone else changed the blob,
+    /// the write is refused (412) and nothing is written by that request.
+    pub(crate) fn write_all_at(&self, buf: &[u8], offset: u64) -> Result<()> {
+        if buf.is_empty() {
+            return Ok(());
+        }
+        let end = offset + buf.len() as u64;
+        let (start, stop) = (offset / PAGE * PAGE, end.div_ceil(PAGE) * PAGE);
+        if stop > self.len {
+            return Err(Error::Remote {
+                url: self.shown.clone(),
+                reason: format!(
+                    "a page blob's size is a multiple of {PAGE}; this one has {} bytes",
+                    self.len
+                ),
+            });
+        }
+        let mut pages = vec![0u8; (stop - start) as usize];
+        if start < offset || stop > end {
+            self.read_exact_at(&mut pages, start)?;
+        }
+        pages[(offset - start) as usize..(end - start) as usize].copy_from_slice(buf);
+        // The cache must not keep what is no longer there.
+        {
+            let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            for block in start / BLOCK..=(stop - 1) / BLOCK {
+                cache.blocks.remove(&block);
+            }
+        }
+        for (i, chunk) in pages.chunks(MAX_PUT_PAGE as usize).enumerate() {
+            self.put_page(start + i as u64 * MAX_PUT_PAGE, chunk)?;
+        }
+        Ok(())
+    }
+
+    /// One Put Page, retried on transient failures.
+    fn put_page(&self, start: u64, data: &[u8]) -> Result<()> {
+        let sep = if self.url.contains('?') { '&' } else { '?' };
+        let url = format!("{}{sep}comp=page", self.url);
+        let last = start + data.len() as u64 - 1;
+        let began = Instant::now();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            self.counters.requests.fetch_add(1, Ordering::Relaxed);
+            let mut request = self
+                .agent
+                .put(&url)
+                .header("x-ms-version", X_MS_VERSION)
+                .header("x-ms-page-write", "update")
+                .header("x-ms-range", format!("bytes={start}-{last}"));
+            if let Some(tag) = self.etag() {
+                request = request.header("If-Match", tag);
+            }
+            let failure = match request.send(data) {
+                Err(e) => self.transport_failure(e),
+                Ok(mut response) => {
+                    let status = response.status().as_u16();
+                    let header = |name: &str| {
+                        response
+                            .headers()
+                            .get(name)
+                            .and_then(|v| v.to_str().ok())
+                            .map(str::to_string)
+                    };
+                    let retry_after = header("retry-after")
+                        .and_then(|v| v.trim().parse::<u64>().ok())
+                        .map(Duration::from_secs);
+                    let code = header("x-ms-error-code");
+                    match status {
+                        200..=299 => {
+                            *self.etag.lock().unwrap_or_else(|e| e.into_inner()) = header("etag");
+                            return Ok(());
+                        }
+                        408 | 429 | 500..=599 => Failure::Transient {
+                            why: format!(
+                                "the server answered {status}{}",
+                                code.map(|c| format!(" {c}")).unwrap_or_default()
+                            ),
+                            after: retry_after,
+                        },
+                        403 if code.as_deref() == Some("AuthorizationPermissionMismatch") => {
+                            return Err(Error::RemoteReadOnly {
+                                url: self.shown.clone(),
+                                why: "the server refused to write with this SAS (403 AuthorizationPermissionMismatch)".into(),
+                            })
+                        }
+                        _ => {
+                            let body = response
+                                .body_mut()
+                                .with_config()
+                                .limit(MAX_ERROR_BODY)
+                                .read_to_vec()
+                                .unwrap_or_default();
+                            let body = String::from_utf8_lossy(&body);
+                            let code = code.or_else(|| xml_element(&body, "Code"));
+                            return Err(self.refusal(status, code, &body));
+                        }
+                    }
+                }
+            };
+            let (why, after) = match failure {
+                Failure::Fatal(e) => return Err(e),
+                Failure::Transient { why, after } => (why, after),
+            };
+            let backoff = FIRST_BACKOFF.saturating_mul(1 << (attempt - 1).min(6));
+            let wait = after.unwrap_or(backoff).min(MAX_RETRY_AFTER);
+            if attempt >= MAX_ATTEMPTS || began.elapsed() + wait > MAX_RETRY_TIME {
+                return Err(Error::Remote {
+                    url: self.shown.clone(),
+                    reason: format!(
+                        "cannot write {} bytes at offset {start:#x}: {why} (gave up after {attempt} attempts)",
+                        data.len()
+                    ),
+                });
+            }
+            self.counters.retries.fetch_add(1, Ordering::Relaxed);
+            std::thread::sleep(wait);
+        }
+    }
+
+    /// Whether this image was opened for writing.
+    pub(crate) fn writable(&self) -> bool {
+        self.writable
+    }
+
+    /// The ETag now: read at open, changed by each write of this process.
+    pub(crate) fn current_etag(&self) -> Option<String> {
+        self.etag()
     }
 
     /// The URL as it may be shown.
@@ -268,7 +451,7 @@ impl Remote {
                 let run_end = run_end.min(block + MAX_REQUEST / BLOCK);
                 let start = block * BLOCK;
                 let len = (run_end * BLOCK).min(self.len) - start;
-                let fetched = self.fetch(start, len, self.etag.as_deref())?;
+                let fetched = self.fetch(start, len, self.etag().as_deref())?;
                 for (i, chunk) in fetched.data.chunks(BLOCK as usize).enumerate() {
                     cache.insert(block + i as u64, chunk.to_vec());
                 }
@@ -278,7 +461,7 @@ impl Remote {
             if cache.get(block).is_none() {
                 let start = block * BLOCK;
                 let len = BLOCK.min(self.len - start);
-                let fetched = self.fetch(start, len, self.etag.as_deref())?;
+                let fetched = self.fetch(start, len, self.etag().as_deref())?;
                 cache.insert(block, fetched.data);
             }
             let data = cache.get(block).unwrap_or(&[]);
@@ -364,6 +547,8 @@ impl Remote {
                 .map(str::to_string)
         };
         let etag = header("etag");
+        let page_blob =
+            header("x-ms-blob-type").is_some_and(|t| t.eq_ignore_ascii_case("PageBlob"));
         let retry_after = header("retry-after")
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
@@ -400,7 +585,12 @@ impl Remote {
                         after: None,
                     });
                 }
-                Ok(Fetched { data, total, etag })
+                Ok(Fetched {
+                    data,
+                    total,
+                    etag,
+                    page_blob,
+                })
             }
             200 => Err(Failure::Fatal(self.no_ranges(
                 "it answered a range request with the whole file (200 OK, not 206)".into(),

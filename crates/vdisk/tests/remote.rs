@@ -176,11 +176,27 @@ fn expired_sas_is_one_clear_line() {
 }
 
 #[test]
-fn urls_are_never_opened_for_writing_yet() {
+fn a_read_only_sas_is_refused_for_writing_before_any_request() {
     let (server, url) = serve("images/container-gpt-fixed.vhd", Behaviour::default());
     let err = Disk::open_rw(&url).unwrap_err();
-    assert_no_secret(&err.to_string());
+    assert!(matches!(err, Error::RemoteReadOnly { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(text.contains("does not allow writing"), "{text}");
+    assert!(
+        text.contains("az disk grant-access --access-level Write"),
+        "{text}"
+    );
+    assert_no_secret(&text);
     assert_eq!(server.requests(), 0);
+}
+
+#[test]
+fn a_plain_http_server_is_never_written() {
+    let (server, url) = serve("images/container-gpt-fixed.vhd", Behaviour::default());
+    let err = Disk::open_rw(url.replace("sp=r", "sp=rw")).unwrap_err();
+    assert!(matches!(err, Error::RemoteReadOnly { .. }), "{err:?}");
+    assert!(err.to_string().contains("not an Azure page blob"), "{err}");
+    assert_eq!(server.requests(), 1);
 }
 
 #[test]
