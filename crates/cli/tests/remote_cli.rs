@@ -210,3 +210,94 @@ fn reading_commands_take_a_url_and_never_show_its_sas() {
         }
     }
 }
+
+#[test]
+fn several_targets_give_json_lines_in_order_and_the_worst_exit_code() {
+    let (_server, url) = serve(Behaviour {
+        delay: Duration::from_millis(20),
+        ..Default::default()
+    });
+    let local = fixtures::path(IMAGE);
+    let healthy = fixtures::path("images/gen2-gpt-win7-system.raw");
+    let missing = "/nonexistent/osdisk.vhd";
+    let targets = [
+        url.as_str(),
+        local.to_str().unwrap(),
+        missing,
+        healthy.to_str().unwrap(),
+    ];
+    let out = winrescue()
+        .args(["diagnose", "--json", "--jobs", "3"])
+        .args(targets)
+        .timeout(Duration::from_secs(180))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_no_secret(&stdout);
+    assert_no_secret(&stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "the worst: an unreadable target"
+    );
+    let lines: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 4, "{stdout}");
+    assert!(lines[0]["target"]
+        .as_str()
+        .unwrap()
+        .contains("sig=REDACTED"));
+    assert_eq!(lines[0]["code"], 1058);
+    assert_eq!(lines[1]["code"], 1058);
+    assert_eq!(lines[2]["target"], missing);
+    assert_eq!(lines[2]["exit_code"], 3);
+    assert!(lines[2]["error"].as_str().unwrap().contains(missing));
+    assert_eq!(lines[3]["healthy"], true, "{}", lines[3]);
+
+    // Text: the reports, then a summary table; without the failing one the worst is 1.
+    let out = winrescue()
+        .args(["diagnose", "--jobs", "2", &url])
+        .arg(&healthy)
+        .timeout(Duration::from_secs(180))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_no_secret(&stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("summary (2 targets):"), "{stdout}");
+    assert!(stdout.contains("  0  "), "{stdout}");
+    assert!(
+        stdout.contains("the DHCP Client will NOT start: error 1058"),
+        "{stdout}"
+    );
+}
+
+/// 16 URL targets with 20 ms per request, one by one and 8 at a time: prints both times.
+#[test]
+fn many_url_targets_run_concurrently() {
+    let (_server, url) = serve(Behaviour {
+        delay: Duration::from_millis(20),
+        ..Default::default()
+    });
+    let targets: Vec<String> = (0..16).map(|_| url.clone()).collect();
+    let mut times = Vec::new();
+    for jobs in ["1", "8"] {
+        let started = Instant::now();
+        let out = winrescue()
+            .args(["diagnose", "--json", "--jobs", jobs])
+            .args(&targets)
+            .timeout(Duration::from_secs(300))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        assert_eq!(String::from_utf8(out.stdout).unwrap().lines().count(), 16);
+        times.push(started.elapsed().as_secs_f64());
+    }
+    eprintln!(
+        "16 URL targets, 20 ms per request: --jobs 1 {:.2} s, --jobs 8 {:.2} s",
+        times[0], times[1]
+    );
+}
