@@ -18,3 +18,14 @@ pub fn read_file(path: &Path) -> Result<Vec<u8>> {
         .map_err(|e| anyhow::anyhow!("{}: xz data is damaged: {e}", path.display()))?;
     Ok(out)
 }
+
+/// A target as it may be shown: a URL with its secrets redacted (see
+/// [`vdisk::remote::redact_url`]), a path as it is.
+pub fn shown(target: &Path) -> String {
+    let text = target.display().to_string();
+    if vdisk::remote::is_url(&text) {
+        vdisk::remote::redact_url(&text)
+    } else {
+        text
+    }
+}

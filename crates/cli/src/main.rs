@@ -63,6 +63,8 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // A URL's SAS must never be printed, whatever prints it.
+    output::note_secrets(std::env::args_os());
     let cli = Cli::parse();
     let stdout = io::stdout();
     // Names and data read from a disk, a hive or a script may hold terminal control sequences.
@@ -91,7 +93,10 @@ fn main() -> ExitCode {
         }
         Err(err) => {
             let text = format!("{err:#}");
-            eprintln!("winrescue: error: {}", output::escape_controls(&text));
+            eprintln!(
+                "winrescue: error: {}",
+                output::redact_secrets(&output::escape_controls(&text))
+            );
             ExitCode::from(cmd::exit_code_for(&err))
         }
     }

@@ -64,7 +64,53 @@ fn is_escaped(c: char) -> bool {
     c.is_control() && c != '\n' && c != '\t'
 }
 
-/// A writer that escapes control characters (see [`escape_controls`]) in the text it passes on.
+/// The secrets of the URLs on the command line: the values of their query parameters that
+/// [`vdisk::remote::redact_url`] redacts. Set once by `main`.
+static SECRETS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+
+/// Records the secrets of every URL among `args`, so that [`redact_secrets`] (applied to all
+/// standard output and to error messages) removes them even where a command showed an argument
+/// without [`crate::input::shown`].
+pub fn note_secrets(args: impl Iterator<Item = std::ffi::OsString>) {
+    let mut secrets = Vec::new();
+    for arg in args {
+        let Some(url) = arg.to_str().filter(|a| vdisk::remote::is_url(a)) else {
+            continue;
+        };
+        let shown = vdisk::remote::redact_url(url);
+        let Some((_, query)) = url.split('#').next().unwrap_or(url).split_once('?') else {
+            continue;
+        };
+        if !shown.contains(query) {
+            secrets.push(query.to_string());
+        }
+        for part in query.split('&') {
+            if let Some((k, v)) = part.split_once('=') {
+                if v.len() >= 4 && shown.contains(&format!("{k}=REDACTED")) {
+                    secrets.push(v.to_string());
+                }
+            }
+        }
+    }
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    let _ = SECRETS.set(secrets);
+}
+
+/// `s` with every secret noted by [`note_secrets`] replaced by `REDACTED`.
+pub fn redact_secrets(s: &str) -> std::borrow::Cow<'_, str> {
+    let secrets = SECRETS.get().map(Vec::as_slice).unwrap_or_default();
+    if !secrets.iter().any(|x| s.contains(x.as_str())) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = s.to_string();
+    for x in secrets {
+        out = out.replace(x.as_str(), "REDACTED");
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// A writer that escapes control characters (see [`escape_controls`]) in the text it passes on,
+/// and redacts the secrets of URLs given on the command line (see [`redact_secrets`]).
 /// Bytes that are not UTF-8 pass through unchanged.
 pub struct Escaping<W: Write>(pub W);
 
@@ -72,7 +118,8 @@ impl<W: Write> Write for Escaping<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         match std::str::from_utf8(buf) {
             Ok(s) => {
-                self.0.write_all(escape_controls(s).as_bytes())?;
+                self.0
+                    .write_all(redact_secrets(&escape_controls(s)).as_bytes())?;
                 Ok(buf.len())
             }
             // A write cut inside a character: pass the valid part, the rest comes next time.

@@ -99,6 +99,9 @@ pub struct DhcpReport {
     pub branch: Option<ErrorEntry>,
     pub evidence: Option<EvidenceReport>,
     pub plan: Plan,
+    /// Requests and bytes the diagnosis cost, for a target behind a URL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transfer: Option<vdisk::remote::TransferStats>,
 }
 
 /// Options of [`diagnose`] and [`repair`].
@@ -192,7 +195,9 @@ pub fn diagnose(path: &Path, opts: &Options) -> Result<DhcpReport> {
         _ => None,
     };
     Ok(DhcpReport {
-        target: path.to_path_buf(),
+        // As shown: a URL's SAS is redacted.
+        target: target.path().to_path_buf(),
+        transfer: target.transfer_stats(),
         container: target.describe(),
         install,
         windows: model.version.clone(),

@@ -73,8 +73,23 @@ pub struct Target {
 
 impl Target {
     /// Opens a target for reading, or for reading and writing (an exclusive lock on images).
+    /// `path` may be an `http://` or `https://` URL of a disk image (read-only).
     pub fn open(path: impl AsRef<Path>, write: bool) -> Result<Target> {
         let path = path.as_ref().to_path_buf();
+        // A URL is a disk image read over HTTP; it is never looked up on the file system, and
+        // only its redacted form is kept (see `vdisk::remote::redact_url`).
+        if let Some(url) = path.to_str().filter(|p| vdisk::remote::is_url(p)) {
+            let shown = PathBuf::from(vdisk::remote::redact_url(url));
+            if write {
+                // vdisk writes a page blob (Put Page under If-Match), but the undo journal
+                // keeps and re-reads its devices by local path: no write goes around it.
+                return Err(Error::Refused(format!(
+                    "{}: writing through a URL is not available yet (the undo journal handles local disks only); repair the disk attached to a rescue VM (az vm repair create), or a downloaded copy",
+                    shown.display()
+                )));
+            }
+            return Target::on_disk(shown, Disk::open(url)?);
+        }
         if is_xz(&path) {
             return open_xz(path, write);
         }
@@ -137,6 +152,11 @@ impl Target {
         } else {
             Disk::open(&path)?
         };
+        Target::on_disk(path, disk)
+    }
+
+    /// The target over an opened disk: its Windows installations.
+    fn on_disk(path: PathBuf, disk: Disk) -> Result<Target> {
         let (installs, volumes): (Vec<Install>, Vec<(Volume, Partition)>) =
             find_installs(&disk)?.into_iter().unzip();
         if installs.is_empty() {
@@ -164,6 +184,11 @@ impl Target {
 
     pub fn installs(&self) -> &[Install] {
         &self.installs
+    }
+
+    /// Requests and bytes transferred so far, for a disk behind a URL.
+    pub fn transfer_stats(&self) -> Option<vdisk::remote::TransferStats> {
+        self.disk.as_ref().and_then(Disk::transfer_stats)
     }
 
     /// The container's identity (disk targets).

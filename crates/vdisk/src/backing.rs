@@ -1,4 +1,4 @@
-//! The image file or block device underneath a container: positioned I/O, locking, size.
+//! The image file, block device or URL underneath a container: positioned I/O, locking, size.
 
 use std::fs::File;
 use std::io::{Seek, SeekFrom};
@@ -6,11 +6,20 @@ use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::remote::{self, Remote, TransferStats};
 
-/// An open image file or block device.
+/// Where the bytes come from.
+#[derive(Debug)]
+enum Source {
+    File(File),
+    Remote(Box<Remote>),
+}
+
+/// An open image file, block device or remote image.
 #[derive(Debug)]
 pub(crate) struct Backing {
-    file: File,
+    source: Source,
+    /// The path, or for a remote image its URL with the secrets redacted: what is shown.
     path: PathBuf,
     len: u64,
     writable: bool,
@@ -21,6 +30,9 @@ impl Backing {
     /// Opens `path` and takes an advisory lock on it: exclusive for writing, shared for reading,
     /// both without waiting, so that two writers (or a writer and a reader) never run at once.
     pub(crate) fn open(path: &Path, write: bool) -> Result<Backing> {
+        if let Some(url) = path.to_str().filter(|p| remote::is_url(p)) {
+            return Backing::open_remote(url, write);
+        }
         if write {
             crate::lock::check_writable(path)?;
         }
@@ -80,12 +92,50 @@ impl Backing {
             source: e,
         })?;
         Ok(Backing {
-            file,
+            source: Source::File(file),
             path: path.to_path_buf(),
             len,
             writable: write,
             block_device,
         })
+    }
+
+    /// Opens the image at an `http://` or `https://` URL; for writing, it must be an Azure page
+    /// blob with a SAS that allows writing.
+    fn open_remote(url: &str, write: bool) -> Result<Backing> {
+        let remote = if write {
+            Remote::open_rw(url)?
+        } else {
+            Remote::open(url)?
+        };
+        Ok(Backing {
+            path: PathBuf::from(remote.shown()),
+            len: remote.len(),
+            writable: remote.writable(),
+            source: Source::Remote(Box::new(remote)),
+            block_device: false,
+        })
+    }
+
+    /// Requests and bytes so far, for a remote image.
+    pub(crate) fn transfer_stats(&self) -> Option<TransferStats> {
+        match &self.source {
+            Source::Remote(r) => Some(r.stats()),
+            Source::File(_) => None,
+        }
+    }
+
+    /// The remote image's ETag now (read at open, changed by each write).
+    pub(crate) fn etag(&self) -> Option<String> {
+        match &self.source {
+            Source::Remote(r) => r.current_etag(),
+            Source::File(_) => None,
+        }
+    }
+
+    /// Whether the image is behind a URL.
+    pub(crate) fn is_remote(&self) -> bool {
+        matches!(self.source, Source::Remote(_))
     }
 
     pub(crate) fn path(&self) -> &Path {
@@ -114,7 +164,11 @@ impl Backing {
     ) -> Result<()> {
         let len = buf.len() as u64;
         self.check_range(offset, len, what)?;
-        self.file.read_exact_at(buf, offset).map_err(|e| {
+        let file = match &self.source {
+            Source::File(f) => f,
+            Source::Remote(r) => return r.read_exact_at(buf, offset),
+        };
+        file.read_exact_at(buf, offset).map_err(|e| {
             if e.kind() == std::io::ErrorKind::UnexpectedEof {
                 Error::Truncated {
                     structure: what,
@@ -156,7 +210,11 @@ impl Backing {
         }
         let len = buf.len() as u64;
         self.check_range(offset, len, what)?;
-        self.file.write_all_at(buf, offset).map_err(|e| Error::Io {
+        let file = match &self.source {
+            Source::File(f) => f,
+            Source::Remote(r) => return r.write_all_at(buf, offset),
+        };
+        file.write_all_at(buf, offset).map_err(|e| Error::Io {
             path: self.path.clone(),
             op: "write",
             offset,
@@ -166,10 +224,13 @@ impl Backing {
 
     /// Makes written data durable (fdatasync).
     pub(crate) fn sync(&self) -> Result<()> {
+        let Source::File(file) = &self.source else {
+            return Ok(());
+        };
         if !self.writable {
             return Ok(());
         }
-        self.file.sync_data().map_err(|e| Error::Io {
+        file.sync_data().map_err(|e| Error::Io {
             path: self.path.clone(),
             op: "flush",
             offset: 0,

@@ -243,6 +243,17 @@ impl Disk {
         self.backing.writable()
     }
 
+    /// Requests and bytes transferred so far, for an image behind a URL (`None` for a local one).
+    pub fn transfer_stats(&self) -> Option<crate::remote::TransferStats> {
+        self.backing.transfer_stats()
+    }
+
+    /// For an image behind a URL, its ETag now: the one read at open, then the one each write
+    /// of this handle gave. Every request carries it in `If-Match`.
+    pub fn etag(&self) -> Option<String> {
+        self.backing.etag()
+    }
+
     /// Problems accepted by a lenient open (empty after a strict one).
     pub fn warnings(&self) -> &[String] {
         &self.warnings

@@ -187,6 +187,45 @@ pub enum Error {
         /// What is not supported and what to do about it.
         what: String,
     },
+    /// A remote image (a URL) could not be read: the connection, the server or its answers
+    /// failed, after the retries transient failures get. The URL is shown redacted.
+    #[error("{url}: {reason}")]
+    Remote {
+        /// The URL, its secrets redacted.
+        url: String,
+        /// What failed.
+        reason: String,
+    },
+    /// The server refused a request (403 for a wrong or expired SAS, 404, 412, ...).
+    #[error("{url}: {reason} ({status}{})", code.as_ref().map(|c| format!(" {c}")).unwrap_or_default())]
+    RemoteRefused {
+        /// The URL, its secrets redacted.
+        url: String,
+        /// The HTTP status.
+        status: u16,
+        /// The service's error code (`x-ms-error-code`), if it gave one.
+        code: Option<String>,
+        /// What it means.
+        reason: String,
+    },
+    /// The server does not serve byte ranges: winrescue reads a few megabytes of a disk, never
+    /// the whole of it.
+    #[error("{url}: the server does not serve byte ranges ({why}); winrescue reads only parts of a disk, so it needs a server that answers Range requests with 206 Partial Content")]
+    NoRangeSupport {
+        /// The URL, its secrets redacted.
+        url: String,
+        /// What the server did.
+        why: String,
+    },
+    /// A remote image that cannot be written: the SAS is read-only, or the URL is not an Azure
+    /// page blob.
+    #[error("{url}: cannot be written: {why}; to repair through a URL, make a disk from the snapshot (az disk create --source SNAPSHOT), grant write access to it (az disk grant-access --access-level Write) and give that URL")]
+    RemoteReadOnly {
+        /// The URL, its secrets redacted.
+        url: String,
+        /// Why.
+        why: String,
+    },
     /// A partition table that cannot be read.
     #[error("{table} partition table: {reason}")]
     PartitionTable {

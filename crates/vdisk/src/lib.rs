@@ -27,6 +27,10 @@
 //! ([`Error::WriteToUnallocated`]) before anything is written. The first write to a VHDX gives it
 //! a new DataWriteGuid, as the specification requires; [`Disk::identity`] reports it.
 //!
+//! A path that starts with `http://` or `https://` is a URL: the image is read with ranged GETs
+//! through a block cache (an Azure page blob with a SAS, or any server that serves byte ranges),
+//! read-only; see [`remote`]. [`Disk::transfer_stats`] tells what it cost.
+//!
 //! qcow2, VMDK and VDI images are recognised and refused with the `qemu-img convert` command
 //! that turns them into raw images.
 #![forbid(unsafe_code)]
@@ -41,6 +45,7 @@ mod error;
 mod io;
 pub mod lock;
 mod partition;
+pub mod remote;
 mod util;
 mod vhd;
 mod vhdx;

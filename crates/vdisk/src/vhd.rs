@@ -448,6 +448,12 @@ fn base_name(p: &str) -> &str {
 /// locator and of the parent's Unicode name, in the child's folder.
 fn find_parent(backing: &Backing, h: &[u8], parent_name: &str) -> Result<PathBuf> {
     let child = backing.path();
+    if backing.is_remote() {
+        return Err(Error::Unsupported {
+            path: child.to_path_buf(),
+            what: "a differencing VHD behind a URL: its parent cannot be looked for next to it; merge the chain first (qemu-img convert -O vpc)".into(),
+        });
+    }
     let dir = child.parent().unwrap_or(Path::new(".")).to_path_buf();
     let mut names: Vec<String> = Vec::new();
     for i in 0..8 {

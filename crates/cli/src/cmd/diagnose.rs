@@ -13,18 +13,27 @@ use winsvc::Verdict;
 
 #[derive(Args)]
 pub struct DiagnoseArgs {
-    /// A disk image (raw, VHD, VHDX), a block device, a folder holding a Windows tree, or a
-    /// SYSTEM hive file.
-    pub target: PathBuf,
+    /// A disk image (raw, VHD, VHDX), a block device, a folder holding a Windows tree, a
+    /// SYSTEM hive file, or the http(s) URL of a disk image (an Azure SAS URL: its secrets are
+    /// never shown). Several targets are diagnosed concurrently (see --jobs); the exit code is
+    /// then the worst one.
+    #[arg(required = true, num_args = 1..)]
+    pub targets: Vec<PathBuf>,
+    /// How many targets to diagnose at once.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub jobs: u16,
     /// The partition holding Windows, when the disk has several installations.
     #[arg(long)]
     pub partition: Option<u32>,
     /// Plan the hang / crash branch fix too: the service in its own process (Type=0x10).
     #[arg(long)]
     pub own_process: bool,
-    /// Print JSON.
+    /// Print JSON (with several targets, JSON Lines: one report or failure per line).
     #[arg(long)]
     pub json: bool,
+    /// Print the requests and bytes a URL target cost (on standard error).
+    #[arg(long)]
+    pub stats: bool,
 }
 
 pub fn run(a: DiagnoseArgs, out: &mut dyn Write) -> Result<ExitCode> {
@@ -33,7 +42,20 @@ pub fn run(a: DiagnoseArgs, out: &mut dyn Write) -> Result<ExitCode> {
         own_process: a.own_process,
         allow_incomplete: false,
     };
-    let report = dhcp::diagnose(&a.target, &opts).map_err(crate::cmd::refusal)?;
+    if a.targets.len() > 1 {
+        return run_many(&a, &opts, out);
+    }
+    let target = &a.targets[0];
+    let report = dhcp::diagnose(target, &opts).map_err(crate::cmd::refusal)?;
+    if a.stats {
+        match &report.transfer {
+            Some(t) => eprintln!(
+                "transfer: {} requests, {} bytes received, {} retries",
+                t.requests, t.bytes, t.retries
+            ),
+            None => eprintln!("transfer: none (a local target)"),
+        }
+    }
     if a.json {
         serde_json::to_writer_pretty(&mut *out, &report)?;
         writeln!(out)?;
@@ -45,7 +67,14 @@ pub fn run(a: DiagnoseArgs, out: &mut dyn Write) -> Result<ExitCode> {
                 out,
                 "to repair (a dry run first, then --apply; an undo journal is kept):"
             )?;
-            let shown = a.target.display().to_string();
+            if report.transfer.is_some() {
+                writeln!(
+                    out,
+                    "    winrescue writes to a local image or to the disk attached to a rescue VM: see the README"
+                )?;
+                return Ok(ExitCode::from(1));
+            }
+            let shown = target.display().to_string();
             let target = match shown.strip_suffix(".xz") {
                 // A compressed image is read from a temporary copy; it has to be decompressed
                 // to be repaired in place.
@@ -68,6 +97,95 @@ pub fn run(a: DiagnoseArgs, out: &mut dyn Write) -> Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// Exit code of a report: 0 healthy, 1 a problem found.
+fn report_code(r: &DhcpReport) -> u8 {
+    if r.healthy {
+        0
+    } else {
+        1
+    }
+}
+
+/// Several targets, `jobs` at a time; output in the order given: JSON Lines with `--json`
+/// (a failure is a record `{"target", "error", "exit_code"}`), otherwise each report and then a
+/// summary table. The exit code is the worst one (an unreadable target: 3).
+fn run_many(a: &DiagnoseArgs, opts: &dhcp::Options, out: &mut dyn Write) -> Result<ExitCode> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+
+    let results: Mutex<Vec<Option<std::result::Result<DhcpReport, String>>>> =
+        Mutex::new((0..a.targets.len()).map(|_| None).collect());
+    let next = AtomicUsize::new(0);
+    let workers = usize::from(a.jobs).min(a.targets.len());
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                let Some(target) = a.targets.get(i) else {
+                    break;
+                };
+                let r = dhcp::diagnose(target, opts).map_err(|e| e.to_string());
+                results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(r);
+            });
+        }
+    });
+    let results = results.into_inner().unwrap_or_else(|e| e.into_inner());
+    let mut worst = 0u8;
+    let mut summary = Vec::new();
+    for (target, r) in a.targets.iter().zip(results) {
+        let shown = crate::input::shown(target);
+        let r = r.unwrap_or_else(|| Err("not diagnosed".into()));
+        let (code, verdict) = match &r {
+            Ok(report) => (report_code(report), verdict_word(report)),
+            Err(e) => (crate::EXIT_BAD_INPUT, format!("error: {e}")),
+        };
+        worst = worst.max(code);
+        if a.json {
+            let line = match &r {
+                Ok(report) => serde_json::to_string(report)?,
+                Err(e) => serde_json::to_string(&serde_json::json!({
+                    "target": shown,
+                    "error": e,
+                    "exit_code": code,
+                }))?,
+            };
+            writeln!(out, "{line}")?;
+        } else {
+            match &r {
+                Ok(report) => print_report(report, out)?,
+                Err(e) => writeln!(out, "target:   {shown}\nerror:    {e}")?,
+            }
+            writeln!(out)?;
+        }
+        if a.stats {
+            if let Ok(Some(t)) = r.as_ref().map(|r| r.transfer) {
+                eprintln!(
+                    "transfer: {shown}: {} requests, {} bytes received, {} retries",
+                    t.requests, t.bytes, t.retries
+                );
+            }
+        }
+        summary.push((shown, code, verdict));
+    }
+    if !a.json {
+        writeln!(out, "summary ({} targets):", summary.len())?;
+        for (shown, code, verdict) in &summary {
+            writeln!(out, "  {code}  {shown}: {verdict}")?;
+        }
+    }
+    Ok(ExitCode::from(worst))
+}
+
+/// One line for the summary table.
+fn verdict_word(r: &DhcpReport) -> String {
+    match (r.code, &r.cannot_tell) {
+        (_, Some(why)) => format!("cannot tell: {why}"),
+        (None, None) if r.healthy => "healthy".into(),
+        (None, None) => "starts, but differs from the healthy configuration".into(),
+        (Some(code), None) => format!("the DHCP Client will NOT start: error {code}"),
+    }
 }
 
 /// The human report, shared with `repair`.

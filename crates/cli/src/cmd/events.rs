@@ -86,11 +86,15 @@ pub fn run(args: EventsArgs, out: &mut dyn Write) -> Result<ExitCode> {
             .with_context(|| {
                 format!(
                     "{}: the Windows volume holds no {}",
-                    args.target.display(),
+                    crate::input::shown(&args.target),
                     rescue::target::SYSTEM_EVTX
                 )
             })?;
-        let source = format!("{}:{}", args.target.display(), rescue::target::SYSTEM_EVTX);
+        let source = format!(
+            "{}:{}",
+            crate::input::shown(&args.target),
+            rescue::target::SYSTEM_EVTX
+        );
         return run_on_reader(std::io::Cursor::new(bytes), &source, &args, out);
     }
     let path = resolve_target(&args.target)?;
@@ -128,6 +132,9 @@ pub fn run_on_reader<R: Read + Seek>(
 /// handed to the log reader, which says what is wrong with it.
 fn is_disk(target: &Path) -> bool {
     use std::io::Read as _;
+    if target.to_str().is_some_and(vdisk::remote::is_url) {
+        return true;
+    }
     if std::fs::metadata(target)
         .map(|m| m.is_dir())
         .unwrap_or(true)

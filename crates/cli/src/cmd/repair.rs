@@ -67,7 +67,7 @@ pub fn run(a: RepairArgs, out: &mut dyn Write) -> Result<ExitCode> {
         "{} change{} in the SYSTEM hive of {}:",
         report.changes.len(),
         if report.changes.len() == 1 { "" } else { "s" },
-        a.target.display()
+        crate::input::shown(&a.target)
     )?;
     for c in &report.changes {
         writeln!(out, "  {c}")?;
@@ -88,7 +88,7 @@ pub fn run(a: RepairArgs, out: &mut dyn Write) -> Result<ExitCode> {
             writeln!(
                 out,
                 "    winrescue repair {} --apply{}",
-                shell_quote(&a.target.display().to_string()),
+                shell_quote(&crate::input::shown(&a.target)),
                 if a.own_process { " --own-process" } else { "" }
             )?;
         }

@@ -144,7 +144,12 @@ pub fn run(a: RunbookArgs, out: &mut dyn Write) -> Result<ExitCode> {
                 .find_map(|c| c.key_path.split('\\').nth(2).map(str::to_string))
                 .or_else(|| d.culprit().map(|c| c.service.clone()))
                 .unwrap_or_else(|| "SERVICE".into());
-            writeln!(out, "Diagnosed on {}: {}", target.display(), d.summary())?;
+            writeln!(
+                out,
+                "Diagnosed on {}: {}",
+                crate::input::shown(&target),
+                d.summary()
+            )?;
             writeln!(out)?;
             render(
                 book,
@@ -161,7 +166,12 @@ pub fn run(a: RunbookArgs, out: &mut dyn Write) -> Result<ExitCode> {
             Ok(ExitCode::from(1))
         }
         None => {
-            writeln!(out, "Diagnosed on {}: {}", target.display(), d.summary())?;
+            writeln!(
+                out,
+                "Diagnosed on {}: {}",
+                crate::input::shown(&target),
+                d.summary()
+            )?;
             let logged = sys.events("Dhcp")?.and_then(|ev| {
                 ev.iter()
                     .rev()

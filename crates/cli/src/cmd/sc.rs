@@ -267,8 +267,8 @@ impl OfflineSystem {
         for w in warnings {
             eprintln!("warning: {w}");
         }
-        let model =
-            SystemModel::read(&hive, None).map_err(|e| anyhow!("{}: {e}", target.display()))?;
+        let model = SystemModel::read(&hive, None)
+            .map_err(|e| anyhow!("{}: {e}", crate::input::shown(target)))?;
         Ok(OfflineSystem {
             opened,
             hive,
@@ -488,7 +488,7 @@ fn render_query(
     writeln!(
         out,
         "[SC] offline: {} is the disk of a VM that is not running. STATE is the last state its System log recorded; PREDICTED_START is what the Service Control Manager would do with the registry of {}, the control set Windows boots next (Select\\Default).",
-        target.display(),
+        crate::input::shown(target),
         cs.name
     )?;
     writeln!(out)?;
@@ -615,7 +615,7 @@ pub fn run(mut a: ScArgs, out: &mut dyn Write) -> Result<ExitCode> {
             writeln!(
                 out,
                 "[SC] QueryServiceConfig SUCCESS  (offline: {}, {})",
-                a.target.display(),
+                crate::input::shown(&a.target),
                 cs.name
             )?;
             writeln!(out)?;
