@@ -531,7 +531,14 @@ fn sc_config_writes_current_or_all_control_sets_and_refuses_what_sc_exe_refuses(
     winrescue()
         .arg("sc")
         .arg(&image)
-        .args(["config", "dhcp", "start=", "disabled", "--dry-run"])
+        .args([
+            "config",
+            "dhcp",
+            "start=",
+            "disabled",
+            "--dry-run",
+            "--force",
+        ])
         .assert()
         .success()
         .stdout(
@@ -543,7 +550,9 @@ fn sc_config_writes_current_or_all_control_sets_and_refuses_what_sc_exe_refuses(
     winrescue()
         .arg("sc")
         .arg(&image)
-        .args(["config", "DHCP", "start=", "disabled", "type=", "own"])
+        .args([
+            "config", "DHCP", "start=", "disabled", "type=", "own", "--force",
+        ])
         .assert()
         .success()
         .stdout(

@@ -145,7 +145,64 @@ pub fn diagnose(path: &Path, opts: &Options) -> Result<DhcpReport> {
     }
     let system_files = target.has_system_files(&install);
     let files = |p: &str| target.registry_file_exists(&install, p);
-    let diagnoses = analyze::diagnose_all_sets(&model, SERVICE, &files);
+    let Assessment {
+        control_sets,
+        current,
+        boots,
+        cannot_tell,
+        code,
+        healthy,
+        plan: p,
+    } = assess(&model, &files, opts.own_process);
+    let evidence = match target.read_file(&install, SYSTEM_EVTX) {
+        Ok(Some(bytes)) => Some(read_evidence(&bytes, code)),
+        _ => None,
+    };
+    Ok(DhcpReport {
+        target: path.to_path_buf(),
+        container: target.describe(),
+        install,
+        windows: model.version.clone(),
+        hive: hive_state,
+        files_checked: system_files,
+        control_sets,
+        current,
+        boots,
+        healthy,
+        cannot_tell,
+        code,
+        branch: code.and_then(codes::lookup).cloned(),
+        evidence,
+        plan: p,
+    })
+}
+
+/// The DHCP Client's verdict from a model alone: what [`diagnose`] says of the configuration,
+/// without the hive's state or the event log.
+#[derive(Debug, Clone, Serialize)]
+pub struct Assessment {
+    pub control_sets: Vec<ControlSetReport>,
+    /// `Select\Current`.
+    pub current: Option<u32>,
+    /// The control set Windows starts from at the next boot (see [`DhcpReport::boots`]).
+    pub boots: Option<u32>,
+    /// Why no verdict can be given (see [`DhcpReport::cannot_tell`]).
+    pub cannot_tell: Option<String>,
+    /// The code the SCM would report in the control set Windows boots next.
+    pub code: Option<u32>,
+    /// It starts in the set Windows boots next and the plan changes nothing.
+    pub healthy: bool,
+    pub plan: Plan,
+}
+
+/// Judges the DHCP Client in `model`: the one analysis behind `diagnose`, `repair` and the check
+/// of every `reg` / `sc` write ([`crate::guard`]).
+pub fn assess(
+    model: &SystemModel,
+    files: &analyze::FileOracle<'_>,
+    own_process: bool,
+) -> Assessment {
+    let diagnoses = analyze::diagnose_all_sets(model, SERVICE, files);
     let base = baseline::dhcp().for_version(&model.version);
     let control_sets: Vec<ControlSetReport> = diagnoses
         .into_iter()
@@ -184,44 +241,32 @@ pub fn diagnose(path: &Path, opts: &Options) -> Result<DhcpReport> {
     };
     let code = boot_report.and_then(|c| c.diagnosis.code());
     let starts = boot_report.is_some_and(|c| matches!(c.diagnosis.verdict, Verdict::Starts));
-    let p = plan::plan(
-        &model,
+    let plan = plan::plan(
+        model,
         SERVICE,
         &base,
         &plan::Options {
-            own_process: opts.own_process,
+            own_process,
             control_sets: None,
         },
-        &files,
+        files,
     );
-    let healthy = starts && p.changes.is_empty() && cannot_tell.is_none();
-    let evidence = match target.read_file(&install, SYSTEM_EVTX) {
-        Ok(Some(bytes)) => Some(read_evidence(&bytes, code)),
-        _ => None,
-    };
-    Ok(DhcpReport {
-        target: path.to_path_buf(),
-        container: target.describe(),
-        install,
-        windows: model.version.clone(),
-        hive: hive_state,
-        files_checked: system_files,
+    let healthy = starts && plan.changes.is_empty() && cannot_tell.is_none();
+    Assessment {
         control_sets,
         current,
         boots,
-        healthy,
         cannot_tell,
         code,
-        branch: code.and_then(codes::lookup).cloned(),
-        evidence,
-        plan: p,
-    })
+        healthy,
+        plan,
+    }
 }
 
 /// The exact Windows version from the SOFTWARE hive next to SYSTEM, when the target has it (the
 /// healthy configuration differs between builds); `None` lets the model infer what it can from
 /// SYSTEM alone.
-fn software_version(target: &Target, install: &Install) -> Option<WindowsVersion> {
+pub(crate) fn software_version(target: &Target, install: &Install) -> Option<WindowsVersion> {
     let path = target.sibling_hive_path(install, "SOFTWARE");
     let software = target.hive(install, &path).ok()?;
     let hive = Hive::open(&software.recovered.bytes[..]).ok()?;

@@ -49,6 +49,13 @@ pub enum Error {
     #[error("write refused: {0}")]
     Refused(String),
 
+    /// A guarded write would break a service or store a type the SCM rejects; nothing was
+    /// changed. The prediction says what the SCM would do before and after.
+    #[error("write refused: {}", objections(prediction))]
+    WouldBreak {
+        prediction: Box<crate::guard::Prediction>,
+    },
+
     #[error("{path}: an earlier write was interrupted (journal {journal}): run `winrescue undo {journal}` to restore the disk as it was, or `winrescue undo --redo {journal}` to finish that write, before anything else is written")]
     Interrupted { path: PathBuf, journal: PathBuf },
 
@@ -80,6 +87,11 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+fn objections(p: &crate::guard::Prediction) -> String {
+    let list: Vec<String> = p.objections.iter().map(|o| o.to_string()).collect();
+    list.join("; ")
+}
+
 fn newer_list(newer: &[PathBuf]) -> String {
     if newer.is_empty() {
         return String::new();
@@ -96,6 +108,7 @@ impl Error {
     pub fn is_refusal(&self) -> bool {
         match self {
             Error::Refused(_)
+            | Error::WouldBreak { .. }
             | Error::IncompleteHive { .. }
             | Error::Interrupted { .. }
             | Error::Changed { .. } => true,

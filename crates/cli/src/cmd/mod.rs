@@ -47,6 +47,11 @@ pub fn refusal(e: rescue::Error) -> anyhow::Error {
             "{e}; nothing was changed (--allow-incomplete writes anyway, and those changes are lost)"
         )));
     }
+    if let rescue::Error::WouldBreak { .. } = e {
+        return anyhow::Error::new(WriteRefused(format!(
+            "{e}; nothing was written (--force writes it anyway)"
+        )));
+    }
     if e.is_refusal() {
         anyhow::Error::new(WriteRefused(e.to_string()))
     } else {

@@ -28,6 +28,11 @@
 //! (`winrescue undo JOURNAL` puts the old bytes back), and read back to verify. A script's lines
 //! are all parsed before anything is written, and all the lines for one hive are applied in one
 //! edit: either all of them land or none does. `--dry-run` shows the change and writes nothing.
+//! Before anything is written, `rescue::guard` predicts what the Service Control Manager would do
+//! with the DHCP Client and with every service the write changes, before and after; the
+//! prediction is printed, and a write that breaks a service that starts, or stores a value with
+//! a type the SCM rejects (`/v Start /d 2` without `/t` is REG_SZ, as reg.exe makes it), is
+//! refused unless `--force`.
 //!
 //! # Scripts
 //! `--script FILE` runs a `.cmd` / `.bat` file of `reg load`, `reg add`, `reg delete` and
@@ -50,6 +55,7 @@ use clap::Args;
 use regf::edit::{Editor, SetOutcome};
 use regf::{Data, Hive, ValueType};
 use rescue::edit::{EditOptions, EditOutcome, Transaction};
+use rescue::guard::{Guard, Prediction};
 use rescue::target::{Install, Target, TargetKind};
 
 use crate::cmd::WriteRefused;
@@ -70,6 +76,10 @@ pub struct RegArgs {
     /// would be lost for good).
     #[arg(long)]
     pub allow_incomplete: bool,
+    /// Write even though the check predicts that the write breaks a service (the DHCP Client
+    /// or the service written) or stores a type the Service Control Manager rejects.
+    #[arg(long)]
+    pub force: bool,
     /// Run a .cmd/.bat file of `reg load|add|delete|unload` lines (the article's offline script).
     #[arg(long, value_name = "FILE", conflicts_with = "args")]
     pub script: Option<PathBuf>,
@@ -596,6 +606,8 @@ pub struct WriteOpts {
     pub partition: Option<u32>,
     pub dry_run: bool,
     pub allow_incomplete: bool,
+    /// Write even when the prediction objects.
+    pub force: bool,
 }
 
 fn hive_path_in(target: &Target, install: &Install, name: HiveName) -> Option<String> {
@@ -637,6 +649,11 @@ pub fn edit_target(
         dry_run: opts.dry_run,
         allow_incomplete: opts.allow_incomplete,
         partition: opts.partition,
+        guard: if opts.force {
+            Guard::Force
+        } else {
+            Guard::Enforce
+        },
         ..Default::default()
     };
     let mut tx = Transaction::open(path, eo).map_err(rescue_error)?;
@@ -649,7 +666,21 @@ pub fn edit_target(
         writeln!(out, "nothing to change")?;
         return Ok(None);
     }
-    let outcome = tx.commit("reg / sc edit").map_err(rescue_error)?;
+    let outcome = match tx.commit("reg / sc edit") {
+        Ok(o) => o,
+        Err(e) => {
+            if let rescue::Error::WouldBreak { prediction } = &e {
+                print_prediction(prediction, out)?;
+            }
+            return Err(rescue_error(e));
+        }
+    };
+    if let Some(p) = &outcome.prediction {
+        print_prediction(p, out)?;
+        for o in &p.objections {
+            writeln!(out, "warning: written anyway (--force): {o}")?;
+        }
+    }
     for h in &outcome.hives {
         let replayed = if h.replayed_pages > 0 {
             format!(
@@ -686,13 +717,53 @@ pub fn edit_target(
     Ok(Some(outcome))
 }
 
+/// What the Service Control Manager would do before and after a write, one line each.
+pub fn print_prediction(p: &Prediction, out: &mut dyn Write) -> Result<()> {
+    for c in &p.checks {
+        let show = |d: &Option<winsvc::Diagnosis>, when: &str| match d {
+            Some(d) => d.summary(),
+            None => format!("{}: {} is not installed {when}", c.control_set, c.service),
+        };
+        writeln!(out, "before: {}", show(&c.before, "before the write"))?;
+        writeln!(out, "after: {}", show(&c.after, "after the write"))?;
+    }
+    Ok(())
+}
+
 // ----- running -----
 
-pub fn run(a: RegArgs, out: &mut dyn Write) -> Result<ExitCode> {
+/// Takes winrescue's own flags out of the reg.exe arguments, where an admin appends them after
+/// the command (`reg DISK add ... /f --dry-run`), as `sc` accepts them. A flag given as the
+/// data of `/v`, `/d`, `/t` or `/s` stays data.
+fn take_own_flags(a: &mut RegArgs) {
+    let mut kept = Vec::with_capacity(a.args.len());
+    let mut after_switch = false;
+    for x in std::mem::take(&mut a.args) {
+        if !after_switch {
+            let flag = match x.as_str() {
+                "--dry-run" => Some(&mut a.dry_run),
+                "--force" => Some(&mut a.force),
+                "--allow-incomplete" => Some(&mut a.allow_incomplete),
+                _ => None,
+            };
+            if let Some(f) = flag {
+                *f = true;
+                continue;
+            }
+        }
+        after_switch = ["v", "d", "t", "s"].iter().any(|s| is_switch(&x, s)) && !after_switch;
+        kept.push(x);
+    }
+    a.args = kept;
+}
+
+pub fn run(mut a: RegArgs, out: &mut dyn Write) -> Result<ExitCode> {
+    take_own_flags(&mut a);
     let opts = WriteOpts {
         partition: a.partition,
         dry_run: a.dry_run,
         allow_incomplete: a.allow_incomplete,
+        force: a.force,
     };
     if let Some(script) = &a.script {
         return run_script(&a.target, script, opts, out);

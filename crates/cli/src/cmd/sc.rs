@@ -20,7 +20,9 @@
 //!   7036 event) with the newest failure event (7000, 7001, 7022, 7023, 7031, 7038).
 //! - `config` writes the Current control set (`Select\Current`), or every control set with
 //!   `--all-control-sets`, through `rescue::edit::edit_hive` (undo journal, read back and
-//!   verified); `--dry-run` shows the change and writes nothing. `password=` is refused: the
+//!   verified); `--dry-run` shows the change and writes nothing. The write is checked first as
+//!   `reg`'s are (`rescue::guard`): the prediction before and after is printed, and a change that
+//!   breaks the DHCP Client or the service is refused unless `--force`. `password=` is refused: the
 //!   password of an account lives in the LSA secrets, which winrescue does not write.
 //!
 //! Exit codes: 0 done (`query`: the service is predicted to start); 1 `query` predicts that it
@@ -57,6 +59,10 @@ pub struct ScArgs {
     /// `config`: write even though the hive is dirty and its logs are missing.
     #[arg(long)]
     pub allow_incomplete: bool,
+    /// `config`: write even though the check predicts that the write breaks a service (the
+    /// DHCP Client or the service configured).
+    #[arg(long)]
+    pub force: bool,
     /// The sc.exe command: QUERY | QC | CONFIG, the service name, then the options.
     #[arg(
         trailing_var_arg = true,
@@ -597,6 +603,10 @@ pub fn run(mut a: ScArgs, out: &mut dyn Write) -> Result<ExitCode> {
             a.allow_incomplete = true;
             false
         }
+        "--force" => {
+            a.force = true;
+            false
+        }
         _ => true,
     });
     let op = parse(&a.args)?;
@@ -726,8 +736,8 @@ fn config(
         partition: a.partition,
         dry_run: a.dry_run,
         allow_incomplete: a.allow_incomplete,
+        force: a.force,
     };
-    let mut edited: Option<Vec<u8>> = None;
     reg::edit_target(&a.target, opts, out, |h, lines| {
         let ed = h.editor(HiveName::System)?;
         let mut changed = false;
@@ -767,28 +777,8 @@ fn config(
                 }
             }
         }
-        edited = Some(ed.bytes().to_vec());
         Ok(changed)
     })?;
-    // What the SCM would do with the edited registry.
-    if let Some(bytes) = edited {
-        let new = SystemModel::from_bytes(&bytes, Some(model.version.clone()))
-            .map_err(|e| anyhow!("the edited hive: {e}"))?;
-        let reopened = Opened::open(&a.target, a.partition).ok();
-        let oracle = |p: &str| {
-            reopened
-                .as_ref()
-                .and_then(|o| o.target.registry_file_exists(&o.install, p))
-        };
-        let after: Vec<Diagnosis> = targets
-            .iter()
-            .filter_map(|(cs, _, _)| new.control_sets.iter().find(|c| &c.name == cs))
-            .filter_map(|c| analyze::diagnose(&new, c.number, name, &oracle))
-            .collect();
-        for d in after {
-            writeln!(out, "after: {}", d.summary())?;
-        }
-    }
     writeln!(
         out,
         "[SC] ChangeServiceConfig SUCCESS{}",
