@@ -91,7 +91,11 @@ fn main() -> ExitCode {
         }
         Err(err) => {
             let text = format!("{err:#}");
-            eprintln!("winrescue: error: {}", output::escape_controls(&text));
+            if cmd::is_exe_worded(&err) {
+                eprintln!("{}", output::escape_controls(&text));
+            } else {
+                eprintln!("winrescue: error: {}", output::escape_controls(&text));
+            }
             ExitCode::from(cmd::exit_code_for(&err))
         }
     }

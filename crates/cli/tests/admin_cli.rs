@@ -199,3 +199,231 @@ fn a_write_that_repairs_a_broken_dhcp_client_runs_and_prints_the_prediction() {
             )),
         );
 }
+
+#[test]
+fn slash_question_mark_prints_reg_exe_usage_for_each_operation() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = copy(dir.path(), "images/gen2-gpt-win7-system.raw", "disk.raw");
+    for (args, usage) in [
+        (&["/?"][..], "REG Operation [Parameter List]"),
+        (&["add", "/?"], "REG ADD KeyName"),
+        (&["query", "/?"], "REG QUERY KeyName"),
+        (&["delete", "/?"], "REG DELETE KeyName"),
+        (&["export", "/?"], "REG EXPORT KeyName FileName"),
+        (&["import", "/?"], "REG IMPORT FileName"),
+        (&["load", "/?"], "REG LOAD KeyName FileName"),
+        (&["unload", "/?"], "REG UNLOAD KeyName"),
+    ] {
+        winrescue(dir.path())
+            .arg("reg")
+            .arg(&image)
+            .args(args)
+            .assert()
+            .success()
+            .stdout(predicate::str::contains(usage));
+    }
+}
+
+#[test]
+fn dry_run_is_taken_before_or_after_the_reg_operation() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = copy(
+        dir.path(),
+        "images/gen2-gpt-win7-dhcp-disabled.raw",
+        "disk.raw",
+    );
+    let before = std::fs::read(&image).unwrap();
+    let add = [
+        "add",
+        DHCP,
+        "/v",
+        "Start",
+        "/t",
+        "REG_DWORD",
+        "/d",
+        "2",
+        "/f",
+    ];
+    winrescue(dir.path())
+        .arg("reg")
+        .arg(&image)
+        .arg("--dry-run")
+        .args(add)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("dry run"));
+    winrescue(dir.path())
+        .arg("reg")
+        .arg(&image)
+        .args(add)
+        .arg("--dry-run")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("dry run"));
+    assert!(std::fs::read(&image).unwrap() == before);
+    // A flag given as data stays data.
+    winrescue(dir.path())
+        .arg("reg")
+        .arg(&image)
+        .args([
+            "add",
+            r"HKLM\SYSTEM\WinrescueTest",
+            "/v",
+            "x",
+            "/d",
+            "--dry-run",
+            "--dry-run",
+        ])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(r#""x" = REG_SZ --dry-run"#));
+}
+
+#[test]
+fn backslashes_eaten_by_the_shell_get_a_single_quote_hint() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = copy(dir.path(), "images/gen2-gpt-win7-system.raw", "disk.raw");
+    winrescue(dir.path())
+        .arg("reg")
+        .arg(&image)
+        .args(["query", "HKLMSYSTEMCurrentControlSetServicesDhcp"])
+        .assert()
+        .code(2)
+        .stderr(
+            predicate::str::contains("single quotes")
+                .and(predicate::str::starts_with("ERROR: Invalid syntax.")),
+        );
+    winrescue(dir.path())
+        .arg("sc")
+        .arg(&image)
+        .args(["config", "DHCP", "obj=", "NT", "AuthorityLocalService"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "obj= 'NT Authority\\LocalService'",
+        ));
+}
+
+#[test]
+fn reg_load_and_unload_typed_on_their_own_are_no_ops_with_a_note() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = copy(dir.path(), "images/gen2-gpt-win7-system.raw", "disk.raw");
+    let before = std::fs::read(&image).unwrap();
+    winrescue(dir.path())
+        .arg("reg")
+        .arg(&image)
+        .args([
+            "load",
+            r"HKLM\BROKENSYSTEM",
+            r"f:\windows\system32\config\SYSTEM",
+        ])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("note: nothing to load"));
+    winrescue(dir.path())
+        .arg("reg")
+        .arg(&image)
+        .args(["unload", r"HKLM\BROKENSYSTEM"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("note: nothing to unload"));
+    assert!(std::fs::read(&image).unwrap() == before);
+}
+
+#[test]
+fn a_script_saved_with_a_utf8_bom_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = copy(
+        dir.path(),
+        "images/gen2-gpt-win7-dhcp-disabled.raw",
+        "disk.raw",
+    );
+    let script = dir.path().join("fix.cmd");
+    std::fs::write(
+        &script,
+        "\u{feff}reg load HKLM\\B F:\\windows\\system32\\config\\SYSTEM\r\nreg add \"HKLM\\B\\ControlSet001\\services\\DHCP\" /v start /t REG_DWORD /d 2 /f\r\nreg unload HKLM\\B\r\n",
+    )
+    .unwrap();
+    winrescue(dir.path())
+        .arg("reg")
+        .arg(&image)
+        .arg("--script")
+        .arg(&script)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "The operation completed successfully.",
+        ));
+}
+
+#[test]
+fn sc_query_without_a_service_prints_the_usage_of_query() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = copy(dir.path(), "images/gen2-gpt-win7-system.raw", "disk.raw");
+    winrescue(dir.path())
+        .arg("sc")
+        .arg(&image)
+        .arg("query")
+        .assert()
+        .code(2)
+        .stderr(
+            predicate::str::contains("sc <target> query [service name]")
+                .and(predicate::str::contains("config [service name]").not()),
+        );
+}
+
+#[test]
+fn reg_exe_worded_errors_are_not_prefixed_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = copy(dir.path(), "images/gen2-gpt-win7-system.raw", "disk.raw");
+    winrescue(dir.path())
+        .arg("reg")
+        .arg(&image)
+        .args(["query", r"HKLM\SYSTEM\NoSuchKey"])
+        .assert()
+        .code(3)
+        .stderr(predicate::str::starts_with(
+            "ERROR: The system was unable to find the specified registry key or value",
+        ));
+}
+
+#[test]
+fn missing_empty_text_and_dev_null_targets_say_what_they_are() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.raw");
+    let empty = dir.path().join("empty.raw");
+    std::fs::write(&empty, b"").unwrap();
+    let text = dir.path().join("notes.txt");
+    std::fs::write(&text, "hello world\n").unwrap();
+    let once = |s: &str| {
+        let needle = "No such file or directory";
+        s.matches(needle).count() == 1
+    };
+    for cmd in [
+        &["diagnose"][..],
+        &["repair"],
+        &["sc", "TARGET", "query", "DHCP"],
+    ] {
+        let run = |target: &Path| {
+            let mut c = winrescue(dir.path());
+            c.arg(cmd[0]);
+            if cmd.len() > 1 {
+                c.arg(target).args(&cmd[2..]);
+            } else {
+                c.arg(target);
+            }
+            c.assert().code(3)
+        };
+        let out = run(&missing);
+        let err = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+        assert!(once(&err), "{err}");
+        run(&empty).stderr(
+            predicate::str::contains("0 bytes, too short")
+                .and(predicate::str::contains("not a disk image or a hive")),
+        );
+        run(&text).stderr(predicate::str::contains(
+            "a text file of 12 bytes: not a disk image or a hive",
+        ));
+        run(Path::new("/dev/null")).stderr(predicate::str::contains("0 bytes, too short"));
+    }
+}

@@ -8,10 +8,12 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum Error {
-    #[error("{path}: {source}")]
+    // The I/O error is part of the message and deliberately not a `source`: a report that
+    // prints the chain would say it twice ("No such file ...: No such file ...").
+    #[error("{path}: {error}")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
 
     #[error(transparent)]
@@ -22,6 +24,10 @@ pub enum Error {
 
     #[error(transparent)]
     Hive(#[from] regf::Error),
+
+    /// The file is too short to be a disk image or a hive, or it is text.
+    #[error("{path}: {}: not a disk image or a hive", if *text { format!("a text file of {len} bytes") } else { format!("{len} bytes, too short (a disk image holds at least a 512-byte sector, a hive a 4096-byte base block)") })]
+    NotATarget { path: PathBuf, len: u64, text: bool },
 
     #[error("{path}: no Windows installation found ({why})")]
     NoWindows { path: PathBuf, why: String },
@@ -132,5 +138,5 @@ impl Error {
 
 pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
     let path = path.into();
-    move |source| Error::Io { path, source }
+    move |error| Error::Io { path, error }
 }

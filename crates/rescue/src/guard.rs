@@ -50,6 +50,11 @@ pub enum Objection {
         /// The analysis' one-line explanation after the write.
         after: String,
     },
+    /// A service that was predicted to start would be deleted.
+    Removed {
+        service: String,
+        control_set: String,
+    },
     /// The DHCP Client still starts, but no longer as a healthy Windows has it (e.g. demand
     /// start): what `repair` would change back.
     Unhealthy { why: Vec<String> },
@@ -75,6 +80,13 @@ impl std::fmt::Display for Objection {
             } => write!(
                 f,
                 "in {control_set}, {service} starts now and would fail with {code} after this write ({after})"
+            ),
+            Objection::Removed {
+                service,
+                control_set,
+            } => write!(
+                f,
+                "in {control_set}, {service} starts now and this write deletes it"
             ),
             Objection::Unhealthy { why } => write!(
                 f,
@@ -146,7 +158,9 @@ pub fn predict(before: &SystemModel, after: &SystemModel, files: &FileOracle<'_>
         let mut names: Vec<String> = Vec::new();
         // The DHCP Client is checked wherever anything changes: a dependency of it may be
         // what the write touches.
-        if !changed.is_empty() || will.boots == Some(cs.number) || dhcp_changed {
+        let removed =
+            old_cs.is_some_and(|o| o.services.iter().any(|s| cs.service(&s.name).is_none()));
+        if !changed.is_empty() || removed || will.boots == Some(cs.number) || dhcp_changed {
             names.push(dhcp::SERVICE.to_string());
         }
         names.extend(
@@ -162,6 +176,14 @@ pub fn predict(before: &SystemModel, after: &SystemModel, files: &FileOracle<'_>
                 before: diag(before, &name),
                 after: diag(after, &name),
             };
+            if let (Some(b), None) = (&check.before, &check.after) {
+                if b.code().is_none() {
+                    objections.push(Objection::Removed {
+                        service: b.service.clone(),
+                        control_set: cs.name.clone(),
+                    });
+                }
+            }
             if let (Some(b), Some(a)) = (&check.before, &check.after) {
                 if let (None, Some(code)) = (b.code(), a.code()) {
                     objections.push(Objection::Breaks {
@@ -198,7 +220,8 @@ pub fn predict(before: &SystemModel, after: &SystemModel, files: &FileOracle<'_>
         }
     }
     let dhcp_breaks = objections.iter().any(|o| {
-        matches!(o, Objection::Breaks { service, .. } if service.eq_ignore_ascii_case(dhcp::SERVICE))
+        matches!(o, Objection::Breaks { service, .. } | Objection::Removed { service, .. }
+            if service.eq_ignore_ascii_case(dhcp::SERVICE))
     });
     if was.healthy && !will.healthy && !dhcp_breaks {
         let why: Vec<String> = will
@@ -213,6 +236,12 @@ pub fn predict(before: &SystemModel, after: &SystemModel, files: &FileOracle<'_>
             )
             .chain(will.plan.unresolved.iter().cloned())
             .collect();
+        // The first few say enough; the plan lists every change `diagnose` would show.
+        let more = why.len().saturating_sub(3);
+        let mut why: Vec<String> = why.into_iter().take(3).collect();
+        if more > 0 {
+            why.push(format!("and {more} more (winrescue diagnose lists them)"));
+        }
         objections.push(Objection::Unhealthy { why });
     }
     Prediction { checks, objections }

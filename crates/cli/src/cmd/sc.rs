@@ -143,8 +143,15 @@ pub enum ScOp {
 /// sc.exe's note, shown with every syntax error of `config`.
 const CONFIG_USAGE: &str = "USAGE:\n        sc <target> config [service name] <option1> <option2>...\n\nOPTIONS:\nNOTE: The option name includes the equal sign.\n      A space is required between the equal sign and the value.\n start= <boot|system|auto|demand|disabled|delayed-auto>\n type= <own|share|kernel|filesys>\n error= <normal|severe|critical|ignore>\n binPath= <BinaryPathName>\n group= <LoadOrderGroup>\n depend= <Dependencies(separated by / (forward slash))>\n obj= <AccountName>\n DisplayName= <display name>";
 
+/// sc.exe's note for `query` and `qc`, offline.
+const QUERY_USAGE: &str = "DESCRIPTION:\n        Shows a service offline: its configuration, the start the Service Control Manager\n        would give it (predicted from the registry) and the last state the System log recorded.\nUSAGE:\n        sc <target> query [service name]\n        sc <target> qc [service name]\n\nEXAMPLE:\n        winrescue sc disk.vhd query DHCP";
+
 fn syntax(what: impl std::fmt::Display) -> anyhow::Error {
     anyhow::Error::new(SyntaxError(format!("{what}\n{CONFIG_USAGE}")))
+}
+
+fn query_syntax(what: impl std::fmt::Display) -> anyhow::Error {
+    anyhow::Error::new(SyntaxError(format!("{what}\n{QUERY_USAGE}")))
 }
 
 /// Parses sc.exe's arguments after the target.
@@ -163,10 +170,12 @@ pub fn parse(args: &[String]) -> Result<ScOp> {
         _ => return Err(syntax(format!("{verb:?} is not a command winrescue runs offline (QUERY, QC, CONFIG)."))),
     }
     let Some((service, opts)) = rest.split_first() else {
-        return Err(syntax(format!(
-            "{} needs a service name.",
-            v.to_uppercase()
-        )));
+        let what = format!("{} needs a service name.", v.to_uppercase());
+        return Err(if v == "config" {
+            syntax(what)
+        } else {
+            query_syntax(what)
+        });
     };
     if service.contains('=') {
         return Err(syntax(format!("{service:?} is not a service name.")));
@@ -174,7 +183,7 @@ pub fn parse(args: &[String]) -> Result<ScOp> {
     let service = service.clone();
     if v != "config" {
         if let Some(extra) = opts.first() {
-            return Err(syntax(format!(
+            return Err(query_syntax(format!(
                 "unexpected argument {extra:?} after the service name."
             )));
         }
@@ -188,6 +197,11 @@ pub fn parse(args: &[String]) -> Result<ScOp> {
     let mut it = opts.iter();
     while let Some(name) = it.next() {
         let Some(eq) = name.find('=') else {
+            if let Some(ConfigOpt::Obj(acct)) = options.last() {
+                if let Some(hint) = eaten_account(acct, name) {
+                    return Err(syntax(hint));
+                }
+            }
             return Err(syntax(format!(
                 "{name:?} is not an option (option names end with '=')."
             )));
@@ -237,7 +251,12 @@ pub fn parse(args: &[String]) -> Result<ScOp> {
                     .map(str::to_string)
                     .collect(),
             ),
-            "obj" => ConfigOpt::Obj(value.clone()),
+            "obj" => {
+                if let Some(hint) = eaten_account(value, "") {
+                    return Err(syntax(hint));
+                }
+                ConfigOpt::Obj(value.clone())
+            }
             "displayname" => ConfigOpt::DisplayName(value.clone()),
             "password" => ConfigOpt::Password,
             _ => {
@@ -251,6 +270,24 @@ pub fn parse(args: &[String]) -> Result<ScOp> {
         return Err(syntax("CONFIG needs at least one option."));
     }
     Ok(ScOp::Config { service, options })
+}
+
+/// A hint when an `obj=` account lost its backslash to the shell: `obj= NT
+/// Authority\LocalService` unquoted reaches winrescue as `NT` and `AuthorityLocalService`, and
+/// `.\bob` as `.bob`. `next` is the argument after the account (empty: none).
+fn eaten_account(acct: &str, next: &str) -> Option<String> {
+    let lower = acct.to_ascii_lowercase();
+    let next_lower = next.to_ascii_lowercase();
+    let split_nt = lower == "nt" && next_lower.starts_with("authority");
+    let glued = !acct.contains('\\')
+        && (lower.starts_with("nt authority") || lower.starts_with("ntauthority"));
+    let dot = acct.starts_with('.') && acct.len() > 1 && !acct.contains('\\');
+    (split_nt || glued || dot).then(|| {
+        format!(
+            "obj= {acct}{}{next}: the account's backslash was removed by the shell; put it in single quotes: obj= 'NT Authority\\LocalService'",
+            if next.is_empty() { "" } else { " " }
+        )
+    })
 }
 
 // ----- reading -----
@@ -327,7 +364,7 @@ impl OfflineSystem {
 
 /// sc.exe's message for a service that does not exist.
 pub fn no_such_service() -> anyhow::Error {
-    anyhow!("[SC] OpenService FAILED 1060:\n\nThe specified service does not exist as an installed service.")
+    crate::cmd::exe("[SC] OpenService FAILED 1060:\n\nThe specified service does not exist as an installed service.".into())
 }
 
 // ----- rendering -----
