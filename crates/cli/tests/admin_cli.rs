@@ -427,3 +427,112 @@ fn missing_empty_text_and_dev_null_targets_say_what_they_are() {
         run(Path::new("/dev/null")).stderr(predicate::str::contains("0 bytes, too short"));
     }
 }
+
+#[test]
+fn hive_ls_and_get_resolve_current_control_set_and_hint_at_a_leading_hklm() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = fixtures::path("hives/win7-SYSTEM");
+    winrescue(dir.path())
+        .args(["hive", "get"])
+        .arg(&h)
+        .args([r"CurrentControlSet\Services\Dhcp", "Start"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("Start    REG_DWORD    0x2"));
+    winrescue(dir.path())
+        .args(["hive", "ls"])
+        .arg(&h)
+        .arg(r"currentcontrolset\services")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(r"Dhcp\"));
+    winrescue(dir.path())
+        .args(["hive", "ls"])
+        .arg(&h)
+        .arg(r"HKLM\SYSTEM\CurrentControlSet\Services\Dhcp")
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains(
+            r#"try "CurrentControlSet\\Services\\Dhcp""#,
+        ));
+}
+
+/// Every subcommand's `--help`, leaves only.
+const HELPS: &[&[&str]] = &[
+    &["diagnose"],
+    &["repair"],
+    &["undo"],
+    &["hive", "info"],
+    &["hive", "ls"],
+    &["hive", "get"],
+    &["hive", "export"],
+    &["hive", "check"],
+    &["hive", "replay"],
+    &["hive", "acl"],
+    &["reg"],
+    &["sc"],
+    &["runbook"],
+    &["events"],
+];
+
+fn help(args: &[&str]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let out = winrescue(dir.path())
+        .args(args)
+        .arg("--help")
+        .assert()
+        .success();
+    String::from_utf8(out.get_output().stdout.clone()).unwrap()
+}
+
+#[test]
+fn every_help_ends_with_examples_and_no_option_has_empty_help() {
+    for args in HELPS {
+        let text = help(args);
+        let tail = text.trim_end().rsplit("Examples:").next().unwrap();
+        let examples = tail
+            .lines()
+            .filter(|l| l.trim_start().starts_with("winrescue "))
+            .count();
+        assert!(
+            text.contains("Examples:")
+                && (2..=3).contains(&examples)
+                && tail.lines().filter(|l| !l.trim().is_empty()).count() == examples,
+            "{args:?}: the help does not end with 2 or 3 examples:\n{text}"
+        );
+        // An argument or option line with nothing after its name.
+        for line in text.lines() {
+            let t = line.trim_start();
+            let is_item = (t.starts_with('-') || t.starts_with('<') || t.starts_with('['))
+                && line.starts_with("  ");
+            if is_item {
+                let words: Vec<&str> = t.split("  ").filter(|w| !w.trim().is_empty()).collect();
+                assert!(words.len() >= 2, "{args:?}: no help for {t:?}");
+            }
+        }
+    }
+    assert!(help(&["events"]).contains("disk image"));
+}
+
+#[test]
+fn top_level_help_gives_exit_codes_and_where_journals_go() {
+    let text = help(&[]);
+    for needle in [
+        "Exit codes:",
+        "4  a write was refused",
+        "5  a write or undo was interrupted",
+        "WINRESCUE_JOURNAL_DIR",
+        "/var/lib/winrescue",
+        "journal.key",
+    ] {
+        assert!(text.contains(needle), "{needle:?} missing:\n{text}");
+    }
+    let readme = std::fs::read_to_string(fixtures::testdata_dir().join("../README.md")).unwrap();
+    for needle in [
+        "WINRESCUE_JOURNAL_DIR",
+        "/var/lib/winrescue/",
+        "4 a write was refused",
+    ] {
+        assert!(readme.contains(needle), "README lacks {needle:?}");
+    }
+}
