@@ -536,3 +536,64 @@ fn top_level_help_gives_exit_codes_and_where_journals_go() {
         assert!(readme.contains(needle), "README lacks {needle:?}");
     }
 }
+
+#[test]
+fn runbook_without_a_disk_never_pastes_another_versions_example() {
+    let dir = tempfile::tempdir().unwrap();
+    for code in ["1059", "1068"] {
+        let out = winrescue(dir.path())
+            .args(["runbook", "--code", code])
+            .assert()
+            .success();
+        let text = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+        // Commands to paste: every `sc config` line names a placeholder, not a Windows 7 value
+        // that drops RpcSs from NSI on Windows 10.
+        for line in text
+            .lines()
+            .filter(|l| l.contains("sc config") || l.contains("sc.exe config"))
+        {
+            assert!(line.contains("<SERVICE>"), "{code}: {line}");
+        }
+        assert!(!text.contains("config NSI depend= nsiproxy"), "{code}");
+        let fix = text
+            .find(&format!("A. When sc start DHCP fails with {code}"))
+            .unwrap();
+        assert!(fix < text.find("B. The article's general steps").unwrap());
+    }
+}
+
+#[test]
+fn diagnose_puts_the_verdict_first_and_shows_how_much_evidence_it_lists() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = fixtures::path("images/gen2-gpt-win7-dhcp-disabled.raw");
+    let out = winrescue(dir.path())
+        .arg("diagnose")
+        .arg(&image)
+        .assert()
+        .code(1);
+    let text = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+    assert!(
+        text.starts_with("verdict:  the DHCP Client will NOT start at the next boot: error 1058"),
+        "{text}"
+    );
+    assert_eq!(text.matches("verdict:").count(), 1);
+    // Piped: no colour; and never with NO_COLOR.
+    assert!(!text.contains('\u{1b}'));
+    assert!(
+        text.contains("15 events about the DHCP Client, 8 of 15 shown"),
+        "{text}"
+    );
+    assert!(text.contains("winrescue events"), "{text}");
+    // 1058 logs no failure: the log is consistent with it, not in disagreement.
+    assert!(
+        text.contains("consistent: the configuration predicts 1058"),
+        "{text}"
+    );
+    assert!(!text.contains("disagree"), "{text}");
+    // One timestamp format: `2015-09-18 07:58:27Z`, never RFC 3339 with fractions.
+    assert!(
+        text.contains("last recorded state: Stopped at 2015-09-18 07:58:27Z"),
+        "{text}"
+    );
+    assert!(!text.contains("T07:58"), "{text}");
+}

@@ -631,6 +631,11 @@ fn runbook_for_each_article_code() {
                 && text.contains("If not:"),
             "{code}"
         );
+        // The branch's fix comes before the general steps (issue 14).
+        assert!(
+            text.find("A. When sc start DHCP fails") < text.find("B. The article's general steps"),
+            "{code}"
+        );
         insta::assert_snapshot!(format!("runbook_code_{code}"), text);
     }
     winrescue()
@@ -663,7 +668,8 @@ fn runbook_from_a_disk_names_the_culprit_instead_of_contact_support() {
         let text = String::from_utf8(o.stdout).unwrap();
         assert!(text.contains(&format!("error {code} ")), "{hive}: {text}");
         assert!(text.contains(culprit_cmd), "{hive}: {text}");
-        let steps = text.split("B. When").nth(1).unwrap();
+        let steps = text.split("A. When").nth(1).unwrap();
+        let steps = steps.split("B. The article").next().unwrap();
         assert!(
             !steps.to_lowercase().contains("contact support"),
             "{hive}: {text}"

@@ -326,7 +326,10 @@ fn read_evidence(bytes: &[u8], config_code: Option<u32>) -> EvidenceReport {
         .iter()
         .rev()
         .find(|e| e.event_id == 7036)
-        .and_then(|e| e.state.map(|s| format!("{s:?} at {}", e.time)));
+        .and_then(|e| {
+            e.state
+                .map(|s| format!("{s:?} at {}", evidence::show_time(e.time)))
+        });
     let running_last = events
         .iter()
         .rev()
@@ -341,6 +344,15 @@ fn read_evidence(bytes: &[u8], config_code: Option<u32>) -> EvidenceReport {
         (Some(c), _) if running_last => format!(
             "disagree: the configuration predicts {c}, but the log's last word on the DHCP Client is that it was running: the configuration changed after the last boot the log recorded (look for 7040 events), or the log is from another boot"
         ),
+        // A disabled service is not started at boot, so the SCM logs no failure for it: an
+        // empty failure record is what 1058 looks like.
+        (Some(1058), None) => format!(
+            "consistent: the configuration predicts 1058 (disabled), which the Service Control Manager does not log as a failure at boot; the log shows no failure of the DHCP Client{}",
+            match &last_state {
+                Some(s) => format!(", and its last recorded state is {s}"),
+                None => String::new(),
+            }
+        ),
         (Some(c), None) => format!("disagree: the configuration predicts {c}, but the log holds no failure of the DHCP Client"),
         (None, Some(p)) => format!(
             "disagree: the log points to {p} (a failure at run time: hang, crash or logon), which the configuration alone cannot show; follow that branch"
@@ -348,7 +360,7 @@ fn read_evidence(bytes: &[u8], config_code: Option<u32>) -> EvidenceReport {
         (Some(c), Some(p)) => format!("disagree: the configuration predicts {c}, the log's newest failure points to {p}"),
     };
     EvidenceReport {
-        log_ends: report.stats.newest.map(|t| t.to_string()),
+        log_ends: report.stats.newest.map(evidence::show_time),
         events,
         points_to,
         last_state,

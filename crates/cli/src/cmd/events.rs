@@ -183,7 +183,7 @@ fn resolve_target(target: &Path) -> Result<PathBuf> {
 }
 
 fn short_time(t: Timestamp) -> String {
-    t.strftime("%Y-%m-%d %H:%M:%SZ").to_string()
+    evidence::show_time(t)
 }
 
 fn print_text(source: &str, query: &Query, report: &Report, out: &mut dyn Write) -> Result<()> {

@@ -375,7 +375,11 @@ fn ls(a: &KeyArgs, out: &mut dyn Write) -> Result<ExitCode> {
         writeln!(
             out,
             "{}  {n}\\",
-            filetime_to_iso(*t).get(..19).unwrap_or("")
+            // The text form of every time winrescue prints: `2015-08-08 09:33:49Z`.
+            filetime_to_iso(*t)
+                .get(..19)
+                .map(|x| format!("{}Z", x.replace('T', " ")))
+                .unwrap_or_default()
         )?;
     }
     for v in &values {

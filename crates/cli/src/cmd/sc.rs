@@ -548,7 +548,7 @@ fn render_query(
             Some(e) => {
                 let (n, name) = state_number(e.state.expect("checked"));
                 let count = list.iter().filter(|e| e.event_id == 7036).count();
-                line(out, "STATE", &format!("{n}  {name}  (last of {count} recorded state changes: event 7036 at {}, record {})", e.time.strftime("%Y-%m-%d %H:%M:%SZ"), e.record_id))?
+                line(out, "STATE", &format!("{n}  {name}  (last of {count} recorded state changes: event 7036 at {}, record {})", evidence::show_time(e.time), e.record_id))?
             }
             None => line(
                 out,
@@ -609,7 +609,7 @@ fn render_query(
                     &format!(
                         "{} at {}, record {}: {}{code}",
                         e.event_id,
-                        e.time.strftime("%Y-%m-%d %H:%M:%SZ"),
+                        evidence::show_time(e.time),
                         e.record_id,
                         e.summary()
                     ),
