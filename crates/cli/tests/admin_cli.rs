@@ -597,3 +597,36 @@ fn diagnose_puts_the_verdict_first_and_shows_how_much_evidence_it_lists() {
     );
     assert!(!text.contains("T07:58"), "{text}");
 }
+
+#[test]
+fn diagnose_colours_the_verdict_on_a_terminal_only_and_never_with_no_color() {
+    // util-linux `script` gives the command a terminal.
+    let have_script = std::process::Command::new("sh")
+        .args(["-c", "command -v script"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !have_script {
+        eprintln!("skipped: no script(1)");
+        return;
+    }
+    let bin = assert_cmd::cargo::cargo_bin("winrescue");
+    let image = fixtures::path("images/gen2-gpt-win7-dhcp-disabled.raw");
+    let run = |no_color: bool| {
+        let line = format!("'{}' diagnose '{}'", bin.display(), image.display());
+        let mut c = std::process::Command::new("script");
+        c.args(["-qec", &line, "/dev/null"]);
+        if no_color {
+            c.env("NO_COLOR", "1");
+        } else {
+            c.env_remove("NO_COLOR");
+        }
+        String::from_utf8_lossy(&c.output().unwrap().stdout).into_owned()
+    };
+    let tty = run(false);
+    assert!(tty.contains("\u{1b}[1;31mverdict:"), "{tty:?}");
+    let plain = run(true);
+    assert!(
+        plain.contains("verdict:") && !plain.contains('\u{1b}'),
+        "{plain:?}"
+    );
+}

@@ -42,7 +42,10 @@ pub fn run(a: DiagnoseArgs, out: &mut dyn Write) -> Result<ExitCode> {
         // (https://no-color.org: set to anything non-empty).
         let colour = std::io::stdout().is_terminal()
             && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-        print_report(&report, colour, out)?;
+        // `out` escapes control characters (text from the disk may hold some): the colour's own
+        // codes go straight to the terminal, the text through `out`.
+        let mut raw = std::io::stdout();
+        print_report(&report, colour.then_some(&mut raw as &mut dyn Write), out)?;
         if !report.healthy && !report.plan.changes.is_empty() {
             writeln!(out)?;
             writeln!(
@@ -99,15 +102,28 @@ fn verdict(r: &DhcpReport) -> (String, bool) {
 /// Evidence lines shown in the text report; `winrescue events` shows them all.
 const EVIDENCE_SHOWN: usize = 8;
 
-/// The human report: the verdict first (coloured when `colour`), then how it was reached.
-pub fn print_report(r: &DhcpReport, colour: bool, out: &mut dyn Write) -> Result<()> {
+/// The human report: the verdict first, then how it was reached. `colour`: where the colour
+/// codes of the verdict go (the terminal behind `out`), `None` for none.
+pub fn print_report(
+    r: &DhcpReport,
+    colour: Option<&mut dyn Write>,
+    out: &mut dyn Write,
+) -> Result<()> {
     let (line, good) = verdict(r);
-    if colour {
-        // Green for healthy, bold red for anything else.
-        let code = if good { "32" } else { "1;31" };
-        writeln!(out, "\x1b[{code}m{line}\x1b[0m")?;
-    } else {
-        writeln!(out, "{line}")?;
+    match colour {
+        Some(raw) => {
+            // Green for healthy, bold red for anything else.
+            let code = if good { "32" } else { "1;31" };
+            out.flush()?;
+            write!(raw, "\x1b[{code}m")?;
+            raw.flush()?;
+            write!(out, "{line}")?;
+            out.flush()?;
+            write!(raw, "\x1b[0m")?;
+            raw.flush()?;
+            writeln!(out)?;
+        }
+        None => writeln!(out, "{line}")?,
     }
     let where_ = match (r.install.partition, &r.install.label) {
         (Some(p), Some(l)) => format!("partition {p} (label {l:?}), "),
