@@ -34,8 +34,33 @@ pub const EXIT_WRITE_REFUSED: u8 = 4;
 /// Exit code for a write that stopped part way (a pending journal resolves it).
 pub const EXIT_INTERRUPTED: u8 = 5;
 
+/// The end of `winrescue --help`: what scripts and admins need before the first write.
+const AFTER_HELP: &str = "\
+Exit codes:
+  0  success (diagnose, hive check: nothing wrong found)
+  1  a problem was found (diagnose: the DHCP Client is broken or cannot be judged; hive check: an error)
+  2  bad usage (reg / sc: ERROR: Invalid syntax.)
+  3  unreadable or invalid input, or a key, value or service that does not exist
+  4  a write was refused; nothing was changed (reg / sc: it would break a service; --force writes it)
+  5  a write or undo was interrupted part way; the message gives the undo command that resolves it
+
+Where journals go:
+  undo journal     beside the image or hive file (<image>.winrescue-undo-<time>.json);
+                   for a block device, /var/lib/winrescue/; anywhere with WINRESCUE_JOURNAL_DIR
+  pending journal  <image>.winrescue-journal, in the same folder, while a write is under way
+  journal key      /var/lib/winrescue/journal.key for root, ~/.local/state/winrescue/journal.key
+                   otherwise, or $WINRESCUE_STATE_DIR/journal.key; a journal is obeyed only on
+                   the machine whose key signed it
+
+Quote Windows paths in single quotes: the shell removes unquoted backslashes.
+
+Examples:
+  winrescue diagnose osdisk.vhd
+  winrescue repair osdisk.vhd --apply
+  winrescue sc osdisk.vhd config DHCP start= auto obj= 'NT Authority\\LocalService'";
+
 #[derive(Parser)]
-#[command(name = "winrescue", version, about, long_about = None)]
+#[command(name = "winrescue", version, about, long_about = None, after_help = AFTER_HELP)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -44,21 +69,45 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Find out why the DHCP Client does not start, from the disk alone.
+    #[command(
+        after_help = "Examples:\n  winrescue diagnose osdisk.vhd\n  winrescue diagnose /dev/sdc --json\n  winrescue diagnose SYSTEM        (a bare SYSTEM hive file)"
+    )]
     Diagnose(cmd::diagnose::DiagnoseArgs),
     /// Fix the DHCP Client on the disk (a dry run unless --apply; an undo journal is kept).
+    #[command(
+        after_help = "Examples:\n  winrescue repair osdisk.vhd              (a dry run: shows the changes)\n  winrescue repair osdisk.vhd --apply      (writes them, prints the undo command)\n  winrescue repair osdisk.vhd --own-process --apply"
+    )]
     Repair(cmd::repair::RepairArgs),
     /// Put back what a repair wrote, from its journal.
+    #[command(
+        after_help = "Examples:\n  winrescue undo osdisk.vhd.winrescue-undo-20261130T160000Z.json\n  winrescue undo osdisk.vhd.winrescue-journal            (an interrupted write: back to before it)\n  winrescue undo --redo osdisk.vhd.winrescue-journal     (an interrupted write: finish it)"
+    )]
     Undo(cmd::undo::UndoArgs),
     /// Read, check, export and replay registry hive files (regf).
     #[command(subcommand)]
+    #[command(
+        after_help = "Examples:\n  winrescue hive info SYSTEM\n  winrescue hive get SYSTEM 'CurrentControlSet\\Services\\Dhcp' Start\n  winrescue hive check SYSTEM"
+    )]
     Hive(cmd::hive::HiveCommand),
     /// reg.exe's query / add / delete / export / import, or a script of reg lines, against an offline Windows.
+    #[command(
+        after_help = "Every write is checked first: one that breaks the DHCP Client or the service written, or stores\na type the Service Control Manager rejects, is refused (exit 4) unless --force. `reg TARGET ADD /?`\nprints an operation's usage.\n\nExamples:\n  winrescue reg osdisk.vhd query 'HKLM\\SYSTEM\\CurrentControlSet\\Services\\Dhcp' /v Start\n  winrescue reg osdisk.vhd add 'HKLM\\SYSTEM\\ControlSet001\\Services\\Dhcp' /v Start /t REG_DWORD /d 2 /f\n  winrescue reg osdisk.vhd --script fix-dhcp.cmd"
+    )]
     Reg(cmd::reg::RegArgs),
     /// sc.exe's query / qc / config against the SYSTEM hive of an offline Windows.
+    #[command(
+        after_help = "Every config is checked first: one that breaks the DHCP Client or the service is refused\n(exit 4) unless --force.\n\nExamples:\n  winrescue sc osdisk.vhd query DHCP\n  winrescue sc osdisk.vhd qc DHCP\n  winrescue sc osdisk.vhd config DHCP start= auto obj= 'NT Authority\\LocalService' --dry-run"
+    )]
     Sc(cmd::sc::ScArgs),
     /// The serial-console procedure (CMD and PowerShell) for a DHCP Client error, from a disk's diagnosis or a code.
+    #[command(
+        after_help = "Examples:\n  winrescue runbook osdisk.vhd\n  winrescue runbook --code 1068\n  winrescue runbook --code 1079"
+    )]
     Runbook(cmd::runbook::RunbookArgs),
-    /// Service Control Manager events from a System event log (.evtx), read offline.
+    /// Service Control Manager events from a System event log: a disk image or block device, a folder holding a Windows tree, or an .evtx file.
+    #[command(
+        after_help = "Examples:\n  winrescue events osdisk.vhd --service Dhcp\n  winrescue events System.evtx --id 7022,7023 --within 24h\n  winrescue events /mnt/windows --json"
+    )]
     Events(cmd::events::EventsArgs),
 }
 
@@ -93,10 +142,12 @@ fn main() -> ExitCode {
         }
         Err(err) => {
             let text = format!("{err:#}");
-            eprintln!(
-                "winrescue: error: {}",
-                output::redact_secrets(&output::escape_controls(&text))
-            );
+            let shown = output::redact_secrets(&output::escape_controls(&text)).to_string();
+            if cmd::is_exe_worded(&err) {
+                eprintln!("{shown}");
+            } else {
+                eprintln!("winrescue: error: {shown}");
+            }
             ExitCode::from(cmd::exit_code_for(&err))
         }
     }

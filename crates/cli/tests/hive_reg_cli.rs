@@ -301,6 +301,9 @@ fn reg_write_on_a_dirty_hive_lands_above_every_log_sequence() {
             "/d",
             "4",
             "/f",
+            // Disabling the DHCP Client is refused without it (issue 14); this test is about
+            // the sequence numbers.
+            "--force",
         ])
         .assert()
         .success();

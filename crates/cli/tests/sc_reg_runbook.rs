@@ -294,8 +294,8 @@ fn reg_syntax_and_lookup_errors_read_like_reg_exe() {
         .arg(&h)
         .args(["load", r"HKLM\B", r"F:\windows\system32\config\SYSTEM"])
         .assert()
-        .code(2)
-        .stderr(predicate::str::contains("--script"));
+        .success()
+        .stderr(predicate::str::contains("note: nothing to load"));
     winrescue()
         .arg("reg")
         .arg(&h)
@@ -383,7 +383,8 @@ fn export_then_import_round_trips_a_deleted_key() {
     winrescue()
         .arg("reg")
         .arg(&b)
-        .args(["delete", key, "/f"])
+        // Deleting the DHCP Client's key breaks it: refused without --force (issue 14).
+        .args(["delete", key, "/f", "--force"])
         .assert()
         .success();
     winrescue()
@@ -432,6 +433,8 @@ fn export_then_import_round_trips_a_deleted_key() {
         .arg(&b)
         .arg("import")
         .arg(&del)
+        // Parameters holds the DHCP Client's ServiceDll: refused without --force (issue 14).
+        .arg("--force")
         .assert()
         .success()
         .stdout(predicate::str::contains("delete key"));
@@ -531,7 +534,14 @@ fn sc_config_writes_current_or_all_control_sets_and_refuses_what_sc_exe_refuses(
     winrescue()
         .arg("sc")
         .arg(&image)
-        .args(["config", "dhcp", "start=", "disabled", "--dry-run"])
+        .args([
+            "config",
+            "dhcp",
+            "start=",
+            "disabled",
+            "--dry-run",
+            "--force",
+        ])
         .assert()
         .success()
         .stdout(
@@ -543,7 +553,9 @@ fn sc_config_writes_current_or_all_control_sets_and_refuses_what_sc_exe_refuses(
     winrescue()
         .arg("sc")
         .arg(&image)
-        .args(["config", "DHCP", "start=", "disabled", "type=", "own"])
+        .args([
+            "config", "DHCP", "start=", "disabled", "type=", "own", "--force",
+        ])
         .assert()
         .success()
         .stdout(
@@ -619,6 +631,11 @@ fn runbook_for_each_article_code() {
                 && text.contains("If not:"),
             "{code}"
         );
+        // The branch's fix comes before the general steps (issue 14).
+        assert!(
+            text.find("A. When sc start DHCP fails") < text.find("B. The article's general steps"),
+            "{code}"
+        );
         insta::assert_snapshot!(format!("runbook_code_{code}"), text);
     }
     winrescue()
@@ -651,7 +668,8 @@ fn runbook_from_a_disk_names_the_culprit_instead_of_contact_support() {
         let text = String::from_utf8(o.stdout).unwrap();
         assert!(text.contains(&format!("error {code} ")), "{hive}: {text}");
         assert!(text.contains(culprit_cmd), "{hive}: {text}");
-        let steps = text.split("B. When").nth(1).unwrap();
+        let steps = text.split("A. When").nth(1).unwrap();
+        let steps = steps.split("B. The article").next().unwrap();
         assert!(
             !steps.to_lowercase().contains("contact support"),
             "{hive}: {text}"

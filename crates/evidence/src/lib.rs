@@ -49,3 +49,9 @@ pub use model::{
 };
 pub use query::{parse_duration, parse_time, Provider, Query};
 pub use reader::{read_log, read_log_file, Report, Stats, Warning};
+
+/// The one way winrescue shows a time: `2015-08-08 09:33:49Z` (UTC, to the second), in text
+/// and in the report fields that are text.
+pub fn show_time(t: jiff::Timestamp) -> String {
+    t.strftime("%Y-%m-%d %H:%M:%SZ").to_string()
+}

@@ -147,7 +147,66 @@ pub fn diagnose(path: &Path, opts: &Options) -> Result<DhcpReport> {
     }
     let system_files = target.has_system_files(&install);
     let files = |p: &str| target.registry_file_exists(&install, p);
-    let diagnoses = analyze::diagnose_all_sets(&model, SERVICE, &files);
+    let Assessment {
+        control_sets,
+        current,
+        boots,
+        cannot_tell,
+        code,
+        healthy,
+        plan: p,
+    } = assess(&model, &files, opts.own_process);
+    let evidence = match target.read_file(&install, SYSTEM_EVTX) {
+        Ok(Some(bytes)) => Some(read_evidence(&bytes, code)),
+        _ => None,
+    };
+    Ok(DhcpReport {
+        // As shown: a URL's SAS is redacted.
+        target: target.path().to_path_buf(),
+        transfer: target.transfer_stats(),
+        container: target.describe(),
+        install,
+        windows: model.version.clone(),
+        hive: hive_state,
+        files_checked: system_files,
+        control_sets,
+        current,
+        boots,
+        healthy,
+        cannot_tell,
+        code,
+        branch: code.and_then(codes::lookup).cloned(),
+        evidence,
+        plan: p,
+    })
+}
+
+/// The DHCP Client's verdict from a model alone: what [`diagnose`] says of the configuration,
+/// without the hive's state or the event log.
+#[derive(Debug, Clone, Serialize)]
+pub struct Assessment {
+    pub control_sets: Vec<ControlSetReport>,
+    /// `Select\Current`.
+    pub current: Option<u32>,
+    /// The control set Windows starts from at the next boot (see [`DhcpReport::boots`]).
+    pub boots: Option<u32>,
+    /// Why no verdict can be given (see [`DhcpReport::cannot_tell`]).
+    pub cannot_tell: Option<String>,
+    /// The code the SCM would report in the control set Windows boots next.
+    pub code: Option<u32>,
+    /// It starts in the set Windows boots next and the plan changes nothing.
+    pub healthy: bool,
+    pub plan: Plan,
+}
+
+/// Judges the DHCP Client in `model`: the one analysis behind `diagnose`, `repair` and the check
+/// of every `reg` / `sc` write ([`crate::guard`]).
+pub fn assess(
+    model: &SystemModel,
+    files: &analyze::FileOracle<'_>,
+    own_process: bool,
+) -> Assessment {
+    let diagnoses = analyze::diagnose_all_sets(model, SERVICE, files);
     let base = baseline::dhcp().for_version(&model.version);
     let control_sets: Vec<ControlSetReport> = diagnoses
         .into_iter()
@@ -179,46 +238,32 @@ pub fn diagnose(path: &Path, opts: &Options) -> Result<DhcpReport> {
         boots.and_then(|n| control_sets.iter().find(|c| c.diagnosis.control_set == n));
     let code = boot_report.and_then(|c| c.diagnosis.code());
     let starts = boot_report.is_some_and(|c| matches!(c.diagnosis.verdict, Verdict::Starts));
-    let p = plan::plan(
-        &model,
+    let plan = plan::plan(
+        model,
         SERVICE,
         &base,
         &plan::Options {
-            own_process: opts.own_process,
+            own_process,
             control_sets: None,
         },
-        &files,
+        files,
     );
-    let healthy = starts && p.changes.is_empty() && cannot_tell.is_none();
-    let evidence = match target.read_file(&install, SYSTEM_EVTX) {
-        Ok(Some(bytes)) => Some(read_evidence(&bytes, code)),
-        _ => None,
-    };
-    Ok(DhcpReport {
-        // As shown: a URL's SAS is redacted.
-        target: target.path().to_path_buf(),
-        transfer: target.transfer_stats(),
-        container: target.describe(),
-        install,
-        windows: model.version.clone(),
-        hive: hive_state,
-        files_checked: system_files,
+    let healthy = starts && plan.changes.is_empty() && cannot_tell.is_none();
+    Assessment {
         control_sets,
         current,
         boots,
-        healthy,
         cannot_tell,
         code,
-        branch: code.and_then(codes::lookup).cloned(),
-        evidence,
-        plan: p,
-    })
+        healthy,
+        plan,
+    }
 }
 
 /// The exact Windows version from the SOFTWARE hive next to SYSTEM, when the target has it (the
 /// healthy configuration differs between builds); `None` lets the model infer what it can from
 /// SYSTEM alone.
-fn software_version(target: &Target, install: &Install) -> Option<WindowsVersion> {
+pub(crate) fn software_version(target: &Target, install: &Install) -> Option<WindowsVersion> {
     let path = target.sibling_hive_path(install, "SOFTWARE");
     let software = target.hive(install, &path).ok()?;
     let hive = Hive::open(&software.recovered.bytes[..]).ok()?;
@@ -266,7 +311,10 @@ fn read_evidence(bytes: &[u8], config_code: Option<u32>) -> EvidenceReport {
         .iter()
         .rev()
         .find(|e| e.event_id == 7036)
-        .and_then(|e| e.state.map(|s| format!("{s:?} at {}", e.time)));
+        .and_then(|e| {
+            e.state
+                .map(|s| format!("{s:?} at {}", evidence::show_time(e.time)))
+        });
     let running_last = events
         .iter()
         .rev()
@@ -281,6 +329,15 @@ fn read_evidence(bytes: &[u8], config_code: Option<u32>) -> EvidenceReport {
         (Some(c), _) if running_last => format!(
             "disagree: the configuration predicts {c}, but the log's last word on the DHCP Client is that it was running: the configuration changed after the last boot the log recorded (look for 7040 events), or the log is from another boot"
         ),
+        // A disabled service is not started at boot, so the SCM logs no failure for it: an
+        // empty failure record is what 1058 looks like.
+        (Some(1058), None) => format!(
+            "consistent: the configuration predicts 1058 (disabled), which the Service Control Manager does not log as a failure at boot; the log shows no failure of the DHCP Client{}",
+            match &last_state {
+                Some(s) => format!(", and its last recorded state is {s}"),
+                None => String::new(),
+            }
+        ),
         (Some(c), None) => format!("disagree: the configuration predicts {c}, but the log holds no failure of the DHCP Client"),
         (None, Some(p)) => format!(
             "disagree: the log points to {p} (a failure at run time: hang, crash or logon), which the configuration alone cannot show; follow that branch"
@@ -288,7 +345,7 @@ fn read_evidence(bytes: &[u8], config_code: Option<u32>) -> EvidenceReport {
         (Some(c), Some(p)) => format!("disagree: the configuration predicts {c}, the log's newest failure points to {p}"),
     };
     EvidenceReport {
-        log_ends: report.stats.newest.map(|t| t.to_string()),
+        log_ends: report.stats.newest.map(evidence::show_time),
         events,
         points_to,
         last_state,

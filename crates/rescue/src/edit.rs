@@ -19,6 +19,7 @@ use regf::edit::Editor;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::guard::{self, Guard, Prediction};
 use crate::journal::{self, CrashAfter, Device, DeviceWrite, HiveRef, Written};
 use crate::target::{Install, Target, TargetKind};
 
@@ -37,6 +38,8 @@ pub struct EditOptions {
     pub partition: Option<u32>,
     /// Test hook, see [`CrashAfter`].
     pub crash: CrashAfter,
+    /// Whether SYSTEM edits are checked against the services' start analysis first.
+    pub guard: Guard,
 }
 
 /// What an edit did (or would do) to one hive.
@@ -66,6 +69,9 @@ pub struct EditOutcome {
     pub hives: Vec<HiveOutcome>,
     /// The journal, when something was written.
     pub written: Option<Written>,
+    /// What the SCM would do before and after, when the transaction was guarded and edited
+    /// a SYSTEM hive.
+    pub prediction: Option<Prediction>,
 }
 
 /// A hive loaded into a transaction.
@@ -192,9 +198,42 @@ impl Transaction {
         })
     }
 
+    /// What the edits of the SYSTEM hive would do to the services (`None`: SYSTEM is not
+    /// edited, or the hive edited is not a SYSTEM hive, e.g. a SOFTWARE hive file as target).
+    pub fn predict(&self) -> Option<Prediction> {
+        let system = self.hives.iter().find(|h| {
+            h.path.eq_ignore_ascii_case(&self.install.system_path)
+                && !h.editor.changed_pages().is_empty()
+        })?;
+        let hive = regf::Hive::open(&system.recovered[..]).ok()?;
+        let mut before = winsvc::SystemModel::read(&hive, None).ok()?;
+        if before.version.build.is_none() && self.target.kind() != TargetKind::HiveFile {
+            if let Some(v) = crate::dhcp::software_version(&self.target, &self.install) {
+                before = winsvc::SystemModel::read(&hive, Some(v)).ok()?;
+            }
+        }
+        let after =
+            winsvc::SystemModel::from_bytes(system.editor.bytes(), Some(before.version.clone()))
+                .ok()?;
+        let files = |p: &str| self.target.registry_file_exists(&self.install, p);
+        Some(guard::predict(&before, &after, &files))
+    }
+
     /// Writes every changed hive through one journal (nothing for a dry run), then reads the
-    /// target again as Windows will and compares.
+    /// target again as Windows will and compares. A guarded transaction first predicts what
+    /// the SCM would do, and refuses ([`Error::WouldBreak`]) a write that breaks a service.
     pub fn commit(self, what: &str) -> Result<EditOutcome> {
+        let prediction = match self.opts.guard {
+            Guard::Off => None,
+            Guard::Enforce | Guard::Force => self.predict(),
+        };
+        if let Some(p) = &prediction {
+            if self.opts.guard == Guard::Enforce && !p.is_safe() {
+                return Err(Error::WouldBreak {
+                    prediction: Box::new(p.clone()),
+                });
+            }
+        }
         let Transaction {
             path,
             target,
@@ -258,6 +297,7 @@ impl Transaction {
             sequence: outcomes.first().map(|h| h.sequence).unwrap_or(0),
             hives: outcomes,
             written: None,
+            prediction,
         };
         if finished.is_empty() || opts.dry_run {
             return Ok(outcome);
@@ -326,6 +366,7 @@ pub fn edit_hive(
             sequence: 0,
             hives: Vec::new(),
             written: None,
+            prediction: None,
         });
     }
     tx.commit(&format!(

@@ -8,10 +8,12 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum Error {
-    #[error("{path}: {source}")]
+    // The I/O error is part of the message and deliberately not a `source`: a report that
+    // prints the chain would say it twice ("No such file ...: No such file ...").
+    #[error("{path}: {error}")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
 
     #[error(transparent)]
@@ -22,6 +24,10 @@ pub enum Error {
 
     #[error(transparent)]
     Hive(#[from] regf::Error),
+
+    /// The file is too short to be a disk image or a hive, or it is text.
+    #[error("{path}: {}: not a disk image or a hive", if *text { format!("a text file of {len} bytes") } else { format!("{len} bytes, too short (a disk image holds at least a 512-byte sector, a hive a 4096-byte base block)") })]
+    NotATarget { path: PathBuf, len: u64, text: bool },
 
     #[error("{path}: no Windows installation found ({why})")]
     NoWindows { path: PathBuf, why: String },
@@ -60,6 +66,13 @@ pub enum Error {
     /// A write was refused before anything was changed.
     #[error("write refused: {0}")]
     Refused(String),
+
+    /// A guarded write would break a service or store a type the SCM rejects; nothing was
+    /// changed. The prediction says what the SCM would do before and after.
+    #[error("write refused: {}", objections(prediction))]
+    WouldBreak {
+        prediction: Box<crate::guard::Prediction>,
+    },
 
     #[error("{path}: an earlier write was interrupted; its pending journal is {journal}, and nothing else is written until it is resolved")]
     Interrupted { path: PathBuf, journal: PathBuf },
@@ -101,6 +114,11 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+fn objections(p: &crate::guard::Prediction) -> String {
+    let list: Vec<String> = p.objections.iter().map(|o| o.to_string()).collect();
+    list.join("; ")
+}
+
 fn newer_list(newer: &[PathBuf]) -> String {
     if newer.is_empty() {
         return String::new();
@@ -117,6 +135,7 @@ impl Error {
     pub fn is_refusal(&self) -> bool {
         match self {
             Error::Refused(_)
+            | Error::WouldBreak { .. }
             | Error::IncompleteHive { .. }
             | Error::HiveFileFull { .. }
             | Error::Interrupted { .. }
@@ -141,5 +160,5 @@ impl Error {
 
 pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
     let path = path.into();
-    move |source| Error::Io { path, source }
+    move |error| Error::Io { path, error }
 }

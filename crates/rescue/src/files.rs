@@ -80,7 +80,7 @@ fn write_temp(path: &Path, content: &[u8]) -> Result<PathBuf> {
         let _ = fs::remove_file(&tmp);
         return Err(Error::Io {
             path: tmp,
-            source: e,
+            error: e,
         });
     }
     Ok(tmp)
@@ -94,7 +94,7 @@ pub(crate) fn save(path: &Path, content: &[u8]) -> Result<()> {
         let _ = fs::remove_file(&tmp);
         return Err(Error::Io {
             path: path.into(),
-            source: e,
+            error: e,
         });
     }
     sync_dir(path)
@@ -118,7 +118,7 @@ pub(crate) fn sync_dir(path: &Path) -> Result<()> {
         .and_then(|d| d.sync_all())
         .map_err(|e| Error::Io {
             path: dir.to_path_buf(),
-            source: std::io::Error::new(e.kind(), format!("cannot flush the folder: {e}")),
+            error: std::io::Error::new(e.kind(), format!("cannot flush the folder: {e}")),
         })
 }
 
@@ -146,7 +146,7 @@ pub(crate) fn journal_key() -> Result<Vec<u8>> {
     let path = key_path();
     match read_key(&path) {
         Ok(k) => return Ok(k),
-        Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {}
+        Err(Error::Io { error, .. }) if error.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e),
     }
     let mut key = vec![0u8; 32];
@@ -154,7 +154,7 @@ pub(crate) fn journal_key() -> Result<Vec<u8>> {
     match save_new(&path, &key) {
         Ok(()) => Ok(key),
         // Another process made it first: use theirs.
-        Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::AlreadyExists => {
+        Err(Error::Io { error, .. }) if error.kind() == std::io::ErrorKind::AlreadyExists => {
             read_key(&path)
         }
         Err(e) => Err(e),
@@ -189,7 +189,7 @@ fn read_key(path: &Path) -> Result<Vec<u8>> {
     {
         return Err(Error::Io {
             path: path.into(),
-            source: std::io::Error::new(
+            error: std::io::Error::new(
                 std::io::ErrorKind::PermissionDenied,
                 "the journal key must be a regular file owned by this user with mode 0600",
             ),
@@ -203,7 +203,7 @@ fn read_key(path: &Path) -> Result<Vec<u8>> {
     if key.len() != 32 {
         return Err(Error::Io {
             path: path.into(),
-            source: std::io::Error::new(
+            error: std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
                 format!("the journal key is {} bytes, not 32", key.len()),
             ),

@@ -508,7 +508,7 @@ pub fn write(
 /// write was interrupted.
 fn create_pending(pending: &Path, anchor: &Path, content: &[u8]) -> Result<()> {
     match files::save_new(pending, content) {
-        Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::AlreadyExists => {
+        Err(Error::Io { error, .. }) if error.kind() == std::io::ErrorKind::AlreadyExists => {
             Err(Error::Interrupted {
                 path: anchor.to_path_buf(),
                 journal: pending.to_path_buf(),

@@ -14,6 +14,7 @@ pub mod dhcp;
 pub mod edit;
 mod error;
 pub mod files;
+pub mod guard;
 pub mod journal;
 pub mod target;
 

@@ -60,6 +60,9 @@ pub struct SystemHive {
     pub logs: Vec<String>,
 }
 
+/// The smallest disk a target can be: one sector.
+const SECTOR: usize = 512;
+
 /// An opened target.
 pub struct Target {
     path: PathBuf,
@@ -120,13 +123,23 @@ impl Target {
                 volumes: Vec::new(),
             });
         }
-        let mut head = [0u8; 4];
-        {
+        // One sector is the least a disk image holds (its MBR, or a VHD's footer copy); the
+        // head also tells a text file from an image before a partition search says only that
+        // no Windows was found.
+        let mut head = [0u8; SECTOR];
+        let got = {
             use std::io::Read;
             let mut f = fs::File::open(&path).map_err(io(&path))?;
-            let _ = f.read(&mut head).map_err(io(&path))?;
-        }
-        if &head == b"regf" {
+            let mut got = 0;
+            while got < head.len() {
+                match f.read(&mut head[got..]).map_err(io(&path))? {
+                    0 => break,
+                    n => got += n,
+                }
+            }
+            got
+        };
+        if head.starts_with(b"regf") {
             let name = path
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
@@ -146,6 +159,17 @@ impl Target {
                 installs: vec![install],
                 volumes: Vec::new(),
             });
+        }
+        let text = got > 0
+            && head[..got]
+                .iter()
+                .all(|&b| matches!(b, b'\t' | b'\n' | b'\r' | 0x20..=0x7e | 0x80..=0xff));
+        if got < SECTOR || text {
+            let len = match fs::metadata(&path) {
+                Ok(m) if m.is_file() => m.len(),
+                _ => got as u64,
+            };
+            return Err(Error::NotATarget { path, len, text });
         }
         let disk = if write {
             Disk::open_rw(&path)?
@@ -603,7 +627,7 @@ pub fn decompressed_copy(path: &Path) -> Result<PathBuf> {
             .spawn()
             .map_err(|e| Error::Io {
                 path: path.to_path_buf(),
-                source: std::io::Error::new(
+                error: std::io::Error::new(
                     e.kind(),
                     format!(
                         "the image is xz-compressed and `xz` cannot be run to decompress it ({e}): install xz-utils, or decompress it with `xz -dk {}`",
@@ -648,7 +672,7 @@ pub fn decompressed_copy(path: &Path) -> Result<PathBuf> {
         if !status.success() {
             return Err(Error::Io {
                 path: path.to_path_buf(),
-                source: std::io::Error::new(
+                error: std::io::Error::new(
                     std::io::ErrorKind::InvalidData,
                     format!("xz could not decompress it: {}", stderr.trim()),
                 ),

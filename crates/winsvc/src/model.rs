@@ -227,6 +227,49 @@ impl Service {
         }
     }
 
+    /// The values stored with a type the SCM does not read them as: (value name, the type
+    /// found, the type the SCM reads). `Start` stored as REG_SZ makes the SCM skip the whole
+    /// entry, so a writer checks this before storing anything in a service key.
+    pub fn wrong_types(&self) -> Vec<(&'static str, String, &'static str)> {
+        fn found<T>(f: &Field<T>) -> Option<String> {
+            match f {
+                Field::WrongType { found, .. } => Some(found.clone()),
+                _ => None,
+            }
+        }
+        const DWORD: &str = "REG_DWORD";
+        const SZ: &str = "REG_SZ or REG_EXPAND_SZ";
+        const MULTI: &str = "REG_MULTI_SZ";
+        let fields = [
+            ("Start", found(&self.start), DWORD),
+            ("Type", found(&self.service_type), DWORD),
+            ("ErrorControl", found(&self.error_control), DWORD),
+            ("DelayedAutostart", found(&self.delayed_autostart), DWORD),
+            ("ServiceSidType", found(&self.service_sid_type), DWORD),
+            ("ObjectName", found(&self.object_name), SZ),
+            ("ImagePath", found(&self.image_path), SZ),
+            ("ServiceDll", found(&self.service_dll), SZ),
+            (
+                r"Parameters\ServiceDll",
+                found(&self.parameters_service_dll),
+                SZ,
+            ),
+            ("Group", found(&self.group), SZ),
+            ("DisplayName", found(&self.display_name), SZ),
+            ("DependOnService", found(&self.depend_on_service), MULTI),
+            ("DependOnGroup", found(&self.depend_on_group), MULTI),
+            (
+                "RequiredPrivileges",
+                found(&self.required_privileges),
+                MULTI,
+            ),
+        ];
+        fields
+            .into_iter()
+            .filter_map(|(name, f, expected)| f.map(|f| (name, f, expected)))
+            .collect()
+    }
+
     /// Whether `Type` says driver (kernel, file system, recognizer).
     pub fn is_driver(&self) -> bool {
         matches!(self.service_type.ok(), Some(t) if t & types::DRIVER_MASK != 0 && t & types::WIN32_MASK == 0)

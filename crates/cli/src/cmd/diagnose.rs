@@ -1,6 +1,6 @@
 //! `winrescue diagnose TARGET`: why the DHCP Client will not start, from the disk alone.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -60,7 +60,14 @@ pub fn run(a: DiagnoseArgs, out: &mut dyn Write) -> Result<ExitCode> {
         serde_json::to_writer_pretty(&mut *out, &report)?;
         writeln!(out)?;
     } else {
-        print_report(&report, out)?;
+        // Colour only for a person at a terminal: never in a pipe or a file, never with NO_COLOR
+        // (https://no-color.org: set to anything non-empty).
+        let colour = std::io::stdout().is_terminal()
+            && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+        // `out` escapes control characters (text from the disk may hold some): the colour's own
+        // codes go straight to the terminal, the text through `out`.
+        let mut raw = std::io::stdout();
+        print_report(&report, colour.then_some(&mut raw as &mut dyn Write), out)?;
         if !report.healthy && !report.plan.changes.is_empty() {
             writeln!(out)?;
             writeln!(
@@ -154,7 +161,7 @@ fn run_many(a: &DiagnoseArgs, opts: &dhcp::Options, out: &mut dyn Write) -> Resu
             writeln!(out, "{line}")?;
         } else {
             match &r {
-                Ok(report) => print_report(report, out)?,
+                Ok(report) => print_report(report, None, out)?,
                 Err(e) => writeln!(out, "target:   {shown}\nerror:    {e}")?,
             }
             writeln!(out)?;
@@ -188,8 +195,54 @@ fn verdict_word(r: &DhcpReport) -> String {
     }
 }
 
-/// The human report, shared with `repair`.
-pub fn print_report(r: &DhcpReport, out: &mut dyn Write) -> Result<()> {
+/// The verdict in one line, and whether it is good news.
+fn verdict(r: &DhcpReport) -> (String, bool) {
+    match r.code {
+        _ if r.cannot_tell.is_some() => (
+            format!(
+                "verdict:  cannot tell offline: {}",
+                r.cannot_tell.as_deref().unwrap_or_default()
+            ),
+            false,
+        ),
+        None if r.healthy => ("verdict:  healthy: the DHCP Client starts at the next boot and its configuration is the healthy one".into(), true),
+        None => ("verdict:  the DHCP Client starts in the control set Windows boots next, but the configuration differs from the healthy one (see below)".into(), false),
+        Some(code) => {
+            let sym = r.branch.as_ref().map(|b| b.symbol.as_str()).unwrap_or("");
+            (
+                format!("verdict:  the DHCP Client will NOT start at the next boot: error {code} {sym}"),
+                false,
+            )
+        }
+    }
+}
+
+/// Evidence lines shown in the text report; `winrescue events` shows them all.
+const EVIDENCE_SHOWN: usize = 8;
+
+/// The human report: the verdict first, then how it was reached. `colour`: where the colour
+/// codes of the verdict go (the terminal behind `out`), `None` for none.
+pub fn print_report(
+    r: &DhcpReport,
+    colour: Option<&mut dyn Write>,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let (line, good) = verdict(r);
+    match colour {
+        Some(raw) => {
+            // Green for healthy, bold red for anything else.
+            let code = if good { "32" } else { "1;31" };
+            out.flush()?;
+            write!(raw, "\x1b[{code}m")?;
+            raw.flush()?;
+            write!(out, "{line}")?;
+            out.flush()?;
+            write!(raw, "\x1b[0m")?;
+            raw.flush()?;
+            writeln!(out)?;
+        }
+        None => writeln!(out, "{line}")?,
+    }
     let where_ = match (r.install.partition, &r.install.label) {
         (Some(p), Some(l)) => format!("partition {p} (label {l:?}), "),
         (Some(p), None) => format!("partition {p}, "),
@@ -278,19 +331,6 @@ pub fn print_report(r: &DhcpReport, out: &mut dyn Write) -> Result<()> {
         }
     }
     writeln!(out)?;
-    match r.code {
-        _ if r.cannot_tell.is_some() => writeln!(
-            out,
-            "verdict:  cannot tell offline: {}",
-            r.cannot_tell.as_deref().unwrap_or_default()
-        )?,
-        None if r.healthy => writeln!(out, "verdict:  healthy: the DHCP Client starts at the next boot and its configuration is the healthy one")?,
-        None => writeln!(out, "verdict:  the DHCP Client starts in the control set Windows boots next, but the configuration differs from the healthy one (see above)")?,
-        Some(code) => {
-            let sym = r.branch.as_ref().map(|b| b.symbol.as_str()).unwrap_or("");
-            writeln!(out, "verdict:  the DHCP Client will NOT start at the next boot: error {code} {sym}")?;
-        }
-    }
     if let Some(b) = &r.branch {
         writeln!(
             out,
@@ -304,21 +344,34 @@ pub fn print_report(r: &DhcpReport, out: &mut dyn Write) -> Result<()> {
     }
     if let Some(e) = &r.evidence {
         writeln!(out)?;
+        let total = e.events.len();
+        let count = if total > EVIDENCE_SHOWN {
+            format!(
+                "{total} events about the DHCP Client, {EVIDENCE_SHOWN} of {total} shown, the newest (all: winrescue events {} --service Dhcp)",
+                shell_quote(&r.target.display().to_string())
+            )
+        } else {
+            format!("{total} events about the DHCP Client")
+        };
         writeln!(
             out,
-            "evidence: System event log{}: {} events about the DHCP Client",
+            "evidence: System event log{}: {count}",
             e.log_ends
                 .as_ref()
                 .map(|t| format!(" (ends {t})"))
                 .unwrap_or_default(),
-            e.events.len()
         )?;
-        let shown = e.events.iter().rev().take(8).collect::<Vec<_>>();
+        let shown = e
+            .events
+            .iter()
+            .rev()
+            .take(EVIDENCE_SHOWN)
+            .collect::<Vec<_>>();
         for ev in shown.into_iter().rev() {
             writeln!(
                 out,
                 "          {} {} #{}: {}",
-                ev.time,
+                evidence::show_time(ev.time),
                 ev.event_id,
                 ev.record_id,
                 ev.summary()

@@ -18,8 +18,9 @@ const SYSTEM_LOG: [&str; 5] = ["Windows", "System32", "winevt", "Logs", "System.
 
 #[derive(Args, Debug, Clone)]
 pub struct EventsArgs {
-    /// An .evtx file, or a folder holding Windows/System32/winevt/Logs/System.evtx (the root of
-    /// a Windows volume; names matched ignoring case).
+    /// A disk image or block device (raw, VHD, VHDX: the System log of its Windows), a folder
+    /// holding Windows/System32/winevt/Logs/System.evtx (the root of a Windows volume; names
+    /// matched ignoring case), or an .evtx file.
     pub target: PathBuf,
     /// Provider whose events to show: "Service Control Manager" (default), another provider's
     /// name, or "*" for all.
@@ -189,7 +190,7 @@ fn resolve_target(target: &Path) -> Result<PathBuf> {
 }
 
 fn short_time(t: Timestamp) -> String {
-    t.strftime("%Y-%m-%d %H:%M:%SZ").to_string()
+    evidence::show_time(t)
 }
 
 fn print_text(source: &str, query: &Query, report: &Report, out: &mut dyn Write) -> Result<()> {

@@ -17,18 +17,39 @@ use crate::printer::{reg_text, type_name, value_json, value_name};
 #[derive(Subcommand)]
 pub enum HiveCommand {
     /// Base block, state (clean / dirty / replayed) and counts.
+    #[command(
+        after_help = "Examples:\n  winrescue hive info SYSTEM\n  winrescue hive info SYSTEM --no-replay --json"
+    )]
     Info(InfoArgs),
     /// List the subkeys and values of a key.
+    #[command(
+        after_help = "Examples:\n  winrescue hive ls SYSTEM\n  winrescue hive ls SYSTEM 'CurrentControlSet\\Services\\Dhcp'\n  winrescue hive ls SYSTEM Select --json"
+    )]
     Ls(KeyArgs),
     /// Print one value, or every value of a key.
+    #[command(
+        after_help = "Examples:\n  winrescue hive get SYSTEM 'CurrentControlSet\\Services\\Dhcp' Start\n  winrescue hive get SYSTEM 'ControlSet001\\Services\\Dhcp' --json"
+    )]
     Get(GetArgs),
     /// Write a key and everything below it as a Windows .reg file.
+    #[command(
+        after_help = "Examples:\n  winrescue hive export SYSTEM 'ControlSet001\\Services\\Dhcp' -o dhcp.reg\n  winrescue hive export SYSTEM Select"
+    )]
     Export(ExportArgs),
     /// Check every structure of the hive; exit code 1 if any error is found.
+    #[command(
+        after_help = "Examples:\n  winrescue hive check SYSTEM\n  winrescue hive check SYSTEM --json"
+    )]
     Check(CheckArgs),
     /// Replay the transaction logs of a dirty hive into a new, clean hive file.
+    #[command(
+        after_help = "Examples:\n  winrescue hive replay SYSTEM -o SYSTEM.recovered\n  winrescue hive replay SYSTEM --log SYSTEM.LOG1 --log SYSTEM.LOG2 -o SYSTEM.recovered"
+    )]
     Replay(ReplayArgs),
     /// A key's security descriptor: owner, group, SDDL, each ACE; a service's effective access.
+    #[command(
+        after_help = "Examples:\n  winrescue hive acl SYSTEM 'ControlSet001\\Services\\Dhcp'\n  winrescue hive acl SYSTEM 'ControlSet001\\Services\\Tcpip\\Parameters' --service Dhcp"
+    )]
     Acl(super::hive_acl::AclArgs),
 }
 
@@ -60,6 +81,7 @@ pub struct CheckArgs {
     /// The hive file (checked as it is on disk; use `hive replay` first to check the recovered
     /// hive).
     pub hive: PathBuf,
+    /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
 }
@@ -81,33 +103,43 @@ pub struct ReplayArgs {
 
 #[derive(Args)]
 pub struct KeyArgs {
+    /// The hive file (e.g. a copy of Windows\System32\config\SYSTEM).
     pub hive: PathBuf,
     #[command(flatten)]
     pub read: ReadOpts,
-    /// Key path below the root, e.g. `ControlSet001\Services\Dhcp` (case-insensitive).
+    /// Key path below the root, e.g. `ControlSet001\Services\Dhcp` (case-insensitive;
+    /// `CurrentControlSet` is resolved through `Select\Current`); the root when left out.
     #[arg(default_value = "")]
     pub key: String,
+    /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
 }
 
 #[derive(Args)]
 pub struct GetArgs {
+    /// The hive file (e.g. a copy of Windows\System32\config\SYSTEM).
     pub hive: PathBuf,
     #[command(flatten)]
     pub read: ReadOpts,
+    /// Key path below the root, e.g. `CurrentControlSet\Services\Dhcp` (case-insensitive;
+    /// `CurrentControlSet` is resolved through `Select\Current`).
     pub key: String,
     /// Value name (`""` or `@` for the default value); all values when left out.
     pub value: Option<String>,
+    /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
 }
 
 #[derive(Args)]
 pub struct ExportArgs {
+    /// The hive file (e.g. a copy of Windows\System32\config\SYSTEM).
     pub hive: PathBuf,
     #[command(flatten)]
     pub read: ReadOpts,
+    /// Key path below the root to export (everything below it too); the whole hive when left
+    /// out.
     #[arg(default_value = "")]
     pub key: String,
     /// Path the hive root gets in the .reg file; default `HKEY_LOCAL_MACHINE\<FILE NAME>`.
@@ -150,13 +182,43 @@ fn load_full(path: &Path, read: &ReadOpts) -> Result<hivefile::Loaded> {
 }
 
 pub(super) fn find<'h>(hive: &'h Hive<Vec<u8>>, path: &Path, key: &str) -> Result<Key<'h>> {
+    // `CurrentControlSet` exists only in a running registry: resolved through Select\Current,
+    // as `reg` does.
+    let parts: Vec<String> = key
+        .split('\\')
+        .filter(|p| !p.is_empty())
+        .map(str::to_string)
+        .collect();
+    let resolved = if parts
+        .first()
+        .is_some_and(|p| p.eq_ignore_ascii_case("CurrentControlSet"))
+        && hive.key("Select")?.is_some()
+    {
+        super::reg::inner_path(hive, super::reg::HiveName::System, &parts)?
+    } else {
+        key.to_string()
+    };
     match hive
-        .key(key)
+        .key(&resolved)
         .with_context(|| format!("{}: reading key {key:?}", path.display()))?
     {
         Some(k) => Ok(k),
-        None => bail!("{}: no key {key:?}", path.display()),
+        None => match below_root(&parts) {
+            Some(inner) => bail!(
+                "{}: no key {key:?}: a hive file's keys start below its root, without HKLM\\<hive>: try {inner:?}",
+                path.display()
+            ),
+            None => bail!("{}: no key {key:?}", path.display()),
+        },
     }
+}
+
+/// The key without a leading `HKLM\SYSTEM` (or `HKEY_LOCAL_MACHINE\SOFTWARE` ...), when it has
+/// one: what a reg.exe user types, and what a hive file does not hold.
+fn below_root(parts: &[String]) -> Option<String> {
+    let root = parts.first()?;
+    let hklm = root.eq_ignore_ascii_case("HKLM") || root.eq_ignore_ascii_case("HKEY_LOCAL_MACHINE");
+    (hklm && parts.len() >= 2).then(|| parts[2..].join("\\"))
 }
 
 fn info(a: &InfoArgs, out: &mut dyn Write) -> Result<ExitCode> {
@@ -313,7 +375,11 @@ fn ls(a: &KeyArgs, out: &mut dyn Write) -> Result<ExitCode> {
         writeln!(
             out,
             "{}  {n}\\",
-            filetime_to_iso(*t).get(..19).unwrap_or("")
+            // The text form of every time winrescue prints: `2015-08-08 09:33:49Z`.
+            filetime_to_iso(*t)
+                .get(..19)
+                .map(|x| format!("{}Z", x.replace('T', " ")))
+                .unwrap_or_default()
         )?;
     }
     for v in &values {

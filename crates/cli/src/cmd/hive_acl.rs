@@ -18,6 +18,7 @@ use super::hive::{find, load, ReadOpts};
 
 #[derive(Args)]
 pub struct AclArgs {
+    /// The hive file (e.g. a copy of Windows\System32\config\SYSTEM).
     pub hive: PathBuf,
     #[command(flatten)]
     pub read: ReadOpts,

@@ -27,6 +27,30 @@ pub fn exit_code_for(err: &anyhow::Error) -> u8 {
     }
 }
 
+/// A message worded as reg.exe or sc.exe word theirs (`ERROR: ...`, `[SC] ...`): printed as it
+/// is, without winrescue's own `winrescue: error:` prefix, which would say "error" twice.
+#[derive(Debug)]
+pub struct ExeMessage(pub String);
+
+impl std::fmt::Display for ExeMessage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ExeMessage {}
+
+/// An [`ExeMessage`] error.
+pub fn exe(message: String) -> anyhow::Error {
+    anyhow::Error::new(ExeMessage(message))
+}
+
+/// Whether the error is worded as reg.exe or sc.exe word theirs (see [`ExeMessage`]).
+pub fn is_exe_worded(err: &anyhow::Error) -> bool {
+    err.chain()
+        .any(|e| e.is::<ExeMessage>() || e.is::<reg::SyntaxError>())
+}
+
 /// Marker error: a write was refused before anything was changed.
 #[derive(Debug)]
 pub struct WriteRefused(pub String);
@@ -62,8 +86,12 @@ pub fn advice(e: &rescue::Error) -> Option<String> {
         )),
         rescue::Error::SeveralWindows { .. } => Some("choose one with --partition N".into()),
         rescue::Error::IncompleteHive { .. } => Some(
-            "--allow-incomplete writes anyway, and those recent changes are lost for good".into(),
+            "nothing was changed (--allow-incomplete writes anyway, and those changes are lost)"
+                .into(),
         ),
+        rescue::Error::WouldBreak { .. } => {
+            Some("nothing was written (--force writes it anyway)".into())
+        }
         _ => None,
     }
 }

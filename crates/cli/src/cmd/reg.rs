@@ -28,6 +28,11 @@
 //! (`winrescue undo JOURNAL` puts the old bytes back), and read back to verify. A script's lines
 //! are all parsed before anything is written, and all the lines for one hive are applied in one
 //! edit: either all of them land or none does. `--dry-run` shows the change and writes nothing.
+//! Before anything is written, `rescue::guard` predicts what the Service Control Manager would do
+//! with the DHCP Client and with every service the write changes, before and after; the
+//! prediction is printed, and a write that breaks a service that starts, or stores a value with
+//! a type the SCM rejects (`/v Start /d 2` without `/t` is REG_SZ, as reg.exe makes it), is
+//! refused unless `--force`.
 //!
 //! # Scripts
 //! `--script FILE` runs a `.cmd` / `.bat` file of `reg load`, `reg add`, `reg delete` and
@@ -45,14 +50,15 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
 use regf::edit::{Editor, SetOutcome};
 use regf::{Data, Hive, ValueType};
 use rescue::edit::{EditOptions, EditOutcome, Transaction};
+use rescue::guard::{Guard, Prediction};
 use rescue::target::{Install, Target, TargetKind};
 
-use crate::cmd::WriteRefused;
+use crate::cmd::{exe, WriteRefused};
 use crate::printer::{reg_text, type_name, value_name};
 
 #[derive(Args)]
@@ -70,6 +76,10 @@ pub struct RegArgs {
     /// would be lost for good).
     #[arg(long)]
     pub allow_incomplete: bool,
+    /// Write even though the check predicts that the write breaks a service (the DHCP Client
+    /// or the service written) or stores a type the Service Control Manager rejects.
+    #[arg(long)]
+    pub force: bool,
     /// Run a .cmd/.bat file of `reg load|add|delete|unload` lines (the article's offline script).
     #[arg(long, value_name = "FILE", conflicts_with = "args")]
     pub script: Option<PathBuf>,
@@ -116,6 +126,10 @@ pub enum RegOp {
     Unload {
         key: String,
     },
+    /// `/?`: the usage of an operation (`None`: of reg itself).
+    Help {
+        verb: Option<String>,
+    },
 }
 
 /// What `reg delete` removes inside a key.
@@ -144,11 +158,29 @@ fn syntax(what: impl Into<String>) -> anyhow::Error {
 
 /// reg.exe's message for a key or value that is not there.
 pub fn not_found(what: &str) -> anyhow::Error {
-    anyhow!("ERROR: The system was unable to find the specified registry key or value ({what})")
+    exe(format!(
+        "ERROR: The system was unable to find the specified registry key or value ({what})"
+    ))
 }
 
 fn usage(verb: &str) -> String {
     format!("Type \"REG {} /?\" for usage.", verb.to_uppercase())
+}
+
+/// reg.exe's usage of an operation (`None`: the list of operations), as `REG op /?` prints it,
+/// with what winrescue does differently offline.
+pub fn usage_text(verb: Option<&str>) -> String {
+    let body = match verb.map(str::to_ascii_lowercase).as_deref() {
+        Some("query") => "REG QUERY KeyName [/v ValueName | /ve] [/s]\n\n  KeyName  HKLM\\SYSTEM, HKLM\\SOFTWARE, HKLM\\SAM, HKLM\\SECURITY, HKLM\\DEFAULT, or the name a\n           reg load gave (HKLM\\BROKENSYSTEM = SYSTEM); CurrentControlSet is resolved\n  /v       the value to show\n  /ve      the default (unnamed) value\n  /s       every subkey and value below the key\n\nExample:\n  winrescue reg disk.vhd query 'HKLM\\SYSTEM\\CurrentControlSet\\Services\\Dhcp' /v Start",
+        Some("add") => "REG ADD KeyName [/v ValueName | /ve] [/t Type] [/s Separator] [/d Data] [/f]\n\n  /v       the value to set       /ve  the default (unnamed) value\n  /t       REG_SZ (when /t is not given, as reg.exe), REG_MULTI_SZ, REG_EXPAND_SZ,\n           REG_DWORD, REG_QWORD, REG_BINARY, REG_NONE\n  /s       the separator of REG_MULTI_SZ data (\\0 when not given)\n  /d       the data\n  /f       accepted (offline there is no prompt)\n\nThe write is checked first: one that breaks the DHCP Client or the service written, or\nstores a type the Service Control Manager rejects, is refused unless --force.\n\nExample:\n  winrescue reg disk.vhd add 'HKLM\\SYSTEM\\ControlSet001\\Services\\Dhcp' /v Start /t REG_DWORD /d 2 /f",
+        Some("delete") => "REG DELETE KeyName [/v ValueName | /ve | /va] [/f]\n\n  /v       the value to delete    /ve  the default value    /va  every value of the key\n  (none)   the key and everything below it\n  /f       accepted (offline there is no prompt)\n\nExample:\n  winrescue reg disk.vhd delete 'HKLM\\SYSTEM\\ControlSet001\\Services\\Dhcp' /v DelayedAutostart /f",
+        Some("export") => "REG EXPORT KeyName FileName [/y]\n\n  FileName a .reg file (UTF-16, as reg.exe writes it)\n  /y       overwrite an existing file\n\nExample:\n  winrescue reg disk.vhd export 'HKLM\\SYSTEM\\ControlSet001\\Services\\Dhcp' dhcp.reg",
+        Some("import") => "REG IMPORT FileName\n\n  FileName a .reg file (UTF-16 or UTF-8); all its keys are written in one transaction\n\nExample:\n  winrescue reg disk.vhd import dhcp.reg",
+        Some("load") => "REG LOAD KeyName FileName\n\n  Offline, winrescue opens the target's hives itself: on its own this line does nothing\n  (HKLM\\<name> then means SYSTEM). In a --script file it names the hive the file names.\n\nExample:\n  winrescue reg disk.vhd load 'HKLM\\BROKENSYSTEM' 'f:\\windows\\system32\\config\\SYSTEM'",
+        Some("unload") => "REG UNLOAD KeyName\n\n  Offline this line does nothing on its own; in a --script file it ends a reg load.\n\nExample:\n  winrescue reg disk.vhd unload 'HKLM\\BROKENSYSTEM'",
+        _ => "REG Operation [Parameter List]\n\n  Operation  [ QUERY | ADD | DELETE | EXPORT | IMPORT | LOAD | UNLOAD ]\n\nReturn Code: (except for REG COMPARE)\n  0 - Successful   2 - Invalid syntax   3 - not found / unreadable   4 - write refused\n\nFor help on a specific operation type:\n  winrescue reg TARGET Operation /?\n\nExamples:\n  winrescue reg disk.vhd ADD /?\n  winrescue reg disk.vhd QUERY /?",
+    };
+    body.to_string()
 }
 
 /// Parses reg.exe's arguments (switches are case-insensitive, `/x` or `-x`).
@@ -157,6 +189,14 @@ pub fn parse(args: &[String]) -> Result<RegOp> {
         .split_first()
         .ok_or_else(|| syntax("Type \"REG /?\" for usage."))?;
     let v = verb.to_ascii_lowercase();
+    if v == "/?" || v == "-?" {
+        return Ok(RegOp::Help { verb: None });
+    }
+    if rest.iter().any(|a| a == "/?" || a == "-?") {
+        return Ok(RegOp::Help {
+            verb: Some(v.clone()),
+        });
+    }
     if ![
         "query", "add", "delete", "export", "import", "load", "unload",
     ]
@@ -398,9 +438,9 @@ impl Mounts {
         let name = mount_name(key)?;
         let file_name = file.rsplit(['\\', '/']).next().unwrap_or(file);
         let hive = HiveName::from_name(file_name)
-            .ok_or_else(|| anyhow!("ERROR: winrescue loads the hives of Windows\\System32\\config (SYSTEM, SOFTWARE, SAM, SECURITY, DEFAULT), not {file}"))?;
+            .ok_or_else(|| exe(format!("ERROR: winrescue loads the hives of Windows\\System32\\config (SYSTEM, SOFTWARE, SAM, SECURITY, DEFAULT), not {file}")))?;
         if self.loaded.contains_key(&name.to_ascii_uppercase()) {
-            bail!("ERROR: HKLM\\{name} is loaded already");
+            return Err(exe(format!("ERROR: HKLM\\{name} is loaded already")));
         }
         self.loaded.insert(name.to_ascii_uppercase(), hive);
         Ok(())
@@ -410,7 +450,9 @@ impl Mounts {
     pub fn unload(&mut self, key: &str) -> Result<()> {
         let name = mount_name(key)?;
         if self.loaded.remove(&name.to_ascii_uppercase()).is_none() {
-            bail!("ERROR: HKLM\\{name} is not loaded (no earlier reg load line)");
+            return Err(exe(format!(
+                "ERROR: HKLM\\{name} is not loaded (no earlier reg load line)"
+            )));
         }
         Ok(())
     }
@@ -423,6 +465,9 @@ impl Mounts {
         };
         let is_hklm =
             root.eq_ignore_ascii_case("HKLM") || root.eq_ignore_ascii_case("HKEY_LOCAL_MACHINE");
+        if let Some(hint) = eaten_backslashes(key) {
+            return Err(syntax(hint));
+        }
         if !is_hklm {
             if [
                 "HKCU",
@@ -437,10 +482,10 @@ impl Mounts {
             .iter()
             .any(|x| root.eq_ignore_ascii_case(x))
             {
-                bail!("ERROR: Invalid key name. {root} is not a root of an offline Windows; use HKLM\\SYSTEM, HKLM\\SOFTWARE, HKLM\\SAM, HKLM\\SECURITY or the name a reg load line gave");
+                return Err(exe(format!("ERROR: Invalid key name. {root} is not a root of an offline Windows; use HKLM\\SYSTEM, HKLM\\SOFTWARE, HKLM\\SAM, HKLM\\SECURITY or the name a reg load line gave")));
             }
             if self.strict {
-                bail!("ERROR: Invalid key name. {key}: a script names keys from HKLM\\<the name of its reg load line>");
+                return Err(exe(format!("ERROR: Invalid key name. {key}: a script names keys from HKLM\\<the name of its reg load line>")));
             }
             return Ok(KeyRef {
                 hive: HiveName::System,
@@ -449,7 +494,7 @@ impl Mounts {
             });
         }
         let Some(mount) = parts.get(1) else {
-            bail!("ERROR: Invalid key name. {key}: HKLM itself is not a hive; name one (HKLM\\SYSTEM ...)");
+            return Err(exe(format!("ERROR: Invalid key name. {key}: HKLM itself is not a hive; name one (HKLM\\SYSTEM ...)")));
         };
         let rest: Vec<String> = parts[2..].iter().map(|s| s.to_string()).collect();
         if let Some(h) = self.loaded.get(&mount.to_ascii_uppercase()) {
@@ -460,7 +505,7 @@ impl Mounts {
             });
         }
         if self.strict {
-            bail!("ERROR: HKLM\\{mount} is not loaded by an earlier reg load line (on a recovery VM it would be that VM's own registry)");
+            return Err(exe(format!("ERROR: HKLM\\{mount} is not loaded by an earlier reg load line (on a recovery VM it would be that VM's own registry)")));
         }
         match HiveName::from_name(mount) {
             Some(h) => Ok(KeyRef { hive: h, parts: rest, note: None }),
@@ -473,6 +518,27 @@ impl Mounts {
     }
 }
 
+/// A hint when `key` is a key path whose backslashes an unquoted shell word lost
+/// (`HKLM\SYSTEM\Select` typed without quotes reaches winrescue as `HKLMSYSTEMSelect`).
+pub fn eaten_backslashes(key: &str) -> Option<String> {
+    if key.contains('\\') {
+        return None;
+    }
+    let upper = key.to_ascii_uppercase();
+    let root = ["HKEY_LOCAL_MACHINE", "HKLM"]
+        .into_iter()
+        .find(|r| upper.starts_with(r) && upper.len() > r.len())?;
+    let rest = &upper[root.len()..];
+    let hive = ["SYSTEM", "SOFTWARE", "SAM", "SECURITY", "DEFAULT", "BROKEN"]
+        .into_iter()
+        .any(|h| rest.starts_with(h));
+    hive.then(|| {
+        format!(
+            "{key} looks like a key whose backslashes the shell removed: put the key in single quotes, e.g. 'HKLM\\SYSTEM\\CurrentControlSet\\Services\\Dhcp'"
+        )
+    })
+}
+
 fn mount_name(key: &str) -> Result<String> {
     let parts: Vec<&str> = key.split('\\').filter(|p| !p.is_empty()).collect();
     match parts.as_slice() {
@@ -482,7 +548,9 @@ fn mount_name(key: &str) -> Result<String> {
         {
             Ok(name.to_string())
         }
-        _ => bail!("ERROR: Invalid key name. reg load and unload take HKLM\\<name>, not {key}"),
+        _ => Err(exe(format!(
+            "ERROR: Invalid key name. reg load and unload take HKLM\\<name>, not {key}"
+        ))),
     }
 }
 
@@ -596,6 +664,8 @@ pub struct WriteOpts {
     pub partition: Option<u32>,
     pub dry_run: bool,
     pub allow_incomplete: bool,
+    /// Write even when the prediction objects.
+    pub force: bool,
 }
 
 fn hive_path_in(target: &Target, install: &Install, name: HiveName) -> Option<String> {
@@ -637,6 +707,11 @@ pub fn edit_target(
         dry_run: opts.dry_run,
         allow_incomplete: opts.allow_incomplete,
         partition: opts.partition,
+        guard: if opts.force {
+            Guard::Force
+        } else {
+            Guard::Enforce
+        },
         ..Default::default()
     };
     let mut tx = Transaction::open(path, eo).map_err(rescue_error)?;
@@ -649,7 +724,21 @@ pub fn edit_target(
         writeln!(out, "nothing to change")?;
         return Ok(None);
     }
-    let outcome = tx.commit("reg / sc edit").map_err(rescue_error)?;
+    let outcome = match tx.commit("reg / sc edit") {
+        Ok(o) => o,
+        Err(e) => {
+            if let rescue::Error::WouldBreak { prediction } = &e {
+                print_prediction(prediction, out)?;
+            }
+            return Err(rescue_error(e));
+        }
+    };
+    if let Some(p) = &outcome.prediction {
+        print_prediction(p, out)?;
+        for o in &p.objections {
+            writeln!(out, "warning: written anyway (--force): {o}")?;
+        }
+    }
     for h in &outcome.hives {
         let replayed = if h.replayed_pages > 0 {
             format!(
@@ -686,13 +775,53 @@ pub fn edit_target(
     Ok(Some(outcome))
 }
 
+/// What the Service Control Manager would do before and after a write, one line each.
+pub fn print_prediction(p: &Prediction, out: &mut dyn Write) -> Result<()> {
+    for c in &p.checks {
+        let show = |d: &Option<winsvc::Diagnosis>, when: &str| match d {
+            Some(d) => d.summary(),
+            None => format!("{}: {} is not installed {when}", c.control_set, c.service),
+        };
+        writeln!(out, "before: {}", show(&c.before, "before the write"))?;
+        writeln!(out, "after: {}", show(&c.after, "after the write"))?;
+    }
+    Ok(())
+}
+
 // ----- running -----
 
-pub fn run(a: RegArgs, out: &mut dyn Write) -> Result<ExitCode> {
+/// Takes winrescue's own flags out of the reg.exe arguments, where an admin appends them after
+/// the command (`reg DISK add ... /f --dry-run`), as `sc` accepts them. A flag given as the
+/// data of `/v`, `/d`, `/t` or `/s` stays data.
+fn take_own_flags(a: &mut RegArgs) {
+    let mut kept = Vec::with_capacity(a.args.len());
+    let mut after_switch = false;
+    for x in std::mem::take(&mut a.args) {
+        if !after_switch {
+            let flag = match x.as_str() {
+                "--dry-run" => Some(&mut a.dry_run),
+                "--force" => Some(&mut a.force),
+                "--allow-incomplete" => Some(&mut a.allow_incomplete),
+                _ => None,
+            };
+            if let Some(f) = flag {
+                *f = true;
+                continue;
+            }
+        }
+        after_switch = ["v", "d", "t", "s"].iter().any(|s| is_switch(&x, s)) && !after_switch;
+        kept.push(x);
+    }
+    a.args = kept;
+}
+
+pub fn run(mut a: RegArgs, out: &mut dyn Write) -> Result<ExitCode> {
+    take_own_flags(&mut a);
     let opts = WriteOpts {
         partition: a.partition,
         dry_run: a.dry_run,
         allow_incomplete: a.allow_incomplete,
+        force: a.force,
     };
     if let Some(script) = &a.script {
         return run_script(&a.target, script, opts, out);
@@ -787,8 +916,18 @@ pub fn run(a: RegArgs, out: &mut dyn Write) -> Result<ExitCode> {
             import(&a.target, Path::new(file), opts, out)?;
             writeln!(out, "The operation completed successfully.")?;
         }
-        RegOp::Load { .. } | RegOp::Unload { .. } => {
-            return Err(syntax("REG LOAD and REG UNLOAD are only meaningful in a script (--script FILE): winrescue opens the target's hives itself; a single command names them HKLM\\SYSTEM, HKLM\\SOFTWARE ..."));
+        RegOp::Load { key, .. } => {
+            // The article's lines are pasted one by one: the load line has nothing to do
+            // offline, and the next line's HKLM\NAME is taken as SYSTEM with a note.
+            eprintln!("note: nothing to load: winrescue opens the target's hives itself; {key} names the SYSTEM hive in the commands that follow (a --script file maps the name to the hive its reg load line gives)");
+            writeln!(out, "The operation completed successfully.")?;
+        }
+        RegOp::Unload { key } => {
+            eprintln!("note: nothing to unload: every winrescue command writes and closes the hive itself ({key} needs no unload)");
+            writeln!(out, "The operation completed successfully.")?;
+        }
+        RegOp::Help { verb } => {
+            writeln!(out, "{}", usage_text(verb.as_deref()))?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -930,8 +1069,8 @@ fn query(
 
 /// Text of a file that may be UTF-16LE with a BOM (what reg.exe export writes) or UTF-8/ANSI.
 fn read_text(path: &Path) -> Result<String> {
-    let bytes =
-        std::fs::read(path).with_context(|| format!("ERROR: cannot read {}", path.display()))?;
+    let bytes = std::fs::read(path)
+        .map_err(|e| exe(format!("ERROR: cannot read {}: {e}", path.display())))?;
     if let Some(body) = bytes.strip_prefix(&[0xFF, 0xFE]) {
         let units: Vec<u16> = body
             .chunks_exact(2)
@@ -939,7 +1078,10 @@ fn read_text(path: &Path) -> Result<String> {
             .collect();
         return Ok(String::from_utf16_lossy(&units));
     }
-    Ok(String::from_utf8_lossy(&bytes).into_owned())
+    // Notepad saves "UTF-8" with a byte order mark, which would glue itself to the first
+    // word of the first line (`\u{feff}reg` is not `reg`).
+    let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+    Ok(String::from_utf8_lossy(body).into_owned())
 }
 
 /// `reg import FILE`: each section's values set through the editor, `[-key]` deleted, one edit
@@ -947,10 +1089,10 @@ fn read_text(path: &Path) -> Result<String> {
 fn import(target: &Path, file: &Path, opts: WriteOpts, out: &mut dyn Write) -> Result<()> {
     let text = read_text(file)?;
     let sections = regf::regfile::parse(&text).map_err(|e| {
-        anyhow!(
+        exe(format!(
             "ERROR: Error accessing the registry: {}: {e}",
             file.display()
-        )
+        ))
     })?;
     let mounts = Mounts::default();
     let mut keyed: Vec<(KeyRef, &regf::regfile::Section)> = Vec::new();

@@ -183,7 +183,7 @@ pub fn run(a: RunbookArgs, out: &mut dyn Write) -> Result<ExitCode> {
                     writeln!(
                         out,
                         "The registry does not stop it, but the System log's newest failure (event {id} at {}) reports error {code}: the procedure for {code}.",
-                        time.strftime("%Y-%m-%d %H:%M:%SZ")
+                        evidence::show_time(time)
                     )?;
                     writeln!(out)?;
                     render(book, code, None, out)?;
@@ -224,12 +224,17 @@ fn render(book: &Book, code: u32, disk: Option<&FromDisk>, out: &mut dyn Write) 
     writeln!(out)?;
     render_intro(book, out)?;
     let mut n = 0;
-    writeln!(out, "A. The article's first steps")?;
-    writeln!(out)?;
-    render_steps(&book.common, None, &mut n, out)?;
-    writeln!(out, "B. When sc start DHCP fails with {code}")?;
+    // The fix for this code first: the admin who has the code needs it, not the generic
+    // look-start-check steps, which follow for whoever has not run them yet.
+    writeln!(out, "A. When sc start DHCP fails with {code}")?;
     writeln!(out)?;
     render_steps(&branch.steps, disk, &mut n, out)?;
+    writeln!(
+        out,
+        "B. The article's general steps (to confirm the code, and to check after the fix)"
+    )?;
+    writeln!(out)?;
+    render_steps(&book.common, None, &mut n, out)?;
     let culprit = disk
         .map(|d| d.culprit.clone())
         .unwrap_or_else(|| "SERVICE".into());

@@ -20,7 +20,9 @@
 //!   7036 event) with the newest failure event (7000, 7001, 7022, 7023, 7031, 7038).
 //! - `config` writes the Current control set (`Select\Current`), or every control set with
 //!   `--all-control-sets`, through `rescue::edit::edit_hive` (undo journal, read back and
-//!   verified); `--dry-run` shows the change and writes nothing. `password=` is refused: the
+//!   verified); `--dry-run` shows the change and writes nothing. The write is checked first as
+//!   `reg`'s are (`rescue::guard`): the prediction before and after is printed, and a change that
+//!   breaks the DHCP Client or the service is refused unless `--force`. `password=` is refused: the
 //!   password of an account lives in the LSA secrets, which winrescue does not write.
 //!
 //! Exit codes: 0 done (`query`: the service is predicted to start); 1 `query` predicts that it
@@ -57,6 +59,10 @@ pub struct ScArgs {
     /// `config`: write even though the hive is dirty and its logs are missing.
     #[arg(long)]
     pub allow_incomplete: bool,
+    /// `config`: write even though the check predicts that the write breaks a service (the
+    /// DHCP Client or the service configured).
+    #[arg(long)]
+    pub force: bool,
     /// The sc.exe command: QUERY | QC | CONFIG, the service name, then the options.
     #[arg(
         trailing_var_arg = true,
@@ -137,8 +143,15 @@ pub enum ScOp {
 /// sc.exe's note, shown with every syntax error of `config`.
 const CONFIG_USAGE: &str = "USAGE:\n        sc <target> config [service name] <option1> <option2>...\n\nOPTIONS:\nNOTE: The option name includes the equal sign.\n      A space is required between the equal sign and the value.\n start= <boot|system|auto|demand|disabled|delayed-auto>\n type= <own|share|kernel|filesys>\n error= <normal|severe|critical|ignore>\n binPath= <BinaryPathName>\n group= <LoadOrderGroup>\n depend= <Dependencies(separated by / (forward slash))>\n obj= <AccountName>\n DisplayName= <display name>";
 
+/// sc.exe's note for `query` and `qc`, offline.
+const QUERY_USAGE: &str = "DESCRIPTION:\n        Shows a service offline: its configuration, the start the Service Control Manager\n        would give it (predicted from the registry) and the last state the System log recorded.\nUSAGE:\n        sc <target> query [service name]\n        sc <target> qc [service name]\n\nEXAMPLE:\n        winrescue sc disk.vhd query DHCP";
+
 fn syntax(what: impl std::fmt::Display) -> anyhow::Error {
     anyhow::Error::new(SyntaxError(format!("{what}\n{CONFIG_USAGE}")))
+}
+
+fn query_syntax(what: impl std::fmt::Display) -> anyhow::Error {
+    anyhow::Error::new(SyntaxError(format!("{what}\n{QUERY_USAGE}")))
 }
 
 /// Parses sc.exe's arguments after the target.
@@ -157,10 +170,12 @@ pub fn parse(args: &[String]) -> Result<ScOp> {
         _ => return Err(syntax(format!("{verb:?} is not a command winrescue runs offline (QUERY, QC, CONFIG)."))),
     }
     let Some((service, opts)) = rest.split_first() else {
-        return Err(syntax(format!(
-            "{} needs a service name.",
-            v.to_uppercase()
-        )));
+        let what = format!("{} needs a service name.", v.to_uppercase());
+        return Err(if v == "config" {
+            syntax(what)
+        } else {
+            query_syntax(what)
+        });
     };
     if service.contains('=') {
         return Err(syntax(format!("{service:?} is not a service name.")));
@@ -168,7 +183,7 @@ pub fn parse(args: &[String]) -> Result<ScOp> {
     let service = service.clone();
     if v != "config" {
         if let Some(extra) = opts.first() {
-            return Err(syntax(format!(
+            return Err(query_syntax(format!(
                 "unexpected argument {extra:?} after the service name."
             )));
         }
@@ -182,6 +197,11 @@ pub fn parse(args: &[String]) -> Result<ScOp> {
     let mut it = opts.iter();
     while let Some(name) = it.next() {
         let Some(eq) = name.find('=') else {
+            if let Some(ConfigOpt::Obj(acct)) = options.last() {
+                if let Some(hint) = eaten_account(acct, name) {
+                    return Err(syntax(hint));
+                }
+            }
             return Err(syntax(format!(
                 "{name:?} is not an option (option names end with '=')."
             )));
@@ -231,7 +251,12 @@ pub fn parse(args: &[String]) -> Result<ScOp> {
                     .map(str::to_string)
                     .collect(),
             ),
-            "obj" => ConfigOpt::Obj(value.clone()),
+            "obj" => {
+                if let Some(hint) = eaten_account(value, "") {
+                    return Err(syntax(hint));
+                }
+                ConfigOpt::Obj(value.clone())
+            }
             "displayname" => ConfigOpt::DisplayName(value.clone()),
             "password" => ConfigOpt::Password,
             _ => {
@@ -245,6 +270,24 @@ pub fn parse(args: &[String]) -> Result<ScOp> {
         return Err(syntax("CONFIG needs at least one option."));
     }
     Ok(ScOp::Config { service, options })
+}
+
+/// A hint when an `obj=` account lost its backslash to the shell: `obj= NT
+/// Authority\LocalService` unquoted reaches winrescue as `NT` and `AuthorityLocalService`, and
+/// `.\bob` as `.bob`. `next` is the argument after the account (empty: none).
+fn eaten_account(acct: &str, next: &str) -> Option<String> {
+    let lower = acct.to_ascii_lowercase();
+    let next_lower = next.to_ascii_lowercase();
+    let split_nt = lower == "nt" && next_lower.starts_with("authority");
+    let glued = !acct.contains('\\')
+        && (lower.starts_with("nt authority") || lower.starts_with("ntauthority"));
+    let dot = acct.starts_with('.') && acct.len() > 1 && !acct.contains('\\');
+    (split_nt || glued || dot).then(|| {
+        format!(
+            "obj= {acct}{}{next}: the account's backslash was removed by the shell; put it in single quotes: obj= 'NT Authority\\LocalService'",
+            if next.is_empty() { "" } else { " " }
+        )
+    })
 }
 
 // ----- reading -----
@@ -321,7 +364,7 @@ impl OfflineSystem {
 
 /// sc.exe's message for a service that does not exist.
 pub fn no_such_service() -> anyhow::Error {
-    anyhow!("[SC] OpenService FAILED 1060:\n\nThe specified service does not exist as an installed service.")
+    crate::cmd::exe("[SC] OpenService FAILED 1060:\n\nThe specified service does not exist as an installed service.".into())
 }
 
 // ----- rendering -----
@@ -505,7 +548,7 @@ fn render_query(
             Some(e) => {
                 let (n, name) = state_number(e.state.expect("checked"));
                 let count = list.iter().filter(|e| e.event_id == 7036).count();
-                line(out, "STATE", &format!("{n}  {name}  (last of {count} recorded state changes: event 7036 at {}, record {})", e.time.strftime("%Y-%m-%d %H:%M:%SZ"), e.record_id))?
+                line(out, "STATE", &format!("{n}  {name}  (last of {count} recorded state changes: event 7036 at {}, record {})", evidence::show_time(e.time), e.record_id))?
             }
             None => line(
                 out,
@@ -566,7 +609,7 @@ fn render_query(
                     &format!(
                         "{} at {}, record {}: {}{code}",
                         e.event_id,
-                        e.time.strftime("%Y-%m-%d %H:%M:%SZ"),
+                        evidence::show_time(e.time),
                         e.record_id,
                         e.summary()
                     ),
@@ -595,6 +638,10 @@ pub fn run(mut a: ScArgs, out: &mut dyn Write) -> Result<ExitCode> {
         }
         "--allow-incomplete" => {
             a.allow_incomplete = true;
+            false
+        }
+        "--force" => {
+            a.force = true;
             false
         }
         _ => true,
@@ -726,8 +773,8 @@ fn config(
         partition: a.partition,
         dry_run: a.dry_run,
         allow_incomplete: a.allow_incomplete,
+        force: a.force,
     };
-    let mut edited: Option<Vec<u8>> = None;
     reg::edit_target(&a.target, opts, out, |h, lines| {
         let ed = h.editor(HiveName::System)?;
         let mut changed = false;
@@ -767,28 +814,8 @@ fn config(
                 }
             }
         }
-        edited = Some(ed.bytes().to_vec());
         Ok(changed)
     })?;
-    // What the SCM would do with the edited registry.
-    if let Some(bytes) = edited {
-        let new = SystemModel::from_bytes(&bytes, Some(model.version.clone()))
-            .map_err(|e| anyhow!("the edited hive: {e}"))?;
-        let reopened = Opened::open(&a.target, a.partition).ok();
-        let oracle = |p: &str| {
-            reopened
-                .as_ref()
-                .and_then(|o| o.target.registry_file_exists(&o.install, p))
-        };
-        let after: Vec<Diagnosis> = targets
-            .iter()
-            .filter_map(|(cs, _, _)| new.control_sets.iter().find(|c| &c.name == cs))
-            .filter_map(|c| analyze::diagnose(&new, c.number, name, &oracle))
-            .collect();
-        for d in after {
-            writeln!(out, "after: {}", d.summary())?;
-        }
-    }
     writeln!(
         out,
         "[SC] ChangeServiceConfig SUCCESS{}",
