@@ -475,3 +475,24 @@ fn an_interrupted_write_is_detected_when_the_disk_is_opened_again() {
         .success();
     winrescue().arg("diagnose").arg(&hive).assert().success();
 }
+
+#[test]
+fn repair_of_a_dirty_hive_says_which_pages_only_carry_its_replayed_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    let hive = copy(dir.path(), "hives/win10-dirty-SYSTEM");
+    for log in ["LOG1", "LOG2"] {
+        std::fs::copy(
+            fixtures::path(&format!("hives/win10-dirty-SYSTEM.{log}")),
+            dir.path().join(format!("SYSTEM.{log}")),
+        )
+        .unwrap();
+    }
+    winrescue()
+        .args(["repair", "--apply", "--own-process"])
+        .arg(&hive)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "only carry what the hive's transaction logs held",
+        ));
+}

@@ -101,6 +101,13 @@ pub fn run(a: RepairArgs, out: &mut dyn Write) -> Result<ExitCode> {
                 o.ranges.len(),
                 o.sequence
             )?;
+            let replayed: usize = o.hives.iter().map(|h| h.replayed_pages).sum();
+            if replayed > 0 {
+                writeln!(
+                    out,
+                    "         {replayed} of those pages only carry what the hive's transaction logs held: a dirty hive is written back recovered and clean"
+                )?;
+            }
             if let Some(w) = &o.written {
                 for warning in &w.warnings {
                     writeln!(out, "warning: {warning}")?;
