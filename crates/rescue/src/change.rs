@@ -158,10 +158,10 @@ pub fn apply_one(ed: &mut Editor, c: &Change) -> Result<bool> {
     let value = c.value.as_deref().unwrap_or("");
     Ok(match &c.op {
         Op::Set { value_type, data } => {
+            // Both always run: a new key still needs its value.
             let created = ed.create_key(&c.key)?;
-            created
-                || ed.set_value(&c.key, value, *value_type, &data.to_bytes())?
-                    != SetOutcome::Unchanged
+            let set = ed.set_value(&c.key, value, *value_type, &data.to_bytes())?;
+            created || set != SetOutcome::Unchanged
         }
         Op::DeleteValue => ed.delete_value(&c.key, value)?,
         Op::CreateKey => ed.create_key(&c.key)?,
