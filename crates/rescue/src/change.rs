@@ -18,6 +18,7 @@ use crate::offline::HiveId;
 pub enum Op {
     /// Set the value (creating the key first if it is missing).
     Set {
+        #[serde(serialize_with = "type_name")]
         value_type: ValueType,
         data: Data,
     },
@@ -134,6 +135,14 @@ impl std::fmt::Display for Change {
             Op::DeleteKey => write!(f, "{hive}\\{}: delete the key", self.key),
         }?;
         write!(f, " ({})", self.reason)
+    }
+}
+
+/// A value type by its name (`REG_DWORD`), or `REG_0x..` for one without a name.
+fn type_name<S: serde::Serializer>(t: &ValueType, s: S) -> std::result::Result<S::Ok, S::Error> {
+    match t.name() {
+        Some(n) => s.serialize_str(n),
+        None => s.serialize_str(&format!("REG_0x{:x}", t.0)),
     }
 }
 
