@@ -92,4 +92,4 @@ pub use policy::{
     HiveKind, Policy, Problem, Profile, ProfileValues, RuleLocation, RuleRef, Store, StoredRule,
     POLICY_KEY,
 };
-pub use rule::{Listener, Rule};
+pub use rule::{Condition, ConditionKind, Listener, Rule};
