@@ -27,8 +27,12 @@ impl Protocol {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "from", rename_all = "snake_case")]
 pub enum Source {
-    GroupPolicy { key: String },
-    Local { key: String },
+    GroupPolicy {
+        key: String,
+    },
+    Local {
+        key: String,
+    },
     /// Neither store has the value: Windows' default.
     Default,
 }
@@ -66,7 +70,9 @@ pub struct ConditionalRule {
 pub enum Allower {
     Rule(RuleRef),
     /// `DefaultInboundAction` 0: traffic no block rule matches is allowed.
-    DefaultInboundAction { source: Source },
+    DefaultInboundAction {
+        source: Source,
+    },
 }
 
 /// One reason the traffic is blocked. A blocked profile lists every reason, so that a fix
@@ -95,8 +101,8 @@ pub enum Decision {
     /// allow rules with conditions, or a full allow narrowed by block rules with conditions.
     AllowedFromSomeSources {
         allowed_by: Vec<ConditionalRule>,
-        /// Rules that allow without conditions (then narrowed by `partly_blocked_by`).
-        allowed_fully_by: Vec<RuleRef>,
+        /// What allows without conditions (then narrowed by `partly_blocked_by`).
+        allowed_fully_by: Vec<Allower>,
         partly_blocked_by: Vec<ConditionalRule>,
     },
     Blocked {
@@ -112,6 +118,9 @@ pub struct ProfileDecision {
     pub settings: EffectiveSettings,
     /// Whether local rules take part (Group Policy's `AllowLocalPolicyMerge` is not 0).
     pub local_rules_apply: bool,
+    /// Whether Group Policy was read (a SOFTWARE hive was given); when not, the decision is the
+    /// local configuration's only.
+    pub group_policy_known: bool,
     /// Active rules that match protocol, port and profile but are for another program (so they
     /// do not see RDP traffic); listed so that a surprising answer can be checked.
     pub other_program_rules: Vec<RuleRef>,
@@ -158,10 +167,19 @@ pub struct Edit {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum NotFixable {
-    PolicyBlockRule { profile: Profile, rule: RuleRef },
-    PolicyDoNotAllowExceptions { profile: Profile, key: String },
+    PolicyBlockRule {
+        profile: Profile,
+        rule: RuleRef,
+    },
+    PolicyDoNotAllowExceptions {
+        profile: Profile,
+        key: String,
+    },
     /// No Group Policy rule allows the port and `AllowLocalPolicyMerge` 0 hides local rules.
-    PolicyIgnoresLocalRules { profile: Profile, key: String },
+    PolicyIgnoresLocalRules {
+        profile: Profile,
+        key: String,
+    },
 }
 
 /// The edits that let the traffic in on every profile, or the reasons it cannot be done offline.
@@ -321,19 +339,21 @@ impl Policy {
             }
             if !blockers.is_empty() {
                 Decision::Blocked { by: blockers }
-            } else if cond_block.is_empty() && (!full_allow.is_empty() || default_allow) {
-                let mut by: Vec<Allower> = full_allow.into_iter().map(Allower::Rule).collect();
+            } else {
+                let mut full: Vec<Allower> = full_allow.into_iter().map(Allower::Rule).collect();
                 if default_allow {
-                    by.push(Allower::DefaultInboundAction {
+                    full.push(Allower::DefaultInboundAction {
                         source: settings.default_inbound_action.source.clone(),
                     });
                 }
-                Decision::Allowed { by }
-            } else {
-                Decision::AllowedFromSomeSources {
-                    allowed_by: cond_allow,
-                    allowed_fully_by: full_allow,
-                    partly_blocked_by: cond_block,
+                if cond_block.is_empty() && !full.is_empty() {
+                    Decision::Allowed { by: full }
+                } else {
+                    Decision::AllowedFromSomeSources {
+                        allowed_by: cond_allow,
+                        allowed_fully_by: full,
+                        partly_blocked_by: cond_block,
+                    }
                 }
             }
         };
@@ -342,6 +362,7 @@ impl Policy {
             decision,
             settings,
             local_rules_apply,
+            group_policy_known: self.group_policy.is_some(),
             other_program_rules,
             unparsed_rules,
         }
@@ -396,8 +417,7 @@ impl Policy {
                             }
                             continue;
                         }
-                        if let Some(stored) = self.rules.iter().find(|s| s.location == r.location)
-                        {
+                        if let Some(stored) = self.rules.iter().find(|s| s.location == r.location) {
                             edits.push(Edit {
                                 hive: HiveKind::System,
                                 key: r.location.key.clone(),
@@ -453,15 +473,24 @@ impl Policy {
                     && !r.active
                     && r.action == Action::Allow
                     && r.direction == Direction::In
-                    && r.group.as_deref().is_some_and(|g| g.eq_ignore_ascii_case(RDP_GROUP))
+                    && r.group
+                        .as_deref()
+                        .is_some_and(|g| g.eq_ignore_ascii_case(RDP_GROUP))
                     && r.program(self.listener) != Program::Other
                     && r.conditions.is_empty()
                     && !r.local_ports.is_empty()
-                    && r.local_ports.iter().all(|p| !matches!(p, PortSpec::Keyword(_)))
+                    && r.local_ports
+                        .iter()
+                        .all(|p| !matches!(p, PortSpec::Keyword(_)))
                     && r.matches_port(protocol.number(), port)
             })
             .collect();
-        candidates.sort_by_key(|s| (!s.location.value.eq_ignore_ascii_case(RDP_USERMODE_TCP), s.location.value.clone()));
+        candidates.sort_by_key(|s| {
+            (
+                !s.location.value.eq_ignore_ascii_case(RDP_USERMODE_TCP),
+                s.location.value.clone(),
+            )
+        });
         let mut left: Vec<Profile> = profiles.to_vec();
         let mut edits = Vec::new();
         for s in candidates {

@@ -259,7 +259,13 @@ impl Reader<'_> {
         }
     }
 
-    fn profile(&mut self, parent: &Key<'_>, parent_path: &str, sub: &str, p: Profile) -> ProfileValues {
+    fn profile(
+        &mut self,
+        parent: &Key<'_>,
+        parent_path: &str,
+        sub: &str,
+        p: Profile,
+    ) -> ProfileValues {
         let Some((key, path)) = self.sub(parent, parent_path, sub) else {
             return ProfileValues::absent(p);
         };
@@ -295,7 +301,9 @@ impl Reader<'_> {
             match value.data() {
                 Ok(Data::Sz(text)) => match Rule::parse(&location.value, &text) {
                     Ok(rule) => out.push(StoredRule { location, rule }),
-                    Err(error) => self.problems.push(Problem::RuleUnparsable { location, error }),
+                    Err(error) => self
+                        .problems
+                        .push(Problem::RuleUnparsable { location, error }),
                 },
                 Ok(_) => self.problems.push(Problem::RuleNotString {
                     found_type: value.value_type().to_string(),
@@ -331,11 +339,14 @@ impl Policy {
             problems: &mut problems,
             hive: HiveKind::System,
         };
-        let fw = r.sub(&cs, &cs_path, r"Services\SharedAccess\Parameters\FirewallPolicy");
-        let mut local = Profile::ALL.map(ProfileValues::absent);
-        let mut local_rules_key = format!(
-            r"{cs_path}\Services\SharedAccess\Parameters\FirewallPolicy\FirewallRules"
+        let fw = r.sub(
+            &cs,
+            &cs_path,
+            r"Services\SharedAccess\Parameters\FirewallPolicy",
         );
+        let mut local = Profile::ALL.map(ProfileValues::absent);
+        let mut local_rules_key =
+            format!(r"{cs_path}\Services\SharedAccess\Parameters\FirewallPolicy\FirewallRules");
         if let Some((fw_key, fw_path)) = &fw {
             local = Profile::ALL.map(|p| r.profile(fw_key, fw_path, p.local_key(), p));
             local_rules_key = format!(r"{fw_path}\FirewallRules");
@@ -405,7 +416,11 @@ impl Policy {
                 .as_deref()
                 .is_some_and(|s| s.eq_ignore_ascii_case("TermService"))
         };
-        let kernel = |r: &&Rule| r.app.as_deref().is_some_and(|a| a.eq_ignore_ascii_case("System"));
+        let kernel = |r: &&Rule| {
+            r.app
+                .as_deref()
+                .is_some_and(|a| a.eq_ignore_ascii_case("System"))
+        };
         if !group.iter().any(svc) && group.iter().any(kernel) {
             Listener::Kernel
         } else {
@@ -418,7 +433,8 @@ impl Policy {
         self.problems
             .iter()
             .filter_map(|p| match p {
-                Problem::RuleUnparsable { location, .. } | Problem::RuleNotString { location, .. }
+                Problem::RuleUnparsable { location, .. }
+                | Problem::RuleNotString { location, .. }
                     if location.store == store =>
                 {
                     Some(location.clone())

@@ -485,7 +485,13 @@ impl Rule {
             return Program::Other;
         }
         let svc_is_rdp = |s: &str| s == "*" || s.eq_ignore_ascii_case("TermService");
-        let rdp = |yes: bool| if yes { Program::RdpListener } else { Program::Other };
+        let rdp = |yes: bool| {
+            if yes {
+                Program::RdpListener
+            } else {
+                Program::Other
+            }
+        };
         match (&self.app, &self.service) {
             (None, None) => Program::Any,
             (None, Some(s)) => rdp(listener == Listener::TermService && svc_is_rdp(s)),

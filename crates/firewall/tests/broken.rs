@@ -11,8 +11,8 @@ use std::path::PathBuf;
 
 use common::*;
 use firewall::{
-    Allower, Blocker, Change, ConditionKind, Decision, EditReason, HiveKind, NotFixable, ParseErrorKind,
-    Policy, Problem, Profile, Protocol, Source, Store,
+    Allower, Blocker, Change, ConditionKind, Decision, EditReason, HiveKind, NotFixable,
+    ParseErrorKind, Policy, Problem, Profile, Protocol, Source, Store,
 };
 
 const FW: &str = r"Services\SharedAccess\Parameters\FirewallPolicy";
@@ -51,7 +51,11 @@ impl Case {
 
     fn policy(&self) -> Policy {
         let sw = self.software.as_ref().map(|p| std::fs::read(p).unwrap());
-        read(&std::fs::read(&self.system).unwrap(), self.cs, sw.as_deref())
+        read(
+            &std::fs::read(&self.system).unwrap(),
+            self.cs,
+            sw.as_deref(),
+        )
     }
 
     /// Applies the plan's edits with hivex and reads the policy back.
@@ -94,11 +98,17 @@ fn blockers(d: &Decision) -> Vec<String> {
 
 fn all_allowed(p: &Policy, port: u16) {
     for d in p.inbound(Protocol::Tcp, port) {
-        assert!(matches!(d.decision, Decision::Allowed { .. }), "{:?}: {:?}", d.profile, d.decision);
+        assert!(
+            matches!(d.decision, Decision::Allowed { .. }),
+            "{:?}: {:?}",
+            d.profile,
+            d.decision
+        );
     }
 }
 
-const BLOCK_3389: &str = "v2.10|Action=Block|Active=TRUE|Dir=In|Protocol=6|Profile=Public|LPort=3389|Name=Block RDP|";
+const BLOCK_3389: &str =
+    "v2.10|Action=Block|Active=TRUE|Dir=In|Protocol=6|Profile=Public|LPort=3389|Name=Block RDP|";
 
 #[test]
 fn local_block_rule_is_deactivated() {
@@ -128,7 +138,10 @@ fn local_block_rule_is_deactivated() {
             profiles: vec![Profile::Public]
         }
     );
-    assert!(plan.edits.iter().any(|e| e.value == "RemoteDesktop-UserMode-In-TCP"));
+    assert!(plan
+        .edits
+        .iter()
+        .any(|e| e.value == "RemoteDesktop-UserMode-In-TCP"));
     assert_eq!(plan.edits.len(), 2);
     all_allowed(&case.apply(&plan), 3389);
 }
@@ -147,7 +160,11 @@ fn block_rule_wins_over_allow_rule() {
     assert_eq!(blockers(&domain.decision), ["rule Block-All"]);
     assert_eq!(blockers(&public.decision), ["rule Block-All", "no allow"]);
     // Windows 7's own any-port rules for other programs are listed too.
-    let others: Vec<_> = domain.other_program_rules.iter().map(|r| r.location.value.as_str()).collect();
+    let others: Vec<_> = domain
+        .other_program_rules
+        .iter()
+        .map(|r| r.location.value.as_str())
+        .collect();
     assert!(others.contains(&"Block-Other"), "{others:?}");
     let plan = p.fix_inbound(Protocol::Tcp, 3389);
     let ids: Vec<_> = plan.edits.iter().map(|e| e.value.as_str()).collect();
@@ -168,7 +185,10 @@ fn shields_up_blocks_even_allowed_rdp() {
     let del = &plan.edits[0];
     assert_eq!(del.change, Change::Delete);
     assert_eq!(del.value, "DoNotAllowExceptions");
-    assert_eq!(del.key, format!(r"ControlSet001\services\SharedAccess\Parameters\FirewallPolicy\StandardProfile"));
+    assert_eq!(
+        del.key,
+        format!(r"ControlSet001\services\SharedAccess\Parameters\FirewallPolicy\StandardProfile")
+    );
     assert_eq!(plan.edits.len(), 2);
     all_allowed(&case.apply(&plan), 3389);
 }
@@ -187,7 +207,10 @@ fn firewall_off_allows_everything() {
     );
     let [_, _, public] = case.policy().inbound(Protocol::Tcp, 3389);
     assert_eq!(blockers(&public.decision), ["no allow"]);
-    assert!(matches!(public.settings.enable_firewall.source, Source::GroupPolicy { .. }));
+    assert!(matches!(
+        public.settings.enable_firewall.source,
+        Source::GroupPolicy { .. }
+    ));
 }
 
 #[test]
@@ -195,8 +218,31 @@ fn default_inbound_allow_allows_without_a_rule() {
     let case = Case::new(win10(), "ControlSet001")
         .system("[FW\\DomainProfile]\n\"DefaultInboundAction\"=dword:00000000\n");
     let [domain, private, _] = case.policy().inbound(Protocol::Tcp, 3389);
-    assert!(matches!(&domain.decision, Decision::Allowed { by } if matches!(by[..], [Allower::DefaultInboundAction { .. }])));
+    assert!(
+        matches!(&domain.decision, Decision::Allowed { by } if matches!(by[..], [Allower::DefaultInboundAction { .. }]))
+    );
     assert_eq!(blockers(&private.decision), ["no allow"]);
+    // A block rule scoped to some addresses narrows the default allow.
+    let case = case.system(&format!(
+        "[FW\\FirewallRules]\n\"Block-Some\"={}\n",
+        reg_quote("v2.10|Action=Block|Active=TRUE|Dir=In|Protocol=6|LPort=3389|RA4=192.0.2.0/24|")
+    ));
+    let [domain, _, _] = case.policy().inbound(Protocol::Tcp, 3389);
+    match &domain.decision {
+        Decision::AllowedFromSomeSources {
+            allowed_by,
+            allowed_fully_by,
+            partly_blocked_by,
+        } => {
+            assert!(allowed_by.is_empty());
+            assert!(matches!(
+                allowed_fully_by[..],
+                [Allower::DefaultInboundAction { .. }]
+            ));
+            assert_eq!(partly_blocked_by[0].rule.location.value, "Block-Some");
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 /// A rule that does not parse is reported with its id and field, never dropped silently, and
@@ -215,7 +261,9 @@ fn unparsable_rule_is_reported() {
             assert_eq!(error.rule_id, "Broken-Port");
             assert_eq!(error.field, "LPort");
             assert_eq!(error.kind, ParseErrorKind::BadPort);
-            assert!(error.to_string().contains("Broken-Port") && error.to_string().contains("LPort"));
+            assert!(
+                error.to_string().contains("Broken-Port") && error.to_string().contains("LPort")
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -230,10 +278,12 @@ const GP: &str = r"[\Policies\Microsoft\WindowsFirewall";
 #[test]
 fn policy_ignoring_local_rules_cannot_be_fixed_offline() {
     // Windows 7 allows RDP on Domain through a local rule; policy hides it.
-    let case = Case::new(win7(), "ControlSet001")
-        .software(&format!("{GP}\\DomainProfile]\n\"AllowLocalPolicyMerge\"=dword:00000000\n"));
+    let case = Case::new(win7(), "ControlSet001").software(&format!(
+        "{GP}\\DomainProfile]\n\"AllowLocalPolicyMerge\"=dword:00000000\n"
+    ));
     let p = case.policy();
     let [domain, private, _] = p.inbound(Protocol::Tcp, 3389);
+    assert!(domain.group_policy_known);
     assert!(!domain.local_rules_apply);
     assert_eq!(blockers(&domain.decision), ["no allow"]);
     assert!(private.local_rules_apply);
@@ -256,9 +306,14 @@ fn policy_ignoring_local_rules_cannot_be_fixed_offline() {
     let gp_rule = p.rules.iter().find(|s| s.rule.id == "GP-RDP").unwrap();
     assert_eq!(gp_rule.location.store, Store::GroupPolicy);
     assert_eq!(gp_rule.location.hive, HiveKind::Software);
-    assert_eq!(gp_rule.location.key, r"Policies\Microsoft\WindowsFirewall\FirewallRules");
+    assert_eq!(
+        gp_rule.location.key,
+        r"Policies\Microsoft\WindowsFirewall\FirewallRules"
+    );
     let [domain, _, _] = p.inbound(Protocol::Tcp, 3389);
-    assert!(matches!(&domain.decision, Decision::Allowed { by } if matches!(&by[..], [Allower::Rule(r)] if r.location.value == "GP-RDP")));
+    assert!(
+        matches!(&domain.decision, Decision::Allowed { by } if matches!(&by[..], [Allower::Rule(r)] if r.location.value == "GP-RDP"))
+    );
 }
 
 #[test]
@@ -272,20 +327,26 @@ fn policy_block_rule_cannot_be_fixed_offline() {
     assert_eq!(blockers(&public.decision), ["rule GP-Block", "no allow"]);
     let plan = p.fix_inbound(Protocol::Tcp, 3389);
     assert!(plan.edits.is_empty());
-    assert!(matches!(&plan.not_fixable[..], [NotFixable::PolicyBlockRule { profile: Profile::Public, rule }] if rule.location.value == "GP-Block"));
+    assert!(
+        matches!(&plan.not_fixable[..], [NotFixable::PolicyBlockRule { profile: Profile::Public, rule }] if rule.location.value == "GP-Block")
+    );
 }
 
 /// Policy shields up through StandardProfile, which applies to Private and Public when policy
 /// has neither PrivateProfile nor PublicProfile ([MS-GPFAS] 2.2.3).
 #[test]
 fn policy_standard_profile_applies_to_private_and_public() {
-    let case = Case::new(win7(), "ControlSet001")
-        .software(&format!("{GP}\\StandardProfile]\n\"DoNotAllowExceptions\"=dword:00000001\n"));
+    let case = Case::new(win7(), "ControlSet001").software(&format!(
+        "{GP}\\StandardProfile]\n\"DoNotAllowExceptions\"=dword:00000001\n"
+    ));
     let p = case.policy();
     let [domain, private, public] = p.inbound(Protocol::Tcp, 3389);
     assert!(matches!(domain.decision, Decision::Allowed { .. }));
     assert_eq!(blockers(&private.decision), ["shields Private policy"]);
-    assert_eq!(blockers(&public.decision), ["shields Public policy", "no allow"]);
+    assert_eq!(
+        blockers(&public.decision),
+        ["shields Public policy", "no allow"]
+    );
     let plan = p.fix_inbound(Protocol::Tcp, 3389);
     assert!(plan.edits.is_empty());
     assert_eq!(plan.not_fixable.len(), 2);
@@ -309,16 +370,33 @@ fn scoped_rules_allow_some_sources() {
     let p = case.policy();
     for d in p.inbound(Protocol::Tcp, 3389) {
         match &d.decision {
-            Decision::AllowedFromSomeSources { allowed_by, allowed_fully_by, partly_blocked_by } => {
+            Decision::AllowedFromSomeSources {
+                allowed_by,
+                allowed_fully_by,
+                partly_blocked_by,
+            } => {
                 assert!(allowed_fully_by.is_empty() && partly_blocked_by.is_empty());
                 assert_eq!(allowed_by.len(), 1);
-                let kinds: Vec<_> = allowed_by[0].conditions.iter().map(|c| (c.kind, c.value.as_str())).collect();
-                assert_eq!(kinds, [(ConditionKind::RemoteAddress, "10.0.0.0/255.0.0.0"), (ConditionKind::RemoteAddress, "LocalSubnet")]);
+                let kinds: Vec<_> = allowed_by[0]
+                    .conditions
+                    .iter()
+                    .map(|c| (c.kind, c.value.as_str()))
+                    .collect();
+                assert_eq!(
+                    kinds,
+                    [
+                        (ConditionKind::RemoteAddress, "10.0.0.0/255.0.0.0"),
+                        (ConditionKind::RemoteAddress, "LocalSubnet")
+                    ]
+                );
             }
             other => panic!("{:?}: {other:?}", d.profile),
         }
     }
-    assert!(p.fix_inbound(Protocol::Tcp, 3389).edits.is_empty(), "not blocked: nothing to fix");
+    assert!(
+        p.fix_inbound(Protocol::Tcp, 3389).edits.is_empty(),
+        "not blocked: nothing to fix"
+    );
 
     let case = Case::new(win10(), "ControlSet001").system(&format!(
         "[FW\\FirewallRules]\n\"Allow-All\"={}\n\"Block-Some\"={}\n",
@@ -326,7 +404,10 @@ fn scoped_rules_allow_some_sources() {
         reg_quote("v2.10|Action=Block|Active=TRUE|Dir=In|Protocol=6|LPort=3389|RA4=192.0.2.0/24|"),
     ));
     for d in case.policy().inbound(Protocol::Tcp, 3389) {
-        assert!(matches!(&d.decision, Decision::AllowedFromSomeSources { allowed_fully_by, partly_blocked_by, .. } if allowed_fully_by.len() == 1 && partly_blocked_by.len() == 1), "{d:?}");
+        assert!(
+            matches!(&d.decision, Decision::AllowedFromSomeSources { allowed_fully_by, partly_blocked_by, .. } if allowed_fully_by.len() == 1 && partly_blocked_by.len() == 1),
+            "{d:?}"
+        );
     }
 }
 

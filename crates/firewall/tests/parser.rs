@@ -30,7 +30,13 @@ fn real_rules() -> Vec<(String, String)> {
 fn parses_the_documented_example() {
     let text = "v2.30|Action=Allow|Active=TRUE|Dir=In|Protocol=6|Profile=Domain|Profile=Private|LPort=3389|LPort2_10=5000-5010|LPort=RPC-EPMap|App=%SystemRoot%\\system32\\svchost.exe|Svc=termservice|Name=@FirewallAPI.dll,-28775|Desc=x|EmbedCtxt=@FirewallAPI.dll,-28752|RA4=LocalSubnet|Edge=TRUE|";
     let r = Rule::parse("RemoteDesktop-UserMode-In-TCP", text).unwrap();
-    assert_eq!(r.version, Version { major: 2, minor: 30 });
+    assert_eq!(
+        r.version,
+        Version {
+            major: 2,
+            minor: 30
+        }
+    );
     assert_eq!(r.action, Action::Allow);
     assert_eq!(r.direction, Direction::In);
     assert!(r.active && r.edge);
@@ -44,7 +50,12 @@ fn parses_the_documented_example() {
             PortSpec::Keyword(PortKeyword::RpcEpMap)
         ]
     );
-    assert!(r.matches_port(6, 3389) && r.matches_port(6, 5005) && !r.matches_port(6, 135) && !r.matches_port(17, 3389));
+    assert!(
+        r.matches_port(6, 3389)
+            && r.matches_port(6, 5005)
+            && !r.matches_port(6, 135)
+            && !r.matches_port(17, 3389)
+    );
     assert!(r.applies_to(Profile::Private) && !r.applies_to(Profile::Public));
     assert_eq!(r.conditions.len(), 1);
     assert_eq!(r.to_text(), text);
@@ -55,29 +66,92 @@ fn parses_the_documented_example() {
     assert!(!any.active);
     assert!(Profile::ALL.iter().all(|&p| any.applies_to(p)) && any.matches_port(17, 1));
     // A missing Active= is inserted after Action=, where Windows writes it.
-    assert_eq!(any.with_field("Active", "TRUE"), "v2.10|Action=Block|Active=TRUE|Dir=In|");
+    assert_eq!(
+        any.with_field("Active", "TRUE"),
+        "v2.10|Action=Block|Active=TRUE|Dir=In|"
+    );
 }
 
 #[test]
 fn every_error_names_the_rule_and_the_field() {
     let cases: &[(&str, &str, ParseErrorKind)] = &[
-        ("2.10|Action=Allow|Dir=In|", "version", ParseErrorKind::BadVersion),
-        ("v2.300|Action=Allow|Dir=In|", "version", ParseErrorKind::BadVersion),
-        ("v2.10|Action=Allow||Dir=In|", "field 2", ParseErrorKind::EmptyField),
-        ("v2.10|Action=Allow|Dir|", "Dir", ParseErrorKind::MissingEquals),
-        ("v2.10|Action=Allow|Action=Block|Dir=In|", "Action", ParseErrorKind::Duplicate),
+        (
+            "2.10|Action=Allow|Dir=In|",
+            "version",
+            ParseErrorKind::BadVersion,
+        ),
+        (
+            "v2.300|Action=Allow|Dir=In|",
+            "version",
+            ParseErrorKind::BadVersion,
+        ),
+        (
+            "v2.10|Action=Allow||Dir=In|",
+            "field 2",
+            ParseErrorKind::EmptyField,
+        ),
+        (
+            "v2.10|Action=Allow|Dir|",
+            "Dir",
+            ParseErrorKind::MissingEquals,
+        ),
+        (
+            "v2.10|Action=Allow|Action=Block|Dir=In|",
+            "Action",
+            ParseErrorKind::Duplicate,
+        ),
         ("v2.10|Dir=In|", "Action", ParseErrorKind::Missing),
         ("v2.10|Action=Allow|", "Dir", ParseErrorKind::Missing),
-        ("v2.10|Action=Deny|Dir=In|", "Action", ParseErrorKind::BadAction),
-        ("v2.10|Action=Allow|Dir=Both|", "Dir", ParseErrorKind::BadDirection),
-        ("v2.10|Action=Allow|Dir=In|Active=yes|", "Active", ParseErrorKind::BadBool),
-        ("v2.10|Action=Allow|Dir=In|Profile=Home|", "Profile", ParseErrorKind::BadProfile),
-        ("v2.10|Action=Allow|Dir=In|Protocol=256|", "Protocol", ParseErrorKind::BadProtocol),
-        ("v2.10|Action=Allow|Dir=In|Protocol=6|LPort=70000|", "LPort", ParseErrorKind::BadPort),
-        ("v2.10|Action=Allow|Dir=In|Protocol=6|LPort=20-10|", "LPort", ParseErrorKind::BadPortRange),
-        ("v2.10|Action=Allow|Dir=In|Protocol=6|LPort=3389,3390|", "LPort", ParseErrorKind::UnknownPortKeyword),
-        ("v2.10|Action=Allow|Dir=In|LPort=3389|", "LPort", ParseErrorKind::PortWithoutTcpOrUdp),
-        ("v2.10|Action=Allow|Dir=In|Protocol=1|RPort=1|", "RPort", ParseErrorKind::PortWithoutTcpOrUdp),
+        (
+            "v2.10|Action=Deny|Dir=In|",
+            "Action",
+            ParseErrorKind::BadAction,
+        ),
+        (
+            "v2.10|Action=Allow|Dir=Both|",
+            "Dir",
+            ParseErrorKind::BadDirection,
+        ),
+        (
+            "v2.10|Action=Allow|Dir=In|Active=yes|",
+            "Active",
+            ParseErrorKind::BadBool,
+        ),
+        (
+            "v2.10|Action=Allow|Dir=In|Profile=Home|",
+            "Profile",
+            ParseErrorKind::BadProfile,
+        ),
+        (
+            "v2.10|Action=Allow|Dir=In|Protocol=256|",
+            "Protocol",
+            ParseErrorKind::BadProtocol,
+        ),
+        (
+            "v2.10|Action=Allow|Dir=In|Protocol=6|LPort=70000|",
+            "LPort",
+            ParseErrorKind::BadPort,
+        ),
+        (
+            "v2.10|Action=Allow|Dir=In|Protocol=6|LPort=20-10|",
+            "LPort",
+            ParseErrorKind::BadPortRange,
+        ),
+        (
+            "v2.10|Action=Allow|Dir=In|Protocol=6|LPort=3389,3390|",
+            "LPort",
+            ParseErrorKind::UnknownPortKeyword,
+        ),
+        (
+            "v2.10|Action=Allow|Dir=In|LPort=3389|",
+            "LPort",
+            ParseErrorKind::PortWithoutTcpOrUdp,
+        ),
+        (
+            "v2.10|Action=Allow|Dir=In|Protocol=1|RPort=1|",
+            "RPort",
+            ParseErrorKind::PortWithoutTcpOrUdp,
+        ),
     ];
     for (text, field, kind) in cases {
         let e = Rule::parse("Rule-42", text).unwrap_err();

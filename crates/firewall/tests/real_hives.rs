@@ -23,7 +23,11 @@ fn check_against_hivex(bytes: &[u8], name: &str, control_sets: &[(&str, &str)]) 
     let path = write_copy(dir.path(), name, bytes);
     for (cs, services) in control_sets {
         let policy = read(bytes, cs, None);
-        assert!(policy.problems.is_empty(), "{name} {cs}: {:#?}", policy.problems);
+        assert!(
+            policy.problems.is_empty(),
+            "{name} {cs}: {:#?}",
+            policy.problems
+        );
         let oracle = hivex_strings(&path, &rules_key(cs, services));
         assert!(oracle.len() > 300, "{name} {cs}: {} rules", oracle.len());
         assert_eq!(policy.rules.len(), oracle.len(), "{name} {cs}");
@@ -62,7 +66,11 @@ fn win81_rules_parse_and_match_hivex() {
 
 #[test]
 fn win10_stale_rules_parse_and_match_hivex() {
-    check_against_hivex(&win10_stale(), "win10-SYSTEM", &[("ControlSet001", "Services")]);
+    check_against_hivex(
+        &win10_stale(),
+        "win10-SYSTEM",
+        &[("ControlSet001", "Services")],
+    );
 }
 
 #[test]
@@ -106,9 +114,12 @@ fn desktop_ships_rdp_off(bytes: Vec<u8>, name: &str) {
             d.profile
         );
         assert_eq!(d.settings.enable_firewall.value, 1);
-        assert!(matches!(d.settings.enable_firewall.source, Source::Local { .. }));
+        assert!(matches!(
+            d.settings.enable_firewall.source,
+            Source::Local { .. }
+        ));
         assert_eq!(d.settings.do_not_allow_exceptions.source, Source::Default);
-        assert!(d.local_rules_apply && d.unparsed_rules.is_empty());
+        assert!(d.local_rules_apply && d.unparsed_rules.is_empty() && !d.group_policy_known);
     }
     let plan = policy.fix_inbound(Protocol::Tcp, 3389);
     assert!(plan.not_fixable.is_empty());
@@ -121,7 +132,13 @@ fn desktop_ships_rdp_off(bytes: Vec<u8>, name: &str) {
             profiles: Profile::ALL.to_vec()
         }
     );
-    let original = &policy.rules.iter().find(|s| s.rule.id == e.value).unwrap().rule.text;
+    let original = &policy
+        .rules
+        .iter()
+        .find(|s| s.rule.id == e.value)
+        .unwrap()
+        .rule
+        .text;
     assert_eq!(
         e.change,
         Change::SetSz(original.replacen("|Active=FALSE|", "|Active=TRUE|", 1))
@@ -129,19 +146,28 @@ fn desktop_ships_rdp_off(bytes: Vec<u8>, name: &str) {
     // Applied by hivex, read back: allowed everywhere by that rule.
     let dir = tempfile::tempdir().unwrap();
     let path = write_copy(dir.path(), "SYSTEM", &bytes);
-    merge(&path, SYSTEM_PREFIX, &edits_to_reg(&plan.edits, HiveKind::System, SYSTEM_PREFIX));
+    merge(
+        &path,
+        SYSTEM_PREFIX,
+        &edits_to_reg(&plan.edits, HiveKind::System, SYSTEM_PREFIX),
+    );
     let after = read(&std::fs::read(&path).unwrap(), "ControlSet001", None);
     assert!(after.problems.is_empty());
     for d in after.inbound(Protocol::Tcp, 3389) {
         match &d.decision {
             Decision::Allowed { by } => {
                 assert_eq!(by.len(), 1);
-                assert!(matches!(&by[0], Allower::Rule(r) if r.location.value == "RemoteDesktop-UserMode-In-TCP"));
+                assert!(
+                    matches!(&by[0], Allower::Rule(r) if r.location.value == "RemoteDesktop-UserMode-In-TCP")
+                );
             }
             other => panic!("{name} after the fix {:?}: {other:?}", d.profile),
         }
     }
-    assert!(after.fix_inbound(Protocol::Tcp, 3389).edits.is_empty(), "a second fix changes nothing");
+    assert!(
+        after.fix_inbound(Protocol::Tcp, 3389).edits.is_empty(),
+        "a second fix changes nothing"
+    );
 }
 
 #[test]
@@ -220,7 +246,11 @@ fn custom_port_gets_a_custom_rule() {
     );
     let dir = tempfile::tempdir().unwrap();
     let path = write_copy(dir.path(), "SYSTEM", &bytes);
-    merge(&path, SYSTEM_PREFIX, &edits_to_reg(&plan.edits, HiveKind::System, SYSTEM_PREFIX));
+    merge(
+        &path,
+        SYSTEM_PREFIX,
+        &edits_to_reg(&plan.edits, HiveKind::System, SYSTEM_PREFIX),
+    );
     let after = read(&std::fs::read(&path).unwrap(), "ControlSet001", None);
     assert!(after.problems.is_empty());
     for d in after.inbound(Protocol::Tcp, 3390) {

@@ -48,7 +48,10 @@ pub fn win10() -> Vec<u8> {
         ],
     )
     .expect("replay");
-    assert!(rec.report.entries_applied > 0, "the logs hold entries to apply");
+    assert!(
+        rec.report.entries_applied > 0,
+        "the logs hold entries to apply"
+    );
     rec.bytes
 }
 
@@ -87,7 +90,11 @@ pub fn reg_quote(s: &str) -> String {
 /// Applies `.reg` text (without its header) to the hive file with `hivexregedit --merge`.
 pub fn merge(hive: &Path, prefix: &str, body: &str) {
     let reg = hive.with_extension("reg");
-    std::fs::write(&reg, format!("Windows Registry Editor Version 5.00\n\n{body}\n")).unwrap();
+    std::fs::write(
+        &reg,
+        format!("Windows Registry Editor Version 5.00\n\n{body}\n"),
+    )
+    .unwrap();
     run(
         Command::new("hivexregedit")
             .args(["--merge", "--prefix", prefix])
@@ -101,7 +108,10 @@ pub fn merge(hive: &Path, prefix: &str, body: &str) {
 /// the first NUL).
 pub fn hivex_strings(hive: &Path, key: &str) -> Vec<(String, String)> {
     let out = run(
-        Command::new("hivexregedit").arg("--export").arg(hive).arg(key),
+        Command::new("hivexregedit")
+            .arg("--export")
+            .arg(hive)
+            .arg(key),
         "hivexregedit --export",
     );
     let text = String::from_utf8(out.stdout).expect("export is UTF-8");
@@ -109,7 +119,10 @@ pub fn hivex_strings(hive: &Path, key: &str) -> Vec<(String, String)> {
     let mut in_key = false;
     for line in text.lines() {
         if line.starts_with('[') {
-            in_key = line.trim_end_matches(']').trim_start_matches('[').eq_ignore_ascii_case(key);
+            in_key = line
+                .trim_end_matches(']')
+                .trim_start_matches('[')
+                .eq_ignore_ascii_case(key);
             continue;
         }
         if !in_key {
@@ -132,7 +145,10 @@ pub fn hivex_strings(hive: &Path, key: &str) -> Vec<(String, String)> {
             .map(|c| u16::from_le_bytes([c[0], c[1]]))
             .take_while(|&u| u != 0)
             .collect();
-        values.push((name.replace("\\\\", "\\"), String::from_utf16(&units).unwrap()));
+        values.push((
+            name.replace("\\\\", "\\"),
+            String::from_utf16(&units).unwrap(),
+        ));
     }
     values
 }
@@ -161,7 +177,10 @@ pub fn software_hive(dir: &Path, body: &str) -> PathBuf {
     merge(&p, SOFTWARE_PREFIX, &reg);
     // Only the firewall policy is left of the BCD store.
     let out = run(
-        Command::new("hivexregedit").arg("--export").arg(&p).arg("\\"),
+        Command::new("hivexregedit")
+            .arg("--export")
+            .arg(&p)
+            .arg("\\"),
         "hivexregedit --export",
     );
     let text = String::from_utf8_lossy(&out.stdout);
@@ -175,7 +194,9 @@ pub fn edits_to_reg(edits: &[Edit], hive: HiveKind, prefix: &str) -> String {
     for e in edits.iter().filter(|e| e.hive == hive) {
         body.push_str(&format!("[{prefix}\\{}]\n", e.key));
         match &e.change {
-            Change::SetSz(s) => body.push_str(&format!("{}={}\n\n", reg_quote(&e.value), reg_quote(s))),
+            Change::SetSz(s) => {
+                body.push_str(&format!("{}={}\n\n", reg_quote(&e.value), reg_quote(s)))
+            }
             Change::Delete => body.push_str(&format!("{}=-\n\n", reg_quote(&e.value))),
         }
     }
