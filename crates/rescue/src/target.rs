@@ -61,6 +61,13 @@ pub struct BootStoreHive {
     pub hive: SystemHive,
 }
 
+/// A boot store found: where it is, its partition and (disk targets) its opened files.
+struct FoundBootStore {
+    location: BootStore,
+    partition: Option<Partition>,
+    files: Option<BootFiles>,
+}
+
 /// The boot store file found on a partition: the opened file system and its entries.
 enum BootFiles {
     Fat {
@@ -526,13 +533,18 @@ impl Target {
     /// `EFI\Microsoft\Boot\BCD`. `None` when there is none (a hive file target, a disk
     /// without such a partition or file). A damaged file system on that partition is an error.
     pub fn find_boot_store(&self) -> Result<Option<BootStore>> {
-        Ok(self.boot_files()?.map(|(loc, _, _)| loc))
+        Ok(self.boot_files()?.map(|f| f.location))
     }
 
     /// Reads the target's boot store (BCD) with its logs (`BCD.LOG1`, `BCD.LOG2`, `BCD.LOG`)
     /// replayed, as the other hives are. `None` when the target has none.
     pub fn boot_store(&self) -> Result<Option<BootStoreHive>> {
-        let Some((location, part, files)) = self.boot_files()? else {
+        let Some(FoundBootStore {
+            location,
+            partition: part,
+            files,
+        }) = self.boot_files()?
+        else {
             return Ok(None);
         };
         let (on_disk, logs) = match (files, part) {
@@ -573,7 +585,7 @@ impl Target {
     }
 
     /// The boot store's location, its partition, and (disk targets) its opened files.
-    fn boot_files(&self) -> Result<Option<(BootStore, Option<Partition>, Option<BootFiles>)>> {
+    fn boot_files(&self) -> Result<Option<FoundBootStore>> {
         match self.kind {
             TargetKind::HiveFile => Ok(None),
             TargetKind::Folder => {
@@ -590,7 +602,11 @@ impl Target {
                             filesystem: None,
                             path: rel,
                         };
-                        return Ok(Some((loc, None, None)));
+                        return Ok(Some(FoundBootStore {
+                            location: loc,
+                            partition: None,
+                            files: None,
+                        }));
                     }
                 }
                 Ok(None)
@@ -663,7 +679,11 @@ impl Target {
                             filesystem: Some(fs_kind),
                             path: on_disk,
                         };
-                        return Ok(Some((loc, Some(p.clone()), Some(files))));
+                        return Ok(Some(FoundBootStore {
+                            location: loc,
+                            partition: Some(p.clone()),
+                            files: Some(files),
+                        }));
                     }
                 }
                 Ok(None)
@@ -672,14 +692,11 @@ impl Target {
     }
 
     /// The boot store found again, which must be the one at `loc` (same partition and path).
-    fn same_boot_store(
-        &self,
-        loc: &BootStore,
-    ) -> Result<(BootStore, Option<Partition>, Option<BootFiles>)> {
+    fn same_boot_store(&self, loc: &BootStore) -> Result<FoundBootStore> {
         match self.boot_files()? {
             Some(found)
-                if found.0.partition_start == loc.partition_start
-                    && found.0.path.eq_ignore_ascii_case(&loc.path) =>
+                if found.location.partition_start == loc.partition_start
+                    && found.location.path.eq_ignore_ascii_case(&loc.path) =>
             {
                 Ok(found)
             }
@@ -750,8 +767,8 @@ impl Target {
         }
         let mut pages = regf::edit::changed_pages(old, new);
         pages.sort_by_key(|&p| (p == 0, p));
-        let (_, part, files) = self.same_boot_store(loc)?;
-        let (Some(part), Some(files)) = (part, files) else {
+        let found = self.same_boot_store(loc)?;
+        let (Some(part), Some(files)) = (found.partition, found.files) else {
             return Ok(file_pieces(&pages, old, new));
         };
         let size = match &files {
@@ -799,8 +816,8 @@ impl Target {
     /// The disk extents (offset, length) of the boot store's clusters, found again now: where
     /// a journal naming it may write.
     fn boot_store_extents(&self, loc: &BootStore) -> Result<Vec<(u64, u64)>> {
-        let (_, part, files) = self.same_boot_store(loc)?;
-        let (Some(part), Some(files)) = (part, files) else {
+        let found = self.same_boot_store(loc)?;
+        let (Some(part), Some(files)) = (found.partition, found.files) else {
             return Err(Error::Refused(
                 "the boot store is not on a disk partition".into(),
             ));
@@ -1032,8 +1049,11 @@ fn find_installs(disk: &Disk) -> Result<Vec<(Install, (Volume, Partition))>> {
     Ok(out)
 }
 
+/// Transaction logs read next to a hive: (name, bytes).
+type Logs = Vec<(String, Vec<u8>)>;
+
 /// Reads a hive file and the logs next to it (`<name>.LOG1`, `.LOG2`, `.LOG`, any case).
-fn read_hive_file(hive_path: &Path) -> Result<(Vec<u8>, Vec<(String, Vec<u8>)>)> {
+fn read_hive_file(hive_path: &Path) -> Result<(Vec<u8>, Logs)> {
     let hive = fs::read(hive_path).map_err(io(hive_path))?;
     let mut logs = Vec::new();
     let dir = hive_path.parent().unwrap_or(Path::new("."));
@@ -1055,7 +1075,7 @@ fn read_hive_file(hive_path: &Path) -> Result<(Vec<u8>, Vec<(String, Vec<u8>)>)>
 }
 
 /// A hive as read with its named logs, replayed.
-fn replayed(on_disk: Vec<u8>, logs: Vec<(String, Vec<u8>)>) -> Result<SystemHive> {
+fn replayed(on_disk: Vec<u8>, logs: Logs) -> Result<SystemHive> {
     let inputs: Vec<LogInput<'_>> = logs
         .iter()
         .map(|(n, d)| LogInput { name: n, data: d })
