@@ -408,3 +408,33 @@ fn journals_forged_past_the_bcd_clusters_on_fat_are_refused() {
     // The genuine journal still undoes.
     journal::undo(&j, false).unwrap();
 }
+
+/// An EFI system partition whose FAT says it was not unmounted cleanly (FAT32's FAT[1] with
+/// its clean bit 0x08000000 cleared, as Windows leaves it while mounted): the write is refused
+/// and nothing changes.
+#[test]
+fn a_dirty_efi_system_partition_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = copy_image(dir.path(), "images/gen2-gpt-win7-safeboot.raw");
+    let mut bytes = fs::read(&image).unwrap();
+    // FAT[1]: 4 bytes after the first FAT's start (32 reserved sectors); its top byte is the 4th.
+    let at = (P1 + 32 * 512 + 7) as usize;
+    assert_eq!(bytes[at] & 0x08, 0x08, "mkfs.vfat leaves the volume clean");
+    bytes[at] &= !0x08;
+    fs::write(&image, &bytes).unwrap();
+    let mut tx = Transaction::open(&image, EditOptions::default()).unwrap();
+    let ed = tx.boot_store().unwrap().expect("a boot store");
+    let sb = {
+        let hive = ed.hive().unwrap();
+        bcd::Store::new(&hive)
+            .unwrap()
+            .safe_boot()
+            .unwrap()
+            .unwrap()
+    };
+    assert!(bcd::remove_safe_boot(ed, &sb).unwrap());
+    let err = tx.commit("safe boot removed").unwrap_err();
+    assert!(err.is_refusal(), "{err}");
+    assert!(err.to_string().contains("marked dirty"), "{err}");
+    assert!(fs::read(&image).unwrap() == bytes, "nothing written");
+}
