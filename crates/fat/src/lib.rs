@@ -540,7 +540,7 @@ impl Volume {
         self.label.as_deref()
     }
 
-    /// Whether FAT[1] says the volume was not unmounted cleanly (FAT16/32).
+    /// Whether `FAT[1]` says the volume was not unmounted cleanly (FAT16/32).
     pub fn is_dirty(&self) -> bool {
         self.dirty
     }
