@@ -11,6 +11,10 @@
 #   make-windows-fixtures.sh broken-raw DIR [CASE]...
 #                                             the same, uncompressed, into DIR (for tests that build
 #                                             the cases that are not committed)
+#   make-windows-fixtures.sh safeboot         gen2-gpt-win7-safeboot.raw.xz and gen1-mbr-win10-safeboot.raw.xz
+#                                             next to this script: the Gen2 and Gen1 disks whose BCD
+#                                             (hives/BCD with hivex's `hivexregedit --merge`) boots the
+#                                             default entry into safe mode (safeboot minimal)
 #   make-windows-fixtures.sh variants [DIR]   fixed VHD, dynamic VHD and VHDX of each committed raw
 #                                             disk (default DIR: <repo>/target/fixture-images)
 #   make-windows-fixtures.sh bench [DIR]      two 127 GiB sparse fixed VHDs with the Gen2 GPT layout,
@@ -103,6 +107,19 @@ gen2_offsets() {
 }
 gen2_offsets
 
+# The BCD store of both disks: a path under testdata/ without .xz, or an absolute path to an
+# uncompressed store (the safe-boot copy made by safeboot_bcd).
+BOOT_BCD=hives/BCD
+
+# put_bcd DEST: the BCD store ($BOOT_BCD) written to DEST.
+put_bcd() {
+    if [[ $BOOT_BCD == /* ]]; then
+        cat "$BOOT_BCD" >"$1"
+    else
+        unxz_to "$BOOT_BCD" "$1"
+    fi
+}
+
 # The SYSTEM hive of the Gen2 disk: a path under testdata/ without .xz, or an absolute path to an
 # uncompressed hive (a broken copy made by make-broken-hives.sh).
 GEN2_HIVE=hives/win7-SYSTEM
@@ -143,7 +160,7 @@ build_gen2() {
     rm -f "$efi"
     truncate -s $((GEN2_EFI_MIB * MIB)) "$efi"
     mkfs.vfat -F 32 -s 1 -S 512 -h "$GEN2_EFI_START" -n SYSTEM -i 5EC0ADE5 --invariant "$efi" >/dev/null
-    unxz_to hives/BCD "$WORK/BCD"
+    put_bcd "$WORK/BCD"
     MTOOLS_SKIP_CHECK=1 mmd -i "$efi" ::/EFI ::/EFI/Microsoft ::/EFI/Microsoft/Boot
     MTOOLS_SKIP_CHECK=1 mcopy -i "$efi" "$WORK/BCD" ::/EFI/Microsoft/Boot/BCD
 
@@ -165,7 +182,7 @@ GEN1_WIN_MIB=45
 populate_gen1_reserved() {
     local m=$1
     mkdir -p "$m/Boot"
-    unxz_to hives/BCD "$m/Boot/BCD"
+    put_bcd "$m/Boot/BCD"
 }
 
 populate_gen1_windows() {
@@ -180,7 +197,8 @@ populate_gen1_windows() {
 }
 
 build_gen1() {
-    local disk="$WORK/gen1-mbr-win10-dirty-system.raw"
+    local disk="$WORK/${1:-gen1-mbr-win10-dirty-system}.raw"
+    rm -f "$disk"
     truncate -s $((GEN1_DISK_MIB * MIB)) "$disk"
     sfdisk -q --no-reread --no-tell-kernel "$disk" <<EOF
 label: dos
@@ -323,6 +341,47 @@ cmd_broken_raw() {
     done
 }
 
+# ---- Both disks with a BCD whose default entry boots into safe mode ----
+# The default entry of hives/BCD (its boot manager's element 23000003).
+BCD_DEFAULT="{733b62e5-f608-11eb-825c-c112f60133ab}"
+
+# safeboot_bcd: prints the path of hives/BCD with BcdOSLoaderInteger_SafeBoot (element 25000080)
+# = 0 (SafemodeMinimal) on the default entry, as `bcdedit /set {default} safeboot minimal`
+# stores it: an 8-byte little-endian REG_BINARY "Element". Made by hivex, not by winrescue.
+safeboot_bcd() {
+    command -v hivexregedit >/dev/null || {
+        echo "hivexregedit (Debian: libwin-hivex-perl) is missing" >&2
+        exit 127
+    }
+    local out="$WORK/BCD-safeboot"
+    unxz_to hives/BCD "$out"
+    printf 'Windows Registry Editor Version 5.00\n\n[\\Objects\\%s\\Elements\\25000080]\n"Element"=hex(3):00,00,00,00,00,00,00,00\n' \
+        "$BCD_DEFAULT" >"$WORK/safeboot.reg"
+    hivexregedit --merge "$out" "$WORK/safeboot.reg"
+    [[ $(hivexget "$out" "\\Objects\\$BCD_DEFAULT\\Elements\\25000080" Element | od -An -tx1 | tr -d ' \n') == 0000000000000000 ]] ||
+        { echo "hivexregedit did not set safeboot" >&2; exit 1; }
+    printf '%s\n' "$out"
+}
+
+cmd_safeboot() {
+    need
+    local bcd
+    bcd=$(safeboot_bcd)
+    BOOT_BCD=$bcd build_gen2 gen2-gpt-win7-safeboot
+    # The BCD read back from the ESP with mtools is the hivex-made store, byte for byte.
+    dd if="$WORK/gen2-gpt-win7-safeboot.raw" of="$WORK/check-efi.img" bs=512 skip="$GEN2_EFI_START" \
+        count=$((GEN2_EFI_MIB * 2048)) status=none
+    MTOOLS_SKIP_CHECK=1 mtype -i "$WORK/check-efi.img" ::/EFI/Microsoft/Boot/BCD | cmp - "$bcd"
+    fsck.vfat -n "$WORK/check-efi.img" >/dev/null
+    compress_into "$WORK/gen2-gpt-win7-safeboot.raw" "$HERE"
+    BOOT_BCD=$bcd build_gen1 gen1-mbr-win10-safeboot
+    dd if="$WORK/gen1-mbr-win10-safeboot.raw" of="$WORK/check-sr.img" bs=512 skip="$GEN1_SR_START" \
+        count=$((GEN1_SR_MIB * 2048)) status=none
+    ntfscat "$WORK/check-sr.img" Boot/BCD | cmp - "$bcd"
+    compress_into "$WORK/gen1-mbr-win10-safeboot.raw" "$HERE"
+    printf '%s  %s\n' "$(sha256sum "$bcd" | cut -d' ' -f1)" "BCD (safeboot minimal)"
+}
+
 cmd_variants() {
     need
     local out=${1:-$REPO/target/fixture-images}
@@ -370,6 +429,7 @@ raw) shift; cmd_raw "$@" ;;
 variants) shift; cmd_variants "$@" ;;
 broken) shift; cmd_broken "$@" ;;
 broken-raw) shift; cmd_broken_raw "$@" ;;
+safeboot) shift; cmd_safeboot "$@" ;;
 bench) shift; cmd_bench "$@" ;;
-*) echo "usage: $0 [raw [gen2|gen1|edge]... | broken [CASE]... | broken-raw DIR [CASE]... | variants [DIR] | bench [DIR]]" >&2; exit 2 ;;
+*) echo "usage: $0 [raw [gen2|gen1|edge]... | broken [CASE]... | safeboot | broken-raw DIR [CASE]... | variants [DIR] | bench [DIR]]" >&2; exit 2 ;;
 esac

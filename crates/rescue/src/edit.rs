@@ -21,7 +21,7 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::guard::{self, Guard, Prediction};
 use crate::journal::{self, CrashAfter, Device, DeviceWrite, HiveRef, Written};
-use crate::target::{Install, Target, TargetKind};
+use crate::target::{BootStore, Install, SystemHive, Target, TargetKind};
 
 /// How much longer than its file a hive may become in one transaction: the journal keeps every
 /// new byte (as hex, two characters a byte) and must stay under the size `undo` reads (1 GiB).
@@ -76,8 +76,10 @@ pub struct EditOutcome {
 
 /// A hive loaded into a transaction.
 struct Loaded {
-    /// Windows path inside the install.
+    /// Windows path inside the install, or the boot store's path on its partition.
     path: String,
+    /// The boot store (BCD) of the disk, not a hive of the install.
+    boot: Option<BootStore>,
     /// The file as it is on the disk.
     on_disk: Vec<u8>,
     /// The file after log replay (what the editor started from).
@@ -135,7 +137,8 @@ impl Transaction {
     }
 
     /// The editor of a hive (`None`: SYSTEM; else its Windows path inside the install, e.g.
-    /// `Windows\System32\config\SOFTWARE`), loaded on first use.
+    /// `Windows\System32\config\SOFTWARE`), loaded on first use. The boot store is not a
+    /// hive of the install: see [`Transaction::boot_store`].
     pub fn hive(&mut self, hive: Option<&str>) -> Result<&mut Editor> {
         let path = hive
             .map(str::to_string)
@@ -143,7 +146,7 @@ impl Transaction {
         let i = match self
             .hives
             .iter()
-            .position(|h| h.path.eq_ignore_ascii_case(&path))
+            .position(|h| h.boot.is_none() && h.path.eq_ignore_ascii_case(&path))
         {
             Some(i) => i,
             None => {
@@ -154,6 +157,34 @@ impl Transaction {
             }
         };
         Ok(&mut self.hives[i].editor)
+    }
+
+    /// The editor of the target's boot store (BCD: `EFI\Microsoft\Boot\BCD` on the EFI system
+    /// partition, or `Boot\BCD` on the active partition; see [`Target::find_boot_store`]),
+    /// loaded on first use with its logs replayed. `None` when the target has no boot store.
+    /// It is written with the other hives of the transaction, under the same journal, only
+    /// into the clusters its file already owns, and never changes the file's size on a disk.
+    pub fn boot_store(&mut self) -> Result<Option<&mut Editor>> {
+        if let Some(i) = self.hives.iter().position(|h| h.boot.is_some()) {
+            return Ok(Some(&mut self.hives[i].editor));
+        }
+        let Some(loc) = self.target.find_boot_store()? else {
+            return Ok(None);
+        };
+        let device = self.lock_file(&loc.path)?;
+        let Some(read) = self.target.boot_store()? else {
+            return Ok(None);
+        };
+        if read.location != loc {
+            return Err(Error::Refused(format!(
+                "the boot store moved while it was read ({} -> {})",
+                loc.path, read.location.path
+            )));
+        }
+        let mut loaded = self.loaded(&loc.path, read.hive, device)?;
+        loaded.boot = Some(loc);
+        self.hives.push(loaded);
+        Ok(self.hives.last_mut().map(|h| &mut h.editor))
     }
 
     /// File targets being written: the hive file, locked before it is read, so that what is
@@ -172,6 +203,12 @@ impl Transaction {
 
     fn load(&self, hive_path: &str, device: Option<Device>) -> Result<Loaded> {
         let hive = self.target.hive(&self.install, hive_path)?;
+        self.loaded(hive_path, hive, device)
+    }
+
+    /// An editor over a hive read with its logs: refused if the replay found problems, or if
+    /// the hive is dirty without its logs (unless allowed).
+    fn loaded(&self, hive_path: &str, hive: SystemHive, device: Option<Device>) -> Result<Loaded> {
         let report = &hive.recovered.report;
         if !report.problems.is_empty() {
             return Err(Error::Refused(format!(
@@ -191,6 +228,7 @@ impl Transaction {
         editor.allow_growth(len.saturating_add(MAX_GROWTH));
         Ok(Loaded {
             path: hive_path.to_string(),
+            boot: None,
             on_disk: hive.on_disk,
             recovered: hive.recovered.bytes,
             editor,
@@ -248,10 +286,12 @@ impl Transaction {
         let mut disk_hives = Vec::new();
         let mut disk_pieces = Vec::new();
         let mut file_writes = Vec::new();
-        let mut finished: Vec<(String, Vec<u8>)> = Vec::new();
+        // (path, whether it is the boot store, the bytes written)
+        let mut finished: Vec<(String, bool, Vec<u8>)> = Vec::new();
         for h in hives {
             let Loaded {
                 path: hive_path,
+                boot,
                 on_disk,
                 recovered,
                 editor,
@@ -262,7 +302,10 @@ impl Transaction {
                 continue;
             }
             let edited = editor.finish()?;
-            let pieces = target.plan_hive_write(&install, &hive_path, &on_disk, &edited.bytes)?;
+            let pieces = match &boot {
+                Some(loc) => target.plan_boot_store_write(loc, &on_disk, &edited.bytes)?,
+                None => target.plan_hive_write(&install, &hive_path, &on_disk, &edited.bytes)?,
+            };
             let pages = regf::edit::changed_pages(&on_disk, &edited.bytes).len();
             let edit_pages = regf::edit::changed_pages(&recovered, &edited.bytes).len();
             outcomes.push(HiveOutcome {
@@ -272,9 +315,17 @@ impl Transaction {
                 sequence: edited.sequence,
             });
             ranges.extend(pieces.iter().map(|p| (p.offset, p.after.len())));
-            let hive_ref = HiveRef {
-                partition_start: install.partition_start,
-                path: hive_path.clone(),
+            let hive_ref = match &boot {
+                Some(loc) => HiveRef {
+                    partition_start: loc.partition_start,
+                    path: loc.path.clone(),
+                    boot_store: true,
+                },
+                None => HiveRef {
+                    partition_start: install.partition_start,
+                    path: hive_path.clone(),
+                    boot_store: false,
+                },
             };
             let grow_to = (edited.bytes.len() > on_disk.len()).then_some(edited.bytes.len() as u64);
             match device {
@@ -289,7 +340,7 @@ impl Transaction {
                     disk_pieces.extend(pieces);
                 }
             }
-            finished.push((hive_path, edited.bytes));
+            finished.push((hive_path, boot.is_some(), edited.bytes));
         }
         let mut outcome = EditOutcome {
             pages: outcomes.iter().map(|h| h.pages).sum(),
@@ -322,8 +373,19 @@ impl Transaction {
         // Read the target again, as Windows will, and compare.
         let again = Target::open(&path, false)?;
         let install = again.choose(opts.partition)?.clone();
-        for (hive_path, bytes) in &finished {
-            let now = again.hive(&install, hive_path)?;
+        for (hive_path, boot, bytes) in &finished {
+            let now = if *boot {
+                again
+                    .boot_store()?
+                    .ok_or_else(|| Error::NotVerified {
+                        path: path.clone(),
+                        what: format!("the boot store {hive_path} is not found after the write"),
+                        journal: written.undo_journal.clone(),
+                    })?
+                    .hive
+            } else {
+                again.hive(&install, hive_path)?
+            };
             if &now.on_disk != bytes || &now.recovered.bytes != bytes {
                 return Err(Error::NotVerified {
                     path: path.clone(),

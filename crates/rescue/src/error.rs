@@ -25,6 +25,10 @@ pub enum Error {
     #[error(transparent)]
     Hive(#[from] regf::Error),
 
+    /// The FAT volume holding the boot store (an EFI system partition) is damaged.
+    #[error(transparent)]
+    Fat(#[from] fat::Error),
+
     /// The file is too short to be a disk image or a hive, or it is text.
     #[error("{path}: {}: not a disk image or a hive", if *text { format!("a text file of {len} bytes") } else { format!("{len} bytes, too short (a disk image holds at least a 512-byte sector, a hive a 4096-byte base block)") })]
     NotATarget { path: PathBuf, len: u64, text: bool },

@@ -136,8 +136,15 @@ pub enum Intent {
 pub struct HiveRef {
     /// Disk devices: the byte offset of the partition holding it.
     pub partition_start: Option<u64>,
-    /// Its Windows path inside the install (`Windows\System32\config\SYSTEM`).
+    /// Its Windows path inside the install (`Windows\System32\config\SYSTEM`), or for the
+    /// boot store its path on its partition (`EFI\Microsoft\Boot\BCD`).
     pub path: String,
+    /// The hive is the disk's boot store (BCD), found again at undo time on the EFI system
+    /// partition or the active partition that starts at `partition_start`, not inside the
+    /// Windows installation. Left out of the JSON when false, so that other journals keep
+    /// their form (and their authentication code).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub boot_store: bool,
 }
 
 /// One device a journal writes: a disk image or block device, or a hive file.

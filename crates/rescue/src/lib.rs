@@ -8,6 +8,9 @@
 //!   [`target::Target::plan_hive_write`] maps the changed pages to device ranges and
 //!   [`journal::write`] writes them through an undo journal, verifies, and returns the journal
 //!   that [`journal::undo`] takes.
+//! - [`target::Target::boot_store`] reads the disk's boot configuration store (BCD, on the EFI
+//!   system partition or the active partition); [`edit::Transaction::boot_store`] edits it
+//!   under the same journal as the other hives.
 #![forbid(unsafe_code)]
 
 pub mod change;

@@ -22,6 +22,65 @@ pub const SYSTEM_HIVE: &str = r"Windows\System32\config\SYSTEM";
 /// Where the System event log lives.
 pub const SYSTEM_EVTX: &str = r"Windows\System32\winevt\Logs\System.evtx";
 
+/// The name of the boot configuration store (BCD) in reports and journals: a hive of the disk,
+/// not of the Windows installation (see [`Target::boot_store`]).
+pub const BOOT_STORE: &str = "BCD";
+/// The boot store of a UEFI (Gen2, GPT) disk, on the EFI system partition.
+pub const BOOT_STORE_EFI: &str = r"EFI\Microsoft\Boot\BCD";
+/// The boot store of a BIOS (Gen1, MBR) disk, on the active partition ("System Reserved", or
+/// the Windows partition itself when there is no separate one).
+pub const BOOT_STORE_BIOS: &str = r"Boot\BCD";
+
+/// The file system holding a boot store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BootFs {
+    /// FAT12/16/32 (an EFI system partition, or a FAT active partition).
+    Fat,
+    /// NTFS (a "System Reserved" or Windows partition).
+    Ntfs,
+}
+
+/// Where a target's boot store (BCD) is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BootStore {
+    /// Partition number (disk targets).
+    pub partition: Option<u32>,
+    /// Byte offset of that partition on the disk (disk targets).
+    pub partition_start: Option<u64>,
+    /// Its file system (disk targets; `None` for a folder).
+    pub filesystem: Option<BootFs>,
+    /// The file's path on the partition or in the folder, with the on-disk case
+    /// (`EFI\Microsoft\Boot\BCD`).
+    pub path: String,
+}
+
+/// A boot store and its hive, read with its logs replayed.
+pub struct BootStoreHive {
+    pub location: BootStore,
+    pub hive: SystemHive,
+}
+
+/// A boot store found: where it is, its partition and (disk targets) its opened files.
+struct FoundBootStore {
+    location: BootStore,
+    partition: Option<Partition>,
+    files: Option<BootFiles>,
+}
+
+/// The boot store file found on a partition: the opened file system and its entries.
+enum BootFiles {
+    Fat {
+        vol: fat::Volume,
+        hive: fat::FileEntry,
+        logs: Vec<fat::FileEntry>,
+    },
+    Ntfs {
+        vol: Box<Volume>,
+        files: Box<volume::HiveFiles>,
+    },
+}
+
 /// What kind of target was opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -360,37 +419,10 @@ impl Target {
                 Ok((hive, logs))
             })?,
             TargetKind::Folder | TargetKind::HiveFile => {
-                let hive_path = self.hive_file_path(install, hive_path)?;
-                let hive = fs::read(&hive_path).map_err(io(&hive_path))?;
-                let mut logs = Vec::new();
-                let dir = hive_path.parent().unwrap_or(Path::new("."));
-                let name = hive_path
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                let siblings: Vec<String> = fs::read_dir(dir)
-                    .map(|rd| {
-                        rd.filter_map(|e| e.ok()?.file_name().into_string().ok())
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                for l in regf::log::log_names(&name, siblings.iter().map(String::as_str)) {
-                    let p = dir.join(l);
-                    logs.push((p.display().to_string(), fs::read(&p).map_err(io(&p))?));
-                }
-                (hive, logs)
+                read_hive_file(&self.hive_file_path(install, hive_path)?)?
             }
         };
-        let inputs: Vec<LogInput<'_>> = logs
-            .iter()
-            .map(|(n, d)| LogInput { name: n, data: d })
-            .collect();
-        let recovered = replay(&on_disk, &inputs)?;
-        Ok(SystemHive {
-            on_disk,
-            recovered,
-            logs: logs.into_iter().map(|(n, _)| n).collect(),
-        })
+        replayed(on_disk, logs)
     }
 
     /// The hive file's path for folder and hive-file targets.
@@ -491,28 +523,313 @@ impl Target {
                 }
                 Ok(pieces)
             }
-            TargetKind::Folder | TargetKind::HiveFile => {
-                let mut pieces = Vec::new();
-                for page in pages {
-                    let start = page as usize;
-                    let end = (start + regf::edit::PAGE).min(new.len());
-                    // A page across the old end is two pieces: bytes it replaces, and bytes
-                    // the file grows by (which replace nothing).
-                    let split = old.len().clamp(start, end);
-                    if split > start {
-                        pieces.push(piece(page, start, split - start));
+            TargetKind::Folder | TargetKind::HiveFile => Ok(file_pieces(&pages, old, new)),
+        }
+    }
+
+    /// Finds the target's boot store, without reading it: on a GPT disk the EFI system
+    /// partition (by its type GUID) holding `EFI\Microsoft\Boot\BCD`; on an MBR disk the
+    /// active partition (FAT or NTFS) holding `Boot\BCD`; in a folder `Boot\BCD` or
+    /// `EFI\Microsoft\Boot\BCD`. `None` when there is none (a hive file target, a disk
+    /// without such a partition or file). A damaged file system on that partition is an error.
+    pub fn find_boot_store(&self) -> Result<Option<BootStore>> {
+        Ok(self.boot_files()?.map(|f| f.location))
+    }
+
+    /// Reads the target's boot store (BCD) with its logs (`BCD.LOG1`, `BCD.LOG2`, `BCD.LOG`)
+    /// replayed, as the other hives are. `None` when the target has none.
+    pub fn boot_store(&self) -> Result<Option<BootStoreHive>> {
+        let Some(FoundBootStore {
+            location,
+            partition: part,
+            files,
+        }) = self.boot_files()?
+        else {
+            return Ok(None);
+        };
+        let (on_disk, logs) = match (files, part) {
+            (None, _) => {
+                let file = find_ci(&self.path, &location.path)
+                    .filter(|p| p.is_file())
+                    .ok_or_else(|| Error::Refused(format!("{} vanished", location.path)))?;
+                read_hive_file(&file)?
+            }
+            (Some(files), Some(p)) => {
+                let disk = self.disk.as_ref().expect("disk targets only");
+                let mut s = Slice::partition(disk, &p)?;
+                match files {
+                    BootFiles::Fat { vol, hive, logs } => {
+                        let bytes = vol.read_file(&mut s, &hive)?;
+                        let mut l = Vec::new();
+                        for e in &logs {
+                            l.push((e.path().to_string(), vol.read_file(&mut s, e)?));
+                        }
+                        (bytes, l)
                     }
-                    if end > split {
-                        pieces.push(Piece {
-                            offset: split as u64,
-                            before: Vec::new(),
-                            after: new[split..end].to_vec(),
-                        });
+                    BootFiles::Ntfs { vol, files } => {
+                        let bytes = vol.read_file(&mut s, &files.hive)?;
+                        let mut l = Vec::new();
+                        for e in [&files.log1, &files.log2, &files.log].into_iter().flatten() {
+                            l.push((e.path().to_string(), vol.read_file(&mut s, e)?));
+                        }
+                        (bytes, l)
                     }
                 }
-                Ok(pieces)
+            }
+            (Some(_), None) => return Ok(None),
+        };
+        Ok(Some(BootStoreHive {
+            location,
+            hive: replayed(on_disk, logs)?,
+        }))
+    }
+
+    /// The boot store's location, its partition, and (disk targets) its opened files.
+    fn boot_files(&self) -> Result<Option<FoundBootStore>> {
+        match self.kind {
+            TargetKind::HiveFile => Ok(None),
+            TargetKind::Folder => {
+                for p in [BOOT_STORE_BIOS, BOOT_STORE_EFI] {
+                    if let Some(f) = find_ci(&self.path, p).filter(|f| f.is_file()) {
+                        let rel = f
+                            .strip_prefix(&self.path)
+                            .unwrap_or(&f)
+                            .to_string_lossy()
+                            .replace('/', "\\");
+                        let loc = BootStore {
+                            partition: None,
+                            partition_start: None,
+                            filesystem: None,
+                            path: rel,
+                        };
+                        return Ok(Some(FoundBootStore {
+                            location: loc,
+                            partition: None,
+                            files: None,
+                        }));
+                    }
+                }
+                Ok(None)
+            }
+            TargetKind::Disk => {
+                let disk = self.disk.as_ref().expect("disk targets have a disk");
+                let table = vdisk::read_partitions(disk)?;
+                let candidates = table.partitions.iter().filter_map(|p| {
+                    let path = match (table.kind, &p.kind) {
+                        (vdisk::TableKind::Gpt, vdisk::PartitionType::Gpt(g))
+                            if g.to_string() == vdisk::GPT_EFI_SYSTEM =>
+                        {
+                            BOOT_STORE_EFI
+                        }
+                        (vdisk::TableKind::Mbr, _) if p.bootable => BOOT_STORE_BIOS,
+                        (vdisk::TableKind::BareVolume, _) => BOOT_STORE_BIOS,
+                        _ => return None,
+                    };
+                    Some((p, path))
+                });
+                for (p, path) in candidates {
+                    let mut s = Slice::partition(disk, p)?;
+                    let found = match p.filesystem {
+                        Some(vdisk::FileSystem::Fat) => {
+                            let vol = fat::Volume::open(&mut s)?;
+                            match vol.lookup(&mut s, path)? {
+                                Some(hive) if !hive.is_directory() => {
+                                    let mut logs = Vec::new();
+                                    for ext in ["LOG1", "LOG2", "LOG"] {
+                                        let name = format!("{path}.{ext}");
+                                        if let Some(e) = vol.lookup(&mut s, &name)? {
+                                            logs.push(e);
+                                        }
+                                    }
+                                    Some((BootFs::Fat, BootFiles::Fat { vol, hive, logs }))
+                                }
+                                _ => None,
+                            }
+                        }
+                        Some(vdisk::FileSystem::Ntfs) => {
+                            let vol = Volume::open(&mut s)?;
+                            match vol.lookup(&mut s, path)? {
+                                Some(e) if !e.is_directory() => {
+                                    let files = vol.hive_files(&mut s, path)?;
+                                    Some((
+                                        BootFs::Ntfs,
+                                        BootFiles::Ntfs {
+                                            vol: Box::new(vol),
+                                            files: Box::new(files),
+                                        },
+                                    ))
+                                }
+                                _ => None,
+                            }
+                        }
+                        _ => None,
+                    };
+                    if let Some((fs_kind, files)) = found {
+                        // The NTFS layer starts paths at the root (`\Boot\BCD`): stored
+                        // relative to the partition, as the FAT layer gives them.
+                        let on_disk = match &files {
+                            BootFiles::Fat { hive, .. } => hive.path(),
+                            BootFiles::Ntfs { files, .. } => files.hive.path(),
+                        }
+                        .trim_start_matches('\\')
+                        .to_string();
+                        let loc = BootStore {
+                            partition: Some(p.index),
+                            partition_start: Some(p.start),
+                            filesystem: Some(fs_kind),
+                            path: on_disk,
+                        };
+                        return Ok(Some(FoundBootStore {
+                            location: loc,
+                            partition: Some(p.clone()),
+                            files: Some(files),
+                        }));
+                    }
+                }
+                Ok(None)
             }
         }
+    }
+
+    /// The boot store found again, which must be the one at `loc` (same partition and path).
+    fn same_boot_store(&self, loc: &BootStore) -> Result<FoundBootStore> {
+        match self.boot_files()? {
+            Some(found)
+                if found.location.partition_start == loc.partition_start
+                    && found.location.path.eq_ignore_ascii_case(&loc.path) =>
+            {
+                Ok(found)
+            }
+            _ => Err(Error::Refused(format!(
+                "the boot store {} is no longer where it was read{}",
+                loc.path,
+                loc.partition_start
+                    .map(|s| format!(" (partition at byte {s})"))
+                    .unwrap_or_default()
+            ))),
+        }
+    }
+
+    /// The partition ranges (partition offset, length) of the boot store file's own clusters,
+    /// mapped for the file range `0 .. len`, and its size; refuses a volume that may not be
+    /// written (dirty FAT, dirty or hibernated NTFS) when `writing`.
+    fn boot_store_ranges(
+        files: &BootFiles,
+        file_offset: u64,
+        len: u64,
+        writing: bool,
+    ) -> Result<Vec<(u64, u64, u64)>> {
+        match files {
+            BootFiles::Fat { vol, hive, .. } => {
+                if writing && vol.is_dirty() {
+                    return Err(Error::Refused(
+                        "the FAT volume holding the boot store is marked dirty (not unmounted cleanly): let Windows or fsck.vfat check it first".into(),
+                    ));
+                }
+                Ok(hive
+                    .plan_write(file_offset, len)?
+                    .into_iter()
+                    .map(|w| (w.partition_offset, w.file_offset, w.len))
+                    .collect())
+            }
+            BootFiles::Ntfs { vol, files } => {
+                if writing {
+                    vol.check_writable()?;
+                }
+                Ok(files
+                    .hive
+                    .plan_write(file_offset, len)?
+                    .into_iter()
+                    .map(|w| (w.partition_offset, w.file_offset, w.len))
+                    .collect())
+            }
+        }
+    }
+
+    /// Where writing `new` over the boot store at `loc` (whose content is `old`) must put
+    /// bytes, as [`Target::plan_hive_write`] does for the hives of an install: one piece per
+    /// changed 4 KiB page, the base block last, each inside the clusters the file already
+    /// owns. On a disk the file never changes size (its FAT or NTFS metadata is not written):
+    /// an edit that needs more than the file has is refused with [`Error::HiveFileFull`]. In a
+    /// folder the file may grow, under the journal.
+    pub fn plan_boot_store_write(
+        &self,
+        loc: &BootStore,
+        old: &[u8],
+        new: &[u8],
+    ) -> Result<Vec<Piece>> {
+        if new.len() < old.len() {
+            return Err(Error::Refused(format!(
+                "the new boot store is {} bytes, the file {} bytes: winrescue never shortens a hive file",
+                new.len(),
+                old.len()
+            )));
+        }
+        let mut pages = regf::edit::changed_pages(old, new);
+        pages.sort_by_key(|&p| (p == 0, p));
+        let found = self.same_boot_store(loc)?;
+        let (Some(part), Some(files)) = (found.partition, found.files) else {
+            return Ok(file_pieces(&pages, old, new));
+        };
+        let size = match &files {
+            BootFiles::Fat { hive, .. } => hive.size(),
+            BootFiles::Ntfs { files, .. } => files.hive.size(),
+        };
+        if size != old.len() as u64 {
+            return Err(Error::Refused(
+                "the boot store changed on the disk since it was read".into(),
+            ));
+        }
+        // NTFS: bytes past the valid data length read as zeros and cannot be written in place.
+        let available = match &files {
+            BootFiles::Fat { .. } => size,
+            BootFiles::Ntfs { files, .. } => files
+                .hive
+                .data()
+                .map_or(0, |d| d.valid_size.min(d.size))
+                .min(size),
+        };
+        let bins_end = regf::BaseBlock::parse(new)
+            .map(|b| regf::BASE_BLOCK_SIZE as u64 + u64::from(b.hive_bins_size))?;
+        if bins_end > available || new.len() > old.len() {
+            return Err(Error::HiveFileFull {
+                hive: loc.path.clone(),
+                needed: bins_end.max(new.len() as u64),
+                available,
+            });
+        }
+        let mut pieces = Vec::new();
+        for page in pages {
+            let len = (regf::edit::PAGE as u64).min(old.len() as u64 - page);
+            for (part_off, file_off, n) in Self::boot_store_ranges(&files, page, len, true)? {
+                let (from, n) = (file_off as usize, n as usize);
+                pieces.push(Piece {
+                    offset: part.start + part_off,
+                    before: old[from..from + n].to_vec(),
+                    after: new[from..from + n].to_vec(),
+                });
+            }
+        }
+        Ok(pieces)
+    }
+
+    /// The disk extents (offset, length) of the boot store's clusters, found again now: where
+    /// a journal naming it may write.
+    fn boot_store_extents(&self, loc: &BootStore) -> Result<Vec<(u64, u64)>> {
+        let found = self.same_boot_store(loc)?;
+        let (Some(part), Some(files)) = (found.partition, found.files) else {
+            return Err(Error::Refused(
+                "the boot store is not on a disk partition".into(),
+            ));
+        };
+        let size = match &files {
+            BootFiles::Fat { hive, .. } => hive.size(),
+            BootFiles::Ntfs { files, .. } => files.hive.size(),
+        };
+        Ok(Self::boot_store_ranges(&files, 0, size, false)?
+            .into_iter()
+            .map(|(off, _, len)| (part.start + off, len))
+            .collect())
     }
 
     /// The file that names this target's journals (see [`crate::journal::pending_path`]): the
@@ -732,12 +1049,88 @@ fn find_installs(disk: &Disk) -> Result<Vec<(Install, (Volume, Partition))>> {
     Ok(out)
 }
 
+/// Transaction logs read next to a hive: (name, bytes).
+type Logs = Vec<(String, Vec<u8>)>;
+
+/// Reads a hive file and the logs next to it (`<name>.LOG1`, `.LOG2`, `.LOG`, any case).
+fn read_hive_file(hive_path: &Path) -> Result<(Vec<u8>, Logs)> {
+    let hive = fs::read(hive_path).map_err(io(hive_path))?;
+    let mut logs = Vec::new();
+    let dir = hive_path.parent().unwrap_or(Path::new("."));
+    let name = hive_path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let siblings: Vec<String> = fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    for l in regf::log::log_names(&name, siblings.iter().map(String::as_str)) {
+        let p = dir.join(l);
+        logs.push((p.display().to_string(), fs::read(&p).map_err(io(&p))?));
+    }
+    Ok((hive, logs))
+}
+
+/// A hive as read with its named logs, replayed.
+fn replayed(on_disk: Vec<u8>, logs: Logs) -> Result<SystemHive> {
+    let inputs: Vec<LogInput<'_>> = logs
+        .iter()
+        .map(|(n, d)| LogInput { name: n, data: d })
+        .collect();
+    let recovered = replay(&on_disk, &inputs)?;
+    Ok(SystemHive {
+        on_disk,
+        recovered,
+        logs: logs.into_iter().map(|(n, _)| n).collect(),
+    })
+}
+
+/// The pieces that write `new` over a hive file holding `old`, one per changed page: a page
+/// across the old end is two pieces, bytes it replaces and bytes the file grows by (which
+/// replace nothing).
+fn file_pieces(pages: &[u64], old: &[u8], new: &[u8]) -> Vec<Piece> {
+    let mut pieces = Vec::new();
+    for &page in pages {
+        let start = page as usize;
+        let end = (start + regf::edit::PAGE).min(new.len());
+        let split = old.len().clamp(start, end);
+        if split > start {
+            pieces.push(Piece {
+                offset: page,
+                before: old[start..split].to_vec(),
+                after: new[start..split].to_vec(),
+            });
+        }
+        if end > split {
+            pieces.push(Piece {
+                offset: split as u64,
+                before: Vec::new(),
+                after: new[split..end].to_vec(),
+            });
+        }
+    }
+    pieces
+}
+
 /// The disk extents (offset, length) of the clusters holding each hive in `hives`, on the disk
 /// image or device at `path`: where a journal's ranges may lie.
 pub fn hive_extents(path: &Path, hives: &[HiveRef]) -> Result<Vec<(u64, u64)>> {
     let target = Target::open(path, false)?;
     let mut out = Vec::new();
     for h in hives {
+        if h.boot_store {
+            let loc = BootStore {
+                partition: None,
+                partition_start: h.partition_start,
+                filesystem: None,
+                path: h.path.clone(),
+            };
+            out.extend(target.boot_store_extents(&loc)?);
+            continue;
+        }
         let install = target
             .installs
             .iter()
