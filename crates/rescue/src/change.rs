@@ -182,14 +182,19 @@ pub fn apply_one(ed: &mut Editor, c: &Change) -> Result<bool> {
 pub fn apply(tx: &mut Transaction, changes: &[Change]) -> Result<bool> {
     let mut changed = false;
     for c in changes {
-        let path = match c.hive {
-            HiveId::System => None,
-            other => Some(
-                tx.target()
-                    .sibling_hive_path(tx.install(), other.file_name()),
-            ),
+        let editor = match c.hive {
+            HiveId::System => tx.hive(None)?,
+            HiveId::Software => {
+                let path = tx
+                    .target()
+                    .sibling_hive_path(tx.install(), HiveId::Software.file_name());
+                tx.hive(Some(&path))?
+            }
+            HiveId::BootStore => tx.boot_store()?.ok_or_else(|| {
+                crate::Error::Refused("the target holds no boot store to change".into())
+            })?,
         };
-        changed |= apply_one(tx.hive(path.as_deref())?, c)?;
+        changed |= apply_one(editor, c)?;
     }
     Ok(changed)
 }

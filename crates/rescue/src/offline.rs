@@ -22,6 +22,8 @@ use crate::target::{Install, SystemHive, Target, SYSTEM_EVTX};
 pub enum HiveId {
     System,
     Software,
+    /// The boot configuration store (BCD), on the EFI system partition or the active one.
+    BootStore,
 }
 
 impl HiveId {
@@ -30,6 +32,7 @@ impl HiveId {
         match self {
             HiveId::System => "SYSTEM",
             HiveId::Software => "SOFTWARE",
+            HiveId::BootStore => "BCD",
         }
     }
 }
@@ -114,6 +117,7 @@ pub struct Offline {
     pending_journal: Option<PathBuf>,
     software: OnceLock<std::result::Result<LoadedHive, Unavailable>>,
     system_log: OnceLock<Option<Vec<u8>>>,
+    boot_store: OnceLock<std::result::Result<LoadedHive, Unavailable>>,
 }
 
 impl Offline {
@@ -153,6 +157,7 @@ impl Offline {
             pending_journal,
             software,
             system_log: OnceLock::new(),
+            boot_store: OnceLock::new(),
         })
     }
 
@@ -204,30 +209,35 @@ impl Offline {
             .as_ref()
     }
 
+    /// The boot configuration store (BCD), read on first use, or why it cannot be.
+    pub fn boot_store(&self) -> std::result::Result<&LoadedHive, &Unavailable> {
+        self.boot_store
+            .get_or_init(|| match self.target.boot_store() {
+                Ok(Some(b)) => Ok(LoadedHive::new(HiveId::BootStore, b.location.path, b.hive)),
+                Ok(None) => Err(Unavailable::Absent(
+                    "the target holds no boot store (no EFI\\Microsoft\\Boot\\BCD on an EFI system partition, no Boot\\BCD on the active partition)".into(),
+                )),
+                Err(e) => Err(Unavailable::Unreadable(format!("the boot store: {e}"))),
+            })
+            .as_ref()
+    }
+
     /// A hive by id.
     pub fn hive(&self, id: HiveId) -> std::result::Result<&LoadedHive, &Unavailable> {
         match id {
             HiveId::System => Ok(&self.system),
             HiveId::Software => self.software(),
-        }
-    }
-
-    /// The Windows path of a hive inside the install (what [`crate::edit::Transaction::hive`]
-    /// takes).
-    pub fn hive_path(&self, id: HiveId) -> String {
-        match id {
-            HiveId::System => self.install.system_path.clone(),
-            other => self
-                .target
-                .sibling_hive_path(&self.install, other.file_name()),
+            HiveId::BootStore => self.boot_store(),
         }
     }
 
     /// The hives read so far.
     pub fn hive_states(&self) -> Vec<&HiveState> {
         let mut v = vec![&self.system.state];
-        if let Some(Ok(s)) = self.software.get() {
-            v.push(&s.state);
+        for h in [&self.software, &self.boot_store] {
+            if let Some(Ok(s)) = h.get() {
+                v.push(&s.state);
+            }
         }
         v
     }

@@ -8,7 +8,7 @@ use crate::report::{Finding, Location, Severity, Stage, Status};
 use crate::rule::{Meta, Options, Rule};
 use crate::value::{not_checked, read_value, show};
 
-pub static ALL: &[&dyn Rule] = &[&StaticAddress, &TlsDisabled, &CertificateMissing];
+pub static ALL: &[&dyn Rule] = &[&SafeMode, &StaticAddress, &TlsDisabled, &CertificateMissing];
 
 /// The control set Windows boots next, or the finding that says it cannot be read.
 fn boot_set<'a>(w: &'a Offline, meta: &Meta) -> Result<&'a winsvc::ControlSet, Box<Finding>> {
@@ -417,6 +417,79 @@ impl Rule for CertificateMissing {
             "Remove-ItemProperty -Path '{}' -Name SSLCertificateSHA1Hash; Restart-Service TermService -Force",
             live.replacen("HKLM\\", "HKLM:\\", 1)
         ));
+        f
+    }
+}
+
+/// The default boot entry boots into safe mode: no network services, no Remote Desktop.
+pub struct SafeMode;
+
+impl Rule for SafeMode {
+    fn meta(&self) -> Meta {
+        Meta {
+            id: "safe-mode".into(),
+            stage: Stage::Boot,
+            severity: Severity::BlocksRdp,
+            checks: "Windows boots normally (no safeboot element on the default boot entry)".into(),
+            why: "in safe mode Remote Desktop Services do not run (and in minimal safe mode neither does the network)".into(),
+            article: "troubleshoot-rdp-safe-mode".into(),
+        }
+    }
+
+    fn check(&self, w: &Offline, _: &Options) -> Finding {
+        let meta = self.meta();
+        let loaded = match w.boot_store() {
+            Ok(l) => l,
+            Err(Unavailable::Absent(why)) => return not_checked(&meta, why),
+            Err(Unavailable::Unreadable(why)) => return meta.cannot_tell(why.clone()),
+        };
+        let hive = match loaded.hive() {
+            Ok(h) => h,
+            Err(e) => return meta.cannot_tell(format!("the boot store: {e}")),
+        };
+        let safe = bcd::Store::new(&hive).and_then(|s| s.safe_boot());
+        let mut f = meta.finding(Status::Healthy, meta.checks.clone());
+        let sb = match safe {
+            Ok(None) => {
+                f.found = Some("no safeboot element".into());
+                return f;
+            }
+            Ok(Some(sb)) => sb,
+            Err(e) => return meta.cannot_tell(format!("the boot store: {e}")),
+        };
+        let key = sb.element_key();
+        f.locations.push(Location {
+            hive: HiveId::BootStore,
+            key: key.clone(),
+            value: Some("Element".into()),
+        });
+        f.status = Status::Broken;
+        f.title = format!(
+            "the default boot entry boots into safe mode ({:?}{})",
+            sb.mode,
+            if sb.alternate_shell {
+                ", command prompt"
+            } else {
+                ""
+            }
+        );
+        f.found = Some(format!(
+            "safeboot set on {} (default entry {})",
+            sb.object, sb.entry
+        ));
+        f.expected = Some("no safeboot element".into());
+        f.changes.push(Change::delete_key(
+            HiveId::BootStore,
+            &key,
+            "safe-mode: boot normally (bcdedit /deletevalue {default} safeboot)".into(),
+        ));
+        f.runbook
+            .cmd
+            .push("bcdedit /deletevalue {default} safeboot".into());
+        f.runbook.cmd.push("shutdown /r /t 0".into());
+        f.runbook
+            .powershell
+            .push("bcdedit /deletevalue '{default}' safeboot; Restart-Computer -Force".into());
         f
     }
 }
