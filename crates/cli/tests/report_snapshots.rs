@@ -14,6 +14,8 @@ const IMAGES: &[&str] = &[
     "gen2-gpt-win7-group-member-account",
     "gen2-gpt-win7-current-broken",
     "gen1-mbr-win10-dirty-system",
+    "gen2-gpt-win7-safeboot",
+    "gen1-mbr-win10-safeboot",
 ];
 
 fn diagnose(image: &Path, json: bool) -> (String, i32) {
