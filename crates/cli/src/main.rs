@@ -38,8 +38,9 @@ pub const EXIT_INTERRUPTED: u8 = 5;
 /// The end of `winrescue --help`: what scripts and admins need before the first write.
 const AFTER_HELP: &str = "\
 Exit codes:
-  0  success (diagnose, hive check: nothing wrong found)
-  1  a problem was found (diagnose: the DHCP Client is broken or cannot be judged; hive check: an error)
+  0  success (diagnose: nothing on the disk blocks RDP; hive check: nothing wrong found)
+  1  a problem was found (diagnose, runbook: a finding blocks or may block RDP, or cannot be judged;
+     hive check: an error)
   2  bad usage (reg / sc: ERROR: Invalid syntax.)
   3  unreadable or invalid input, or a key, value or service that does not exist
   4  a write was refused; nothing was changed (reg / sc: it would break a service; --force writes it)
