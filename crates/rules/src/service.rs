@@ -6,12 +6,13 @@
 
 use std::io::Cursor;
 
-use rescue::change::Change;
+use regf::Data;
+use rescue::change::{Change, Op};
 use rescue::dhcp::assess_service;
 use rescue::offline::{HiveId, Offline};
 use winsvc::analyze::Verdict as ScmVerdict;
 use winsvc::baseline::{self, Baseline, BaselineData, BaselineValue, ServiceBaseline};
-use winsvc::{codes, WindowsVersion};
+use winsvc::{codes, Account, WindowsVersion};
 
 use crate::report::{
     Agreement, ControlSetReport, Evidence, Finding, LastState, Location, Runbook, ServiceDetail,
@@ -233,56 +234,86 @@ impl Rule for ServiceRule {
     }
 }
 
-/// Serial-console commands that make the planned changes in the running system (the control
-/// set it runs is CurrentControlSet: only the changes of the set Windows boots are shown).
-fn runbook(service: &str, changes: &[Change], boot_set: &str) -> Runbook {
+/// Serial-console commands that make the planned changes in the running system: `sc config`
+/// where sc.exe has an option for the value, `reg add` / `reg delete` on `CurrentControlSet`
+/// otherwise. The running system uses the control set it booted: only the changes of the set
+/// Windows boots next are shown.
+pub(crate) fn runbook(service: &str, changes: &[Change], boot_set: &str) -> Runbook {
     let mut r = Runbook::default();
     for c in changes {
-        let Some(rest) = c
-            .key
-            .get(boot_set.len()..)
-            .filter(|_| c.key[..boot_set.len()].eq_ignore_ascii_case(boot_set))
-        else {
+        let mut parts = c.key.split('\\');
+        if !parts.next().is_some_and(|p| p.eq_ignore_ascii_case(boot_set)) {
             continue;
-        };
-        let key = format!(r"HKLM\SYSTEM\CurrentControlSet{rest}");
-        let ps_key = key.replacen("HKLM\\", "HKLM:\\", 1);
-        let value = c.value.as_deref().unwrap_or_default();
-        match &c.op {
-            rescue::change::Op::Set {
-                data: regf::Data::Dword(n),
-                ..
-            } => {
-                r.cmd.push(format!(
-                    "reg add \"{key}\" /v {value} /t REG_DWORD /d {n} /f"
-                ));
-                r.powershell.push(format!(
-                    "Set-ItemProperty -Path '{ps_key}' -Name '{value}' -Type DWord -Value {n}"
-                ));
-            }
-            rescue::change::Op::Set { value_type, data } => {
-                let shown = winsvc::show_data(data);
-                r.cmd.push(format!(
-                    "reg add \"{key}\" /v {value} /t {value_type} /d \"{shown}\" /f"
-                ));
-                r.powershell.push(format!(
-                    "Set-ItemProperty -Path '{ps_key}' -Name '{value}' -Value '{shown}'"
-                ));
-            }
-            rescue::change::Op::DeleteValue => {
-                r.cmd.push(format!("reg delete \"{key}\" /v {value} /f"));
-                r.powershell.push(format!(
-                    "Remove-ItemProperty -Path '{ps_key}' -Name '{value}'"
-                ));
-            }
-            _ => {}
         }
+        let rest: Vec<&str> = parts.collect();
+        let ccs = format!(r"HKLM\SYSTEM\CurrentControlSet\{}", rest.join("\\"));
+        let svc = match rest.as_slice() {
+            [services, name] if services.eq_ignore_ascii_case("services") => Some(*name),
+            _ => None,
+        };
+        let value = c.value.as_deref().unwrap_or_default();
+        let new = match &c.op {
+            Op::Set { data, .. } => Some(data),
+            _ => None,
+        };
+        if let (Some(name), Some(opt)) = (svc, new.and_then(|d| sc_option(value, d))) {
+            r.cmd.push(format!("sc config {name} {opt}"));
+            // In PowerShell `sc` is Set-Content, and "" must survive its quoting.
+            r.powershell.push(format!(
+                "sc.exe config {name} {}",
+                opt.replace("password= \"\"", "password= '\"\"'")
+            ));
+            continue;
+        }
+        let line = match &c.op {
+            Op::Set { value_type, data } => {
+                let text = match data {
+                    Data::Dword(n) => n.to_string(),
+                    Data::Qword(n) => n.to_string(),
+                    Data::MultiSz(v) => v.join("\\0"),
+                    Data::Sz(s) | Data::ExpandSz(s) => s.clone(),
+                    other => winsvc::show_data(other),
+                };
+                let t = value_type.name().unwrap_or("REG_BINARY");
+                format!("add \"{ccs}\" /v {value} /t {t} /d \"{text}\" /f")
+            }
+            Op::DeleteValue => format!("delete \"{ccs}\" /v {value} /f"),
+            Op::CreateKey => format!("add \"{ccs}\" /f"),
+            Op::DeleteKey => format!("delete \"{ccs}\" /f"),
+        };
+        r.cmd.push(format!("reg {line}"));
+        r.powershell.push(format!("reg.exe {line}"));
     }
     if !r.cmd.is_empty() {
         r.cmd.push(format!("sc start {service}"));
         r.powershell.push(format!("Start-Service -Name {service}"));
     }
     r
+}
+
+/// The `sc config` option that sets a service value, when sc.exe has one.
+fn sc_option(value: &str, data: &Data) -> Option<String> {
+    match (value.to_ascii_lowercase().as_str(), data) {
+        ("start", Data::Dword(n)) => ["boot", "system", "auto", "demand", "disabled"]
+            .get(*n as usize)
+            .map(|w| format!("start= {w}")),
+        ("type", Data::Dword(0x10)) => Some("type= own".into()),
+        ("type", Data::Dword(0x20)) => Some("type= share".into()),
+        ("errorcontrol", Data::Dword(n)) => ["ignore", "normal", "severe", "critical"]
+            .get(*n as usize)
+            .map(|w| format!("error= {w}")),
+        ("objectname", Data::Sz(a)) => {
+            let builtin = matches!(
+                Account::classify(Some(a)),
+                Account::LocalService | Account::NetworkService | Account::LocalSystem
+            );
+            Some(format!(
+                "obj= \"{a}\"{}",
+                if builtin { " password= \"\"" } else { "" }
+            ))
+        }
+        _ => None,
+    }
 }
 
 /// The SCM events about a service and what they point to.
