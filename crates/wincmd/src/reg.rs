@@ -188,10 +188,12 @@ pub fn is_switch(a: &str, name: &str) -> bool {
     }
 }
 
-/// Whether the switch `a` takes the next argument as its operand (`/v`, `/d`, `/t`, `/s`): that
-/// argument is data, whatever it looks like.
-pub fn takes_operand(a: &str) -> bool {
-    ["v", "d", "t", "s"].iter().any(|s| is_switch(a, s))
+/// Whether, in operation `verb`, the switch `a` takes the next argument as its operand (`/v`,
+/// `/d`, `/t`, and `/s` of ADD, the separator; QUERY's `/s` takes none): that argument is data,
+/// whatever it looks like.
+pub fn takes_operand(verb: &str, a: &str) -> bool {
+    ["v", "d", "t"].iter().any(|s| is_switch(a, s))
+        || (is_switch(a, "s") && verb.eq_ignore_ascii_case("add"))
 }
 
 #[cfg(test)]
@@ -363,7 +365,8 @@ mod tests {
         // A switch as the operand of /d is data.
         let op = parse(&args(&["add", "K", "/v", "x", "/d", "/f"])).unwrap();
         assert!(matches!(op, RegOp::Add { data: Data::Sz(d), .. } if d == "/f"));
-        assert!(takes_operand("/S") && takes_operand("-d") && !takes_operand("/f"));
+        assert!(takes_operand("ADD", "/S") && takes_operand("query", "-d"));
+        assert!(!takes_operand("add", "/f") && !takes_operand("query", "/s"));
     }
 
     #[test]

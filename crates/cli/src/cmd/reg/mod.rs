@@ -107,7 +107,7 @@ pub struct RegArgs {
 /// the command (`reg DISK add ... /f --dry-run`), as `sc` accepts them. A flag given as the
 /// operand of `/v`, `/d`, `/t` or `/s` stays data.
 fn take_own_flags(a: &mut RegArgs) {
-    let mut kept = Vec::with_capacity(a.args.len());
+    let mut kept: Vec<String> = Vec::with_capacity(a.args.len());
     let mut after_switch = false;
     for x in std::mem::take(&mut a.args) {
         if !after_switch {
@@ -123,7 +123,8 @@ fn take_own_flags(a: &mut RegArgs) {
                 continue;
             }
         }
-        after_switch = takes_operand(&x) && !after_switch;
+        let verb = kept.first().map(String::as_str).unwrap_or("");
+        after_switch = takes_operand(verb, &x) && !after_switch;
         kept.push(x);
     }
     a.args = kept;
@@ -149,6 +150,13 @@ pub fn run(mut a: RegArgs, out: &mut dyn Write) -> Result<ExitCode> {
         }
         Ok(k)
     };
+    // The hive a key names, read from the target, and the key's path inside it.
+    let locate = |key: &str| -> Result<(KeyRef, regf::Hive<Vec<u8>>, String)> {
+        let k = resolve(key)?;
+        let hive = read::read_for(&a.target, a.partition, k.hive)?;
+        let path = inner_path(&hive, k.hive, &k.parts).map_err(lib_error)?;
+        Ok((k, hive, path))
+    };
     let done = |out: &mut dyn Write| -> Result<()> {
         if !a.json {
             writeln!(out, "The operation completed successfully.")?;
@@ -161,9 +169,7 @@ pub fn run(mut a: RegArgs, out: &mut dyn Write) -> Result<ExitCode> {
             value,
             recurse,
         } => {
-            let k = resolve(key)?;
-            let hive = read::read_for(&a.target, a.partition, k.hive)?;
-            let path = inner_path(&hive, k.hive, &k.parts).map_err(lib_error)?;
+            let (_, hive, path) = locate(key)?;
             let node = hive
                 .key(&path)?
                 .ok_or_else(|| lib_error(wincmd::Error::NotFound(key.clone())))?;
@@ -186,9 +192,7 @@ pub fn run(mut a: RegArgs, out: &mut dyn Write) -> Result<ExitCode> {
             file,
             overwrite,
         } => {
-            let k = resolve(key)?;
-            let hive = read::read_for(&a.target, a.partition, k.hive)?;
-            let path = inner_path(&hive, k.hive, &k.parts).map_err(lib_error)?;
+            let (k, hive, path) = locate(key)?;
             let node = hive
                 .key(&path)?
                 .ok_or_else(|| lib_error(wincmd::Error::NotFound(key.clone())))?;
