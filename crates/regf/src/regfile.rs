@@ -10,7 +10,7 @@ use std::io::{self, Write};
 use crate::hive::walk_from;
 use crate::key::Key;
 use crate::names::Name;
-use crate::value::{Value, ValueType};
+use crate::value::{Data, Value, ValueType};
 use crate::Result;
 
 /// The first line of every file.
@@ -352,13 +352,11 @@ fn parse_data(d: &str) -> std::result::Result<Option<(ValueType, Vec<u8>)>, Stri
         if !rest.trim().is_empty() {
             return Err(format!("unexpected text after the string: {rest:?}"));
         }
-        let mut bytes: Vec<u8> = s.encode_utf16().flat_map(u16::to_le_bytes).collect();
-        bytes.extend_from_slice(&[0, 0]);
-        return Ok(Some((ValueType::SZ, bytes)));
+        return Ok(Some((ValueType::SZ, Data::Sz(s).to_bytes())));
     }
     if let Some(hex) = d.strip_prefix("dword:") {
         let v = u32::from_str_radix(hex.trim(), 16).map_err(|_| format!("bad dword {hex:?}"))?;
-        return Ok(Some((ValueType::DWORD, v.to_le_bytes().to_vec())));
+        return Ok(Some((ValueType::DWORD, Data::Dword(v).to_bytes())));
     }
     let (t, list) = if let Some(l) = d.strip_prefix("hex:") {
         (ValueType::BINARY, l)

@@ -157,6 +157,23 @@ impl Data {
         }
     }
 
+    /// The type this data is stored with (the inverse of the type [`Data::decode`] was given,
+    /// for data that decodes cleanly).
+    pub fn value_type(&self) -> ValueType {
+        match self {
+            Data::None(_) => ValueType::NONE,
+            Data::Sz(_) => ValueType::SZ,
+            Data::ExpandSz(_) => ValueType::EXPAND_SZ,
+            Data::Binary(_) => ValueType::BINARY,
+            Data::Dword(_) => ValueType::DWORD,
+            Data::DwordBigEndian(_) => ValueType::DWORD_BIG_ENDIAN,
+            Data::Link(_) => ValueType::LINK,
+            Data::MultiSz(_) => ValueType::MULTI_SZ,
+            Data::Qword(_) => ValueType::QWORD,
+            Data::Raw { value_type, .. } => ValueType(*value_type),
+        }
+    }
+
     /// The data as a number, for DWORD / QWORD values.
     pub fn as_u64(&self) -> Option<u64> {
         match *self {
@@ -484,6 +501,7 @@ mod tests {
         ];
         for (t, d) in cases {
             assert_eq!(Data::decode(t, &d.to_bytes()), d);
+            assert_eq!(d.value_type(), t);
         }
         assert_eq!(
             Data::MultiSz(vec!["a".into()]).to_bytes(),

@@ -243,6 +243,7 @@ fn print_text(source: &str, query: &Query, report: &Report, out: &mut dyn Write)
 
 #[derive(Serialize)]
 struct JsonDoc<'a> {
+    schema_version: u32,
     source: &'a str,
     events: &'a [evidence::Event],
     warnings: &'a [evidence::Warning],
@@ -251,6 +252,7 @@ struct JsonDoc<'a> {
 
 fn print_json(source: &str, report: &Report, out: &mut dyn Write) -> Result<()> {
     let doc = JsonDoc {
+        schema_version: 1,
         source,
         events: &report.events,
         warnings: &report.warnings,

@@ -21,35 +21,85 @@ pub fn exit_code_for(err: &anyhow::Error) -> u8 {
         .is_some_and(rescue::Error::is_interrupted_write)
     {
         crate::EXIT_INTERRUPTED
-    } else if err.downcast_ref::<reg::SyntaxError>().is_some() {
+    } else if err.downcast_ref::<SyntaxError>().is_some()
+        || err.downcast_ref::<Hinted>().is_some()
+        || err
+            .chain()
+            .filter_map(|e| e.downcast_ref::<wincmd::Error>())
+            .any(wincmd::Error::is_syntax)
+    {
         crate::EXIT_USAGE
     } else {
         crate::EXIT_BAD_INPUT
     }
 }
 
-/// A message worded as reg.exe or sc.exe word theirs (`ERROR: ...`, `[SC] ...`): printed as it
-/// is, without winrescue's own `winrescue: error:` prefix, which would say "error" twice.
-#[derive(Debug)]
-pub struct ExeMessage(pub String);
+/// Whether the error is worded as reg.exe or sc.exe word theirs (`ERROR: ...`, `[SC] ...`):
+/// printed as it is, without winrescue's own `winrescue: error:` prefix, which would say
+/// "error" twice.
+pub fn is_exe_worded(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        e.is::<SyntaxError>()
+            || e.is::<Hinted>()
+            || e.downcast_ref::<wincmd::Error>()
+                .is_some_and(wincmd::Error::is_exe_worded)
+    })
+}
 
-impl std::fmt::Display for ExeMessage {
+/// A syntax error, worded as reg.exe words it (`ERROR: Invalid syntax. ...`): the CLI's own
+/// usage errors (`sc`, `runbook`) and the library's with this CLI's hints added (exit code 2).
+#[derive(Debug)]
+pub struct SyntaxError(pub String);
+
+impl std::fmt::Display for SyntaxError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        write!(f, "ERROR: Invalid syntax. {}", self.0)
     }
 }
 
-impl std::error::Error for ExeMessage {}
+impl std::error::Error for SyntaxError {}
 
-/// An [`ExeMessage`] error.
-pub fn exe(message: String) -> anyhow::Error {
-    anyhow::Error::new(ExeMessage(message))
+/// A library syntax error with this CLI's hint after it (exit code 2, printed as reg.exe and
+/// sc.exe print theirs).
+#[derive(Debug)]
+pub struct Hinted {
+    pub error: wincmd::Error,
+    pub hint: String,
 }
 
-/// Whether the error is worded as reg.exe or sc.exe word theirs (see [`ExeMessage`]).
-pub fn is_exe_worded(err: &anyhow::Error) -> bool {
-    err.chain()
-        .any(|e| e.is::<ExeMessage>() || e.is::<reg::SyntaxError>())
+impl std::fmt::Display for Hinted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}{}", self.error, self.hint)
+    }
+}
+
+impl std::error::Error for Hinted {}
+
+/// A `wincmd` error in this CLI's words: the advice and exit code of a rescue error
+/// ([`refusal`]), a refused change as [`WriteRefused`], sc.exe's usage after its syntax errors,
+/// and how to quote what the shell ate. The line of a script stays as context.
+pub fn lib_error(e: wincmd::Error) -> anyhow::Error {
+    use wincmd::Error as E;
+    let hint = match &e {
+        E::KeyLostBackslashes { .. } => Some(": put the key in single quotes, e.g. 'HKLM\\SYSTEM\\CurrentControlSet\\Services\\Dhcp'".to_string()),
+        E::AccountLostBackslash { .. } => Some(format!(
+            "; put it in single quotes: obj= 'NT Authority\\LocalService'\n{}",
+            sc::CONFIG_USAGE
+        )),
+        E::ScSyntax { usage, .. } => Some(format!("\n{}", sc::usage(*usage))),
+        E::NeedsRunningScm { .. } => Some(" `winrescue sc TARGET query SERVICE` predicts whether it would start; `winrescue runbook` gives the serial-console commands.".to_string()),
+        _ => None,
+    };
+    if let Some(hint) = hint {
+        return anyhow::Error::new(Hinted { error: e, hint });
+    }
+    match e {
+        E::Rescue(r) => refusal(r),
+        E::ReadingHive { path, source } => refusal(source).context(format!("reading {path}")),
+        E::AtLine { line, source } => lib_error(*source).context(format!("line {line}")),
+        e if e.is_refusal() => anyhow::Error::new(WriteRefused(e.to_string())),
+        e => anyhow::Error::new(e),
+    }
 }
 
 /// Marker error: a write was refused before anything was changed.
