@@ -127,3 +127,54 @@ fn dhcp(report: &serde_json::Value) -> serde_json::Value {
         .expect("the DHCP Client's finding")["service"]
         .clone()
 }
+
+#[test]
+fn a_demand_start_dhcp_client_is_one_finding_with_one_severity_everywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let hive = broken(dir.path(), "dhcp-demand").expect("hivex is required");
+    let json = winrescue()
+        .args(["diagnose", "--json", "--rule", "service:Dhcp"])
+        .arg(&hive)
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    let d: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    let f = &d["findings"][0];
+    assert_eq!(f["rule"], "service:Dhcp");
+    assert_eq!((f["status"].clone(), f["severity"].clone()), ("broken".into(), "may_block".into()));
+    assert_eq!(d["verdict"], "may_be_blocked");
+    winrescue()
+        .arg("diagnose")
+        .arg(&hive)
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("RDP may be blocked"));
+    // sc predicts that it can start, and its exit code still follows the finding.
+    winrescue()
+        .arg("sc")
+        .arg(&hive)
+        .args(["query", "Dhcp"])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("DEMAND_START"))
+        .stdout(predicate::str::contains("(service:Dhcp)"));
+    winrescue().arg("runbook").arg(&hive).assert().code(1);
+    winrescue()
+        .args(["repair", "--apply", "--only", "service:Dhcp"])
+        .arg(&hive)
+        .assert()
+        .success();
+    winrescue()
+        .arg("sc")
+        .arg(&hive)
+        .args(["query", "Dhcp"])
+        .assert()
+        .success();
+    winrescue()
+        .args(["diagnose", "--rule", "service:Dhcp"])
+        .arg(&hive)
+        .assert()
+        .success();
+}

@@ -44,6 +44,9 @@ case_body() {
     dhcp-deleted)               printf '[-%s]\n' "$D1" ;;
     group-member-account)       printf '[%s]\n"ObjectName"="LocalSystem"\n' "$S\\ControlSet001\\Services\\wscsvc" ;;
     cs2-only-disabled)          printf '[%s]\n"Start"=dword:00000004\n' "$D2" ;;
+    # Demand start in both sets: it can start, but nothing starts it at boot (made on request
+    # only, not in the default list).
+    dhcp-demand)                printf '[%s]\n"Start"=dword:00000003\n\n[%s]\n"Start"=dword:00000003\n' "$D1" "$D2" ;;
     # Windows boots Default next; Current (the last session's set) is the broken one.
     default-healthy-current-broken) printf '[%s]\n"Start"=dword:00000004\n\n[%s]\n"Current"=dword:00000002\n"Default"=dword:00000001\n' "$D2" "$S\\Select" ;;
     current-broken)             printf '[%s]\n"Start"=dword:00000004\n\n[%s]\n"Current"=dword:00000002\n"Default"=dword:00000002\n' "$D2" "$S\\Select" ;;

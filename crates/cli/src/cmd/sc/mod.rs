@@ -198,11 +198,25 @@ pub fn run(mut a: ScArgs, out: &mut dyn Write) -> Result<ExitCode> {
             } else {
                 render::render_query(&sys, service, &a.target, out)?
             };
-            Ok(if starts {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            })
+            // A service that RDP needs has a rule: its finding gives the exit code, so that sc
+            // and diagnose never disagree (a demand-start DHCP Client starts, but may block RDP).
+            let rule = format!("service:{}", service.name);
+            if !::rules::all().iter().any(|r| r.meta().id.eq_ignore_ascii_case(&rule)) {
+                return Ok(ExitCode::from(u8::from(!starts)));
+            }
+            let sel = ::rules::Selection {
+                rules: vec![rule.clone()],
+                partition: a.partition,
+                ..Default::default()
+            };
+            drop(sys);
+            let report = ::rules::diagnose(&a.target, &sel).map_err(super::rules_error)?;
+            if !a.json {
+                if let Some(f) = report.counting().next() {
+                    writeln!(out, "        RDP                : {} ({rule})", f.title)?;
+                }
+            }
+            Ok(ExitCode::from(report.exit_code()))
         }
     }
 }
