@@ -211,7 +211,7 @@ impl Rule for ServiceRule {
         if status == Status::Broken {
             f.changes = a.plan.changes.iter().map(Change::from_plan).collect();
             f.unresolved = a.plan.unresolved.clone();
-            f.runbook = runbook(self.service, &f.changes, &boot.name);
+            f.runbook = runbook(&f.changes, &boot.name);
         }
         // The article's own diagnosis reads the log, so the DHCP Client's evidence is always
         // read; other services' only when they are broken (each reading scans the whole log).
@@ -236,19 +236,23 @@ impl Rule for ServiceRule {
 
 /// Serial-console commands that make the planned changes in the running system: `sc config`
 /// where sc.exe has an option for the value, `reg add` / `reg delete` on `CurrentControlSet`
-/// otherwise. The running system uses the control set it booted: only the changes of the set
-/// Windows boots next are shown.
-pub(crate) fn runbook(service: &str, changes: &[Change], boot_set: &str) -> Runbook {
+/// otherwise; changes of the other control sets by their own names.
+pub(crate) fn runbook(changes: &[Change], boot_set: &str) -> Runbook {
     let mut r = Runbook::default();
     for c in changes {
         let mut parts = c.key.split('\\');
-        if !parts.next().is_some_and(|p| p.eq_ignore_ascii_case(boot_set)) {
-            continue;
-        }
+        let set = parts.next().unwrap_or_default();
+        let running = set.eq_ignore_ascii_case(boot_set);
         let rest: Vec<&str> = parts.collect();
-        let ccs = format!(r"HKLM\SYSTEM\CurrentControlSet\{}", rest.join("\\"));
+        // The set the VM runs is CurrentControlSet (sc.exe writes there); another set (Last
+        // Known Good) is written by its own name.
+        let ccs = format!(
+            r"HKLM\SYSTEM\{}\{}",
+            if running { "CurrentControlSet" } else { set },
+            rest.join("\\")
+        );
         let svc = match rest.as_slice() {
-            [services, name] if services.eq_ignore_ascii_case("services") => Some(*name),
+            [services, name] if running && services.eq_ignore_ascii_case("services") => Some(*name),
             _ => None,
         };
         let value = c.value.as_deref().unwrap_or_default();
@@ -283,10 +287,6 @@ pub(crate) fn runbook(service: &str, changes: &[Change], boot_set: &str) -> Runb
         };
         r.cmd.push(format!("reg {line}"));
         r.powershell.push(format!("reg.exe {line}"));
-    }
-    if !r.cmd.is_empty() {
-        r.cmd.push(format!("sc start {service}"));
-        r.powershell.push(format!("Start-Service -Name {service}"));
     }
     r
 }

@@ -23,12 +23,11 @@ use std::sync::OnceLock;
 
 use anyhow::Result;
 use clap::Args;
-use regf::Data;
+use rules::Finding;
 use serde::Deserialize;
-use winsvc::{baseline, codes, plan, Account, Diagnosis};
+use winsvc::{codes, Diagnosis};
 
 use crate::cmd::reg::SyntaxError;
-use crate::cmd::sc::{OfflineSystem, StartKind};
 
 #[derive(Args)]
 pub struct RunbookArgs {
@@ -43,6 +42,9 @@ pub struct RunbookArgs {
     /// The Windows installation on this partition (when the disk holds several).
     #[arg(long)]
     pub partition: Option<u32>,
+    /// With a target: the runbook of every finding as JSON (rule, commands).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -119,87 +121,145 @@ pub fn run(a: RunbookArgs, out: &mut dyn Write) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let target = a.target.expect("clap requires TARGET without --code");
-    let sys = OfflineSystem::read(&target, a.partition)?;
-    let d = sys.diagnose("Dhcp")?;
-    match d.code() {
-        Some(code) => {
-            let cs = sys.model.boot_set()?.number;
-            let base = baseline::dhcp().for_version(&sys.model.version);
-            let oracle = |p: &str| sys.file_exists(p);
-            let p = plan::plan(
-                &sys.model,
-                "Dhcp",
-                &base,
-                &plan::Options {
-                    own_process: false,
-                    control_sets: Some(vec![cs]),
-                },
-                &oracle,
-            );
-            let (fix_cmd, fix_ps) = fix_commands(&p.changes);
-            let culprit = p
-                .changes
-                .iter()
-                .filter(|c| c.is_current)
-                .find_map(|c| c.key_path.split('\\').nth(2).map(str::to_string))
-                .or_else(|| d.culprit().map(|c| c.service.clone()))
-                .unwrap_or_else(|| "SERVICE".into());
-            writeln!(
-                out,
-                "Diagnosed on {}: {}",
-                crate::input::shown(&target),
-                d.summary()
-            )?;
-            writeln!(out)?;
-            render(
-                book,
-                code,
-                Some(&FromDisk {
-                    diagnosis: d,
-                    culprit,
-                    fix_cmd,
-                    fix_ps,
-                    unresolved: p.unresolved,
-                }),
-                out,
-            )?;
-            Ok(ExitCode::from(1))
-        }
-        None => {
-            writeln!(
-                out,
-                "Diagnosed on {}: {}",
-                crate::input::shown(&target),
-                d.summary()
-            )?;
-            let logged = sys.events("Dhcp")?.and_then(|ev| {
-                ev.iter()
-                    .rev()
-                    .filter(|e| e.event_id != 7036)
-                    .find_map(|e| e.error.as_ref().map(|c| (c.code, e.event_id, e.time)))
-            });
-            match logged.filter(|(c, _, _)| codes::ARTICLE_CODES.contains(c)) {
-                Some((code, id, time)) => {
-                    writeln!(
-                        out,
-                        "The registry does not stop it, but the System log's newest failure (event {id} at {}) reports error {code}: the procedure for {code}.",
-                        evidence::show_time(time)
-                    )?;
-                    writeln!(out)?;
-                    render(book, code, None, out)?;
-                    Ok(ExitCode::from(1))
-                }
-                None => {
-                    writeln!(out, "Nothing in the registry or the System log stops it: check it on the console.")?;
-                    writeln!(out)?;
-                    render_intro(book, out)?;
-                    let mut n = 0;
-                    render_steps(&book.common, None, &mut n, out)?;
-                    Ok(ExitCode::SUCCESS)
-                }
+    let sel = rules::Selection {
+        partition: a.partition,
+        ..Default::default()
+    };
+    let report = rules::diagnose(&target, &sel).map_err(crate::cmd::rules_error)?;
+    let shown = crate::input::shown(&target);
+    let counting: Vec<&Finding> = report.counting().collect();
+    if a.json {
+        let runbooks: Vec<serde_json::Value> = counting
+            .iter()
+            .map(|f| {
+                serde_json::json!({
+                    "rule": f.rule,
+                    "title": f.title,
+                    "article": f.article,
+                    "cmd": f.runbook.cmd,
+                    "powershell": f.runbook.powershell,
+                    "unresolved": f.unresolved,
+                })
+            })
+            .collect();
+        serde_json::to_writer_pretty(
+            &mut *out,
+            &serde_json::json!({
+                "schema_version": rules::SCHEMA_VERSION,
+                "target": shown,
+                "verdict": report.verdict,
+                "runbooks": runbooks,
+            }),
+        )?;
+        writeln!(out)?;
+        return Ok(ExitCode::from(report.exit_code()));
+    }
+    if counting.is_empty() {
+        writeln!(out, "Diagnosed on {shown}: nothing on the disk blocks RDP.")?;
+        // A hang or a crash cannot be seen in the registry: the System log's newest failure of
+        // the DHCP Client picks the article's branch.
+        let logged = report
+            .finding("service:Dhcp")
+            .and_then(|f| f.service.as_ref())
+            .and_then(|s| s.evidence.as_ref())
+            .and_then(|e| e.points_to)
+            .filter(|c| codes::ARTICLE_CODES.contains(c));
+        match logged {
+            Some(code) => {
+                writeln!(out, "The registry does not stop the DHCP Client, but the System log's newest failure of it points to error {code}: the procedure for {code}.")?;
+                writeln!(out)?;
+                render(book, code, None, out)?;
+            }
+            None => {
+                writeln!(out, "Nothing in the registry or the System log stops the DHCP Client: check it on the console.")?;
+                writeln!(out)?;
+                render_intro(book, out)?;
+                let mut n = 0;
+                render_steps(&book.common, None, &mut n, out)?;
             }
         }
+        return Ok(ExitCode::from(report.exit_code()));
     }
+    writeln!(
+        out,
+        "Diagnosed on {shown}: {}",
+        crate::report::verdict_word(&report)
+    )?;
+    for f in &counting {
+        writeln!(out)?;
+        match dhcp_from_disk(&report, f) {
+            Some((code, disk)) => {
+                writeln!(out, "DHCP Client: {}", disk.diagnosis.summary())?;
+                writeln!(out)?;
+                render(book, code, Some(&disk), out)?;
+            }
+            None => render_finding(f, out)?,
+        }
+    }
+    Ok(ExitCode::from(report.exit_code()))
+}
+
+/// The DHCP Client's finding as the article's runbook takes it: the code, the diagnosis of
+/// the control set Windows boots next, the culprit and the fix commands.
+fn dhcp_from_disk(report: &rules::Report, f: &Finding) -> Option<(u32, FromDisk)> {
+    let s = f.service.as_ref().filter(|s| s.service == "Dhcp")?;
+    let code = s.code?;
+    let boots = report.control_sets.boots?;
+    let diagnosis = s
+        .control_sets
+        .iter()
+        .find(|c| c.diagnosis.control_set == boots)?
+        .diagnosis
+        .clone();
+    let boot_set = &diagnosis.control_set_name;
+    let culprit = f
+        .changes
+        .iter()
+        .filter(|c| c.key.split('\\').next() == Some(boot_set.as_str()))
+        .find_map(|c| c.key.split('\\').nth(2).map(str::to_string))
+        .or_else(|| diagnosis.culprit().map(|c| c.service.clone()))
+        .unwrap_or_else(|| "SERVICE".into());
+    Some((
+        code,
+        FromDisk {
+            diagnosis,
+            culprit,
+            fix_cmd: f.runbook.cmd.clone(),
+            fix_ps: f.runbook.powershell.clone(),
+            unresolved: f.unresolved.clone(),
+        },
+    ))
+}
+
+/// Any other finding: what it is, why it matters, and the commands that fix it.
+fn render_finding(f: &Finding, out: &mut dyn Write) -> Result<()> {
+    writeln!(out, "Runbook: {} ({})", f.title, f.rule)?;
+    writeln!(out, "Why: {}", f.why)?;
+    writeln!(out, "Article: {}", f.article)?;
+    writeln!(out)?;
+    writeln!(out, "Step 1. Fix it on the serial console")?;
+    if f.runbook.cmd.is_empty() {
+        writeln!(out, "  winrescue has no command for it:")?;
+        for u in &f.unresolved {
+            writeln!(out, "  - {u}")?;
+        }
+    } else {
+        writeln!(out, "  CMD:")?;
+        for c in &f.runbook.cmd {
+            writeln!(out, "    {c}")?;
+        }
+        writeln!(out, "  PowerShell:")?;
+        for c in &f.runbook.powershell {
+            writeln!(out, "    {c}")?;
+        }
+    }
+    writeln!(
+        out,
+        "  Expect: the commands succeed; then connect again (offline, `winrescue diagnose --rule {}` reports it healthy).",
+        f.rule
+    )?;
+    writeln!(out)?;
+    Ok(())
 }
 
 fn render_intro(book: &Book, out: &mut dyn Write) -> Result<()> {
@@ -295,82 +355,6 @@ fn render_steps(
         writeln!(out)?;
     }
     Ok(())
-}
-
-/// The plan's changes as commands for the running VM: `sc config` where sc.exe has an option
-/// for the value, `reg add` / `reg delete` on `CurrentControlSet` otherwise.
-fn fix_commands(changes: &[plan::Change]) -> (Vec<String>, Vec<String>) {
-    let mut cmd = Vec::new();
-    let mut ps = Vec::new();
-    for c in changes.iter().filter(|c| c.is_current) {
-        let parts: Vec<&str> = c.key_path.split('\\').collect();
-        let ccs = std::iter::once("CurrentControlSet")
-            .chain(parts.iter().skip(1).copied())
-            .collect::<Vec<_>>()
-            .join("\\");
-        let service = match parts.as_slice() {
-            [_, services, name] if services.eq_ignore_ascii_case("services") => Some(*name),
-            _ => None,
-        };
-        let sc_opt = match (
-            service,
-            c.value_name.to_ascii_lowercase().as_str(),
-            &c.new_data,
-        ) {
-            (Some(_), "start", Some(Data::Dword(n))) => {
-                StartKind::word(*n).map(|w| format!("start= {w}"))
-            }
-            (Some(_), "type", Some(Data::Dword(0x10))) => Some("type= own".into()),
-            (Some(_), "type", Some(Data::Dword(0x20))) => Some("type= share".into()),
-            (Some(_), "errorcontrol", Some(Data::Dword(n))) if *n <= 3 => Some(format!(
-                "error= {}",
-                ["ignore", "normal", "severe", "critical"][*n as usize]
-            )),
-            (Some(_), "objectname", Some(Data::Sz(a))) => {
-                let builtin = matches!(
-                    Account::classify(Some(a)),
-                    Account::LocalService | Account::NetworkService | Account::LocalSystem
-                );
-                Some(format!(
-                    "obj= \"{a}\"{}",
-                    if builtin { " password= \"\"" } else { "" }
-                ))
-            }
-            _ => None,
-        };
-        if let (Some(name), Some(opt)) = (service, sc_opt) {
-            cmd.push(format!("sc config {name} {opt}"));
-            ps.push(format!(
-                "sc.exe config {name} {}",
-                opt.replace("password= \"\"", "password= '\"\"'")
-            ));
-            continue;
-        }
-        let key = format!("HKLM\\SYSTEM\\{ccs}");
-        if c.create_key {
-            cmd.push(format!("reg add \"{key}\" /f"));
-            ps.push(format!("reg.exe add \"{key}\" /f"));
-        }
-        let line = match &c.new_data {
-            None => format!("delete \"{key}\" /v {} /f", c.value_name),
-            Some(d) => {
-                let text = match d {
-                    Data::Dword(n) => n.to_string(),
-                    Data::Qword(n) => n.to_string(),
-                    Data::MultiSz(v) => v.join("\\0"),
-                    Data::Sz(s) | Data::ExpandSz(s) => s.clone(),
-                    other => crate::printer::reg_text(other),
-                };
-                format!(
-                    "add \"{key}\" /v {} /t {} /d \"{text}\" /f",
-                    c.value_name, c.value_type
-                )
-            }
-        };
-        cmd.push(format!("reg {line}"));
-        ps.push(format!("reg.exe {line}"));
-    }
-    (cmd, ps)
 }
 
 #[cfg(test)]

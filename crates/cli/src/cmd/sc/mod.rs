@@ -50,7 +50,6 @@ mod json;
 mod render;
 
 pub use render::render_qc;
-pub use wincmd::sc::StartKind;
 
 #[derive(Args)]
 pub struct ScArgs {
@@ -201,7 +200,10 @@ pub fn run(mut a: ScArgs, out: &mut dyn Write) -> Result<ExitCode> {
             // A service that RDP needs has a rule: its finding gives the exit code, so that sc
             // and diagnose never disagree (a demand-start DHCP Client starts, but may block RDP).
             let rule = format!("service:{}", service.name);
-            if !::rules::all().iter().any(|r| r.meta().id.eq_ignore_ascii_case(&rule)) {
+            if !::rules::all()
+                .iter()
+                .any(|r| r.meta().id.eq_ignore_ascii_case(&rule))
+            {
                 return Ok(ExitCode::from(u8::from(!starts)));
             }
             let sel = ::rules::Selection {
