@@ -24,6 +24,7 @@ mod hivefile;
 mod input;
 mod output;
 mod printer;
+mod report;
 
 /// Exit code for bad usage (also clap's).
 pub const EXIT_USAGE: u8 = 2;
@@ -68,16 +69,18 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Find out why the DHCP Client does not start, from the disk alone.
+    /// Find out why RDP cannot reach the VM, from the disk alone: every check on the way of a connection.
     #[command(
         after_help = "Examples:\n  winrescue diagnose osdisk.vhd\n  winrescue diagnose /dev/sdc --json\n  winrescue diagnose SYSTEM        (a bare SYSTEM hive file)"
     )]
     Diagnose(cmd::diagnose::DiagnoseArgs),
-    /// Fix the DHCP Client on the disk (a dry run unless --apply; an undo journal is kept).
+    /// Fix what diagnose finds on the disk (a dry run unless --apply; an undo journal is kept).
     #[command(
         after_help = "Examples:\n  winrescue repair osdisk.vhd              (a dry run: shows the changes)\n  winrescue repair osdisk.vhd --apply      (writes them, prints the undo command)\n  winrescue repair osdisk.vhd --own-process --apply"
     )]
     Repair(cmd::repair::RepairArgs),
+    /// The checks diagnose runs, with the Microsoft article each comes from.
+    Rules(cmd::rules::RulesArgs),
     /// Put back what a repair wrote, from its journal.
     #[command(
         after_help = "Examples:\n  winrescue undo osdisk.vhd.winrescue-undo-20261130T160000Z.json\n  winrescue undo osdisk.vhd.winrescue-journal            (an interrupted write: back to before it)\n  winrescue undo --redo osdisk.vhd.winrescue-journal     (an interrupted write: finish it)"
@@ -121,6 +124,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Diagnose(a) => cmd::diagnose::run(a, &mut out),
         Command::Repair(a) => cmd::repair::run(a, &mut out),
+        Command::Rules(a) => cmd::rules::run(a, &mut out),
         Command::Undo(a) => cmd::undo::run(a, &mut out),
         Command::Hive(c) => cmd::hive::run(c, &mut out),
         Command::Reg(a) => cmd::reg::run(a, &mut out),

@@ -208,7 +208,7 @@ impl Transaction {
         let hive = regf::Hive::open(&system.recovered[..]).ok()?;
         let mut before = winsvc::SystemModel::read(&hive, None).ok()?;
         if before.version.build.is_none() && self.target.kind() != TargetKind::HiveFile {
-            if let Some(v) = crate::dhcp::software_version(&self.target, &self.install) {
+            if let Some(v) = crate::offline::software_version_of(&self.target, &self.install) {
                 before = winsvc::SystemModel::read(&hive, Some(v)).ok()?;
             }
         }

@@ -10,12 +10,14 @@
 //!   that [`journal::undo`] takes.
 #![forbid(unsafe_code)]
 
+pub mod change;
 pub mod dhcp;
 pub mod edit;
 mod error;
 pub mod files;
 pub mod guard;
 pub mod journal;
+pub mod offline;
 pub mod target;
 
 pub use error::{Error, Result};

@@ -6,6 +6,7 @@ pub mod hive;
 pub mod hive_acl;
 pub mod reg;
 pub mod repair;
+pub mod rules;
 pub mod runbook;
 pub mod sc;
 pub mod undo;
@@ -125,5 +126,14 @@ pub fn refusal(e: rescue::Error) -> anyhow::Error {
     match advice(&e) {
         Some(advice) => anyhow::Error::new(Advised { error: e, advice }),
         None => anyhow::Error::new(e),
+    }
+}
+
+/// Turns an error of the rules into the right exit code and words (see [`refusal`]).
+pub fn rules_error(e: ::rules::Error) -> anyhow::Error {
+    match e {
+        ::rules::Error::Rescue(e) => refusal(e),
+        e if e.is_refusal() => anyhow::Error::new(WriteRefused(e.to_string())),
+        e => anyhow::Error::new(e),
     }
 }

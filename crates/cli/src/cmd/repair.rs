@@ -1,4 +1,4 @@
-//! `winrescue repair TARGET [--apply]`: fix the DHCP Client on the disk, through an undo journal.
+//! `winrescue repair TARGET [--apply]`: fix what `diagnose` finds, through an undo journal.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::Args;
-use rescue::dhcp;
+use rules::{RepairOptions, Selection, Status};
 
 use crate::output::shell_quote;
 
@@ -18,129 +18,140 @@ pub struct RepairArgs {
     /// Write the changes (the default is a dry run that only shows them).
     #[arg(long)]
     pub apply: bool,
+    /// Fix only this finding (a rule id from `diagnose`; repeat for several). Notices are fixed
+    /// only when named here.
+    #[arg(long, value_name = "ID")]
+    pub only: Vec<String>,
     /// The partition holding Windows, when the disk has several installations.
     #[arg(long)]
     pub partition: Option<u32>,
-    /// The article's hang / crash branch: run the DHCP Client in its own process (Type=0x10).
+    /// The article's hang / crash branch: run a failing service in its own process (Type=0x10).
     #[arg(long)]
     pub own_process: bool,
     /// Write even though the hive is dirty and its transaction logs are missing (its most
     /// recent changes would be lost for good).
     #[arg(long)]
     pub allow_incomplete: bool,
-    /// Print the report as JSON (it says whether the changes were applied or only planned).
+    /// Print the report as JSON (`applied` says whether the changes were written or planned).
     #[arg(long)]
     pub json: bool,
 }
 
 pub fn run(a: RepairArgs, out: &mut dyn Write) -> Result<ExitCode> {
-    let opts = dhcp::Options {
-        partition: a.partition,
-        own_process: a.own_process,
+    let opts = RepairOptions {
+        selection: Selection {
+            rules: Vec::new(),
+            partition: a.partition,
+            options: rules::Options {
+                own_process: a.own_process,
+            },
+        },
+        only: a.only.clone(),
+        apply: a.apply,
         allow_incomplete: a.allow_incomplete,
     };
-    let report = dhcp::repair(&a.target, &opts, a.apply).map_err(crate::cmd::refusal)?;
+    let report = rules::repair(&a.target, &opts).map_err(crate::cmd::rules_error)?;
     if a.json {
         serde_json::to_writer_pretty(&mut *out, &report)?;
         writeln!(out)?;
         return Ok(ExitCode::SUCCESS);
     }
+    let shown = crate::input::shown(&a.target);
     if report.changes.is_empty() {
+        let healthy = report.before.exit_code() == 0;
         writeln!(
             out,
             "nothing to repair: {}",
-            if report.before.healthy {
-                "the DHCP Client is healthy"
+            if healthy {
+                "nothing on the disk blocks RDP"
             } else {
                 "no change would help (see `winrescue diagnose`)"
             }
         )?;
-        return Ok(if report.before.healthy {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::from(1)
-        });
+        return Ok(ExitCode::from(report.before.exit_code()));
     }
-    let current = report.before.current;
+    let hives: std::collections::BTreeSet<&str> =
+        report.changes.iter().map(|c| c.hive.file_name()).collect();
     writeln!(
         out,
-        "{} change{} in the SYSTEM hive of {}:",
+        "{} change{} in the {} hive{} of {shown}, for {}:",
         report.changes.len(),
         if report.changes.len() == 1 { "" } else { "s" },
-        crate::input::shown(&a.target)
+        hives.iter().copied().collect::<Vec<_>>().join(" and "),
+        if hives.len() == 1 { "" } else { "s" },
+        report.fixing.join(", ")
     )?;
     for c in &report.changes {
         writeln!(out, "  {c}")?;
     }
-    if current.is_none() {
+    if report.before.control_sets.current.is_none() {
         writeln!(
             out,
             "  (Select\\Current is unreadable: every control set is changed)"
         )?;
     }
-    match (&report.outcome, &report.after) {
-        (None, _) => {
-            writeln!(out)?;
-            writeln!(
-                out,
-                "dry run: nothing was written. To write these changes (an undo journal is kept):"
-            )?;
-            writeln!(
-                out,
-                "    winrescue repair {} --apply{}",
-                shell_quote(&crate::input::shown(&a.target)),
-                if a.own_process { " --own-process" } else { "" }
-            )?;
+    for u in &report.unresolved {
+        writeln!(out, "  not fixed automatically: {u}")?;
+    }
+    let Some(o) = &report.outcome else {
+        writeln!(out)?;
+        writeln!(
+            out,
+            "dry run: nothing was written. To write these changes (an undo journal is kept):"
+        )?;
+        let mut cmd = format!("    winrescue repair {} --apply", shell_quote(&shown));
+        for id in &a.only {
+            cmd.push_str(&format!(" --only {}", shell_quote(id)));
         }
-        (Some(o), after) => {
-            writeln!(out)?;
-            writeln!(
-                out,
-                "written: {} hive pages ({} device ranges), hive sequence number {}",
-                o.pages,
-                o.ranges.len(),
-                o.sequence
-            )?;
-            let replayed: usize = o.hives.iter().map(|h| h.replayed_pages).sum();
-            if replayed > 0 {
-                writeln!(
-                    out,
-                    "         {replayed} of those pages only carry what the hive's transaction logs held: a dirty hive is written back recovered and clean"
-                )?;
-            }
-            if let Some(w) = &o.written {
-                for warning in &w.warnings {
-                    writeln!(out, "warning: {warning}")?;
-                }
-                writeln!(
-                    out,
-                    "undo:    winrescue undo {}",
-                    shell_quote(&w.undo_journal.display().to_string())
-                )?;
-            }
-            if let Some(after) = after {
-                let verdicts: Vec<String> = after
-                    .control_sets
-                    .iter()
-                    .map(|c| {
-                        format!(
-                            "{}: {}",
-                            c.diagnosis.control_set_name,
-                            if c.diagnosis.code().is_none() {
-                                "starts".to_string()
-                            } else {
-                                format!("fails {}", c.diagnosis.code().unwrap_or(0))
-                            }
-                        )
-                    })
-                    .collect();
-                writeln!(
-                    out,
-                    "verified: read back from the disk, the DHCP Client now starts ({})",
-                    verdicts.join("; ")
-                )?;
-            }
+        if a.own_process {
+            cmd.push_str(" --own-process");
         }
+        writeln!(out, "{cmd}")?;
+        return Ok(ExitCode::SUCCESS);
+    };
+    writeln!(out)?;
+    writeln!(
+        out,
+        "written: {} hive pages ({} device ranges), hive sequence number {}",
+        o.pages,
+        o.ranges.len(),
+        o.sequence
+    )?;
+    let replayed: usize = o.hives.iter().map(|h| h.replayed_pages).sum();
+    if replayed > 0 {
+        writeln!(
+            out,
+            "         {replayed} of those pages only carry what the hive's transaction logs held: a dirty hive is written back recovered and clean"
+        )?;
+    }
+    if let Some(w) = &o.written {
+        for warning in &w.warnings {
+            writeln!(out, "warning: {warning}")?;
+        }
+        writeln!(
+            out,
+            "undo:    winrescue undo {}",
+            shell_quote(&w.undo_journal.display().to_string())
+        )?;
+    }
+    if let Some(after) = &report.after {
+        let fixed: Vec<&str> = report
+            .fixing
+            .iter()
+            .filter(|id| {
+                after
+                    .finding(id)
+                    .is_some_and(|f| f.status == Status::Healthy)
+            })
+            .map(String::as_str)
+            .collect();
+        writeln!(
+            out,
+            "verified: read back from the disk, healthy now: {}",
+            fixed.join(", ")
+        )?;
+        let (line, _) = crate::report::verdict(after);
+        writeln!(out, "{line}")?;
     }
     Ok(ExitCode::SUCCESS)
 }

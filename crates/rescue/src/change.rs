@@ -1,0 +1,186 @@
+//! One change to a hive, and the one place changes are made.
+//!
+//! Every fix winrescue plans (a rule's repair, a service plan, `reg`/`sc` edits) is a list of
+//! [`Change`]s: which hive, which key and value, what to do, and why. [`apply`] makes them in a
+//! [`Transaction`], which writes every hive it touched under one journal.
+
+use regf::edit::{Editor, SetOutcome};
+use regf::{Data, ValueType};
+use serde::Serialize;
+
+use crate::edit::Transaction;
+use crate::error::Result;
+use crate::offline::HiveId;
+
+/// What to do at a key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Op {
+    /// Set the value (creating the key first if it is missing).
+    Set {
+        value_type: ValueType,
+        data: Data,
+    },
+    DeleteValue,
+    CreateKey,
+    /// Delete the key and everything under it.
+    DeleteKey,
+}
+
+/// One change, with the reason that justifies it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Change {
+    pub hive: HiveId,
+    /// From the hive's root, e.g. `ControlSet001\Control\Terminal Server`.
+    pub key: String,
+    /// The value, for `Set` and `DeleteValue`.
+    pub value: Option<String>,
+    #[serde(flatten)]
+    pub op: Op,
+    /// The data there now (`None`: absent, or not a value change).
+    pub old: Option<Data>,
+    pub reason: String,
+}
+
+impl Change {
+    /// Sets `value` at `key`.
+    pub fn set(hive: HiveId, key: &str, value: &str, data: Data, reason: String) -> Change {
+        Change {
+            hive,
+            key: key.into(),
+            value: Some(value.into()),
+            op: Op::Set {
+                value_type: data_type(&data),
+                data,
+            },
+            old: None,
+            reason,
+        }
+    }
+
+    /// Deletes `value` at `key`.
+    pub fn delete_value(hive: HiveId, key: &str, value: &str, reason: String) -> Change {
+        Change {
+            hive,
+            key: key.into(),
+            value: Some(value.into()),
+            op: Op::DeleteValue,
+            old: None,
+            reason,
+        }
+    }
+
+    /// Deletes `key` and its subkeys.
+    pub fn delete_key(hive: HiveId, key: &str, reason: String) -> Change {
+        Change {
+            hive,
+            key: key.into(),
+            value: None,
+            op: Op::DeleteKey,
+            old: None,
+            reason,
+        }
+    }
+
+    /// The same change, recording what is there now.
+    pub fn was(mut self, old: Option<Data>) -> Change {
+        self.old = old;
+        self
+    }
+
+    /// The changes of a service plan (SYSTEM).
+    pub fn from_plan(c: &winsvc::plan::Change) -> Change {
+        Change {
+            hive: HiveId::System,
+            key: c.key_path.clone(),
+            value: Some(c.value_name.clone()),
+            op: match &c.new_data {
+                Some(d) => Op::Set {
+                    value_type: c.value_type,
+                    data: d.clone(),
+                },
+                None => Op::DeleteValue,
+            },
+            old: c.old_data.clone(),
+            reason: c.reason.clone(),
+        }
+    }
+}
+
+impl std::fmt::Display for Change {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hive = self.hive.file_name();
+        let value = self.value.as_deref().unwrap_or("");
+        let show = |d: &Option<Data>| {
+            d.as_ref()
+                .map(winsvc::show_data)
+                .unwrap_or_else(|| "(absent)".into())
+        };
+        match &self.op {
+            Op::Set { value_type, data } => write!(
+                f,
+                "{hive}\\{}\\{value}: {} -> {value_type} {}",
+                self.key,
+                show(&self.old),
+                winsvc::show_data(data)
+            ),
+            Op::DeleteValue => write!(
+                f,
+                "{hive}\\{}\\{value}: {} -> (deleted)",
+                self.key,
+                show(&self.old)
+            ),
+            Op::CreateKey => write!(f, "{hive}\\{}: create the key", self.key),
+            Op::DeleteKey => write!(f, "{hive}\\{}: delete the key", self.key),
+        }?;
+        write!(f, " ({})", self.reason)
+    }
+}
+
+/// The registry type that stores `data`.
+fn data_type(data: &Data) -> ValueType {
+    match data {
+        Data::None(_) => ValueType::NONE,
+        Data::Sz(_) => ValueType::SZ,
+        Data::ExpandSz(_) => ValueType::EXPAND_SZ,
+        Data::Binary(_) => ValueType::BINARY,
+        Data::Dword(_) => ValueType::DWORD,
+        Data::DwordBigEndian(_) => ValueType::DWORD_BIG_ENDIAN,
+        Data::Link(_) => ValueType::LINK,
+        Data::MultiSz(_) => ValueType::MULTI_SZ,
+        Data::Qword(_) => ValueType::QWORD,
+        Data::Raw { value_type, .. } => ValueType(*value_type),
+    }
+}
+
+/// Makes one change in an editor. Returns whether the hive changed.
+pub fn apply_one(ed: &mut Editor, c: &Change) -> Result<bool> {
+    let value = c.value.as_deref().unwrap_or("");
+    Ok(match &c.op {
+        Op::Set { value_type, data } => {
+            let created = ed.create_key(&c.key)?;
+            created
+                || ed.set_value(&c.key, value, *value_type, &data.to_bytes())?
+                    != SetOutcome::Unchanged
+        }
+        Op::DeleteValue => ed.delete_value(&c.key, value)?,
+        Op::CreateKey => ed.create_key(&c.key)?,
+        Op::DeleteKey => ed.delete_key(&c.key)?,
+    })
+}
+
+/// Makes `changes` in the transaction, each in its hive. Returns whether anything changed.
+pub fn apply(tx: &mut Transaction, changes: &[Change]) -> Result<bool> {
+    let mut changed = false;
+    for c in changes {
+        let path = match c.hive {
+            HiveId::System => None,
+            other => Some(
+                tx.target()
+                    .sibling_hive_path(tx.install(), other.file_name()),
+            ),
+        };
+        changed |= apply_one(tx.hive(path.as_deref())?, c)?;
+    }
+    Ok(changed)
+}

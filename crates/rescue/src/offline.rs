@@ -1,0 +1,274 @@
+//! The offline Windows: one install of a target, with its hives read once (logs replayed), the
+//! control-set model, the file-exists oracle and the System event log. Every command that
+//! judges a machine starts here, so they all see the same bytes and the same control set.
+//!
+//! SYSTEM is read when the install is opened (every judgement needs it); SOFTWARE and the
+//! System event log are read on first use, since they are large and many checks never need
+//! them.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use regf::Hive;
+use serde::Serialize;
+use winsvc::{SystemModel, WindowsVersion};
+
+use crate::error::{Error, Result};
+use crate::target::{Install, SystemHive, Target, SYSTEM_EVTX};
+
+/// Which hive of an install (the names `reg load` users give them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HiveId {
+    System,
+    Software,
+}
+
+impl HiveId {
+    /// The file name next to SYSTEM in `Windows\System32\config`.
+    pub fn file_name(self) -> &'static str {
+        match self {
+            HiveId::System => "SYSTEM",
+            HiveId::Software => "SOFTWARE",
+        }
+    }
+}
+
+/// Whether the hive was clean, or dirty and replayed from its logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cleanliness {
+    Clean,
+    /// Dirty; its transaction logs were replayed.
+    Replayed,
+    /// Dirty, and its logs are missing or unusable: recent changes may be missing.
+    Incomplete,
+}
+
+/// Where a hive stood when it was read.
+#[derive(Debug, Clone, Serialize)]
+pub struct HiveState {
+    pub hive: HiveId,
+    /// Its Windows path inside the install.
+    pub path: String,
+    pub state: Cleanliness,
+    pub logs: Vec<String>,
+    pub entries_applied: usize,
+    pub sequence_range: Option<(u32, u32)>,
+    pub warnings: Vec<String>,
+}
+
+/// A hive as the checks read it: Windows' view (logs replayed).
+pub struct LoadedHive {
+    pub state: HiveState,
+    pub bytes: Vec<u8>,
+}
+
+impl LoadedHive {
+    fn new(hive: HiveId, path: String, h: SystemHive) -> LoadedHive {
+        let r = &h.recovered.report;
+        LoadedHive {
+            state: HiveState {
+                hive,
+                path,
+                state: if !r.was_dirty {
+                    Cleanliness::Clean
+                } else if r.incomplete {
+                    Cleanliness::Incomplete
+                } else {
+                    Cleanliness::Replayed
+                },
+                logs: h.logs,
+                entries_applied: r.entries_applied,
+                sequence_range: r.sequence_range,
+                warnings: r.problems.iter().chain(&r.warnings).cloned().collect(),
+            },
+            bytes: h.recovered.bytes,
+        }
+    }
+
+    /// The hive, for reading.
+    pub fn hive(&self) -> Result<Hive<&[u8]>> {
+        Ok(Hive::open(&self.bytes[..])?)
+    }
+}
+
+/// Why a hive cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Unavailable {
+    /// The target does not hold it (a bare hive file, a partial copy).
+    #[error("{0}")]
+    Absent(String),
+    /// It is there but cannot be read.
+    #[error("{0}")]
+    Unreadable(String),
+}
+
+/// One Windows installation, opened for judging.
+pub struct Offline {
+    target: Target,
+    install: Install,
+    system: LoadedHive,
+    model: SystemModel,
+    files_checked: bool,
+    pending_journal: Option<PathBuf>,
+    software: OnceLock<std::result::Result<LoadedHive, Unavailable>>,
+    system_log: OnceLock<Option<Vec<u8>>>,
+}
+
+impl Offline {
+    /// Opens the target at `path` read-only and the install on `partition` (or the only one).
+    pub fn open(path: &Path, partition: Option<u32>) -> Result<Offline> {
+        let target = Target::open(path, false)?;
+        let install = target.choose(partition)?.clone();
+        Offline::new(target, install)
+    }
+
+    /// Reads the install's SYSTEM hive and builds its model.
+    pub fn new(target: Target, install: Install) -> Result<Offline> {
+        let system = LoadedHive::new(
+            HiveId::System,
+            install.system_path.clone(),
+            target.system_hive(&install)?,
+        );
+        let not_system = |e: winsvc::Error| Error::Refused(format!("not a SYSTEM hive: {e}"));
+        let mut model = SystemModel::read(&system.hive()?, None).map_err(not_system)?;
+        let software = OnceLock::new();
+        if model.version.build.is_none() {
+            // SYSTEM alone did not give the build (the healthy configuration differs between
+            // builds): SOFTWARE says it.
+            let s = software.get_or_init(|| read_software(&target, &install));
+            if let Some(v) = s.as_ref().ok().and_then(software_version) {
+                model = SystemModel::read(&system.hive()?, Some(v)).map_err(not_system)?;
+            }
+        }
+        let pending_journal = Some(crate::journal::pending_path(&target.anchor(&install)))
+            .filter(|p| std::fs::symlink_metadata(p).is_ok());
+        Ok(Offline {
+            files_checked: target.has_system_files(&install),
+            target,
+            install,
+            system,
+            model,
+            pending_journal,
+            software,
+            system_log: OnceLock::new(),
+        })
+    }
+
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    pub fn install(&self) -> &Install {
+        &self.install
+    }
+
+    /// The SYSTEM hive (logs replayed).
+    pub fn system(&self) -> &LoadedHive {
+        &self.system
+    }
+
+    /// The services and control sets of SYSTEM.
+    pub fn model(&self) -> &SystemModel {
+        &self.model
+    }
+
+    pub fn version(&self) -> &WindowsVersion {
+        &self.model.version
+    }
+
+    /// Whether image and service DLL files can be checked on the disk (the target holds the
+    /// Windows system files, not only hives).
+    pub fn files_checked(&self) -> bool {
+        self.files_checked
+    }
+
+    /// Whether a file named by a registry path (`%SystemRoot%\...`, `\SystemRoot\...`)
+    /// exists: `None` when that cannot be told.
+    pub fn file_exists(&self, registry_path: &str) -> Option<bool> {
+        self.target
+            .registry_file_exists(&self.install, registry_path)
+    }
+
+    /// The pending journal of an interrupted write, if any: what is read may be half of that
+    /// write.
+    pub fn pending_journal(&self) -> Option<&Path> {
+        self.pending_journal.as_deref()
+    }
+
+    /// The SOFTWARE hive, read on first use, or why it cannot be.
+    pub fn software(&self) -> std::result::Result<&LoadedHive, &Unavailable> {
+        self.software
+            .get_or_init(|| read_software(&self.target, &self.install))
+            .as_ref()
+    }
+
+    /// A hive by id.
+    pub fn hive(&self, id: HiveId) -> std::result::Result<&LoadedHive, &Unavailable> {
+        match id {
+            HiveId::System => Ok(&self.system),
+            HiveId::Software => self.software(),
+        }
+    }
+
+    /// The Windows path of a hive inside the install (what [`crate::edit::Transaction::hive`]
+    /// takes).
+    pub fn hive_path(&self, id: HiveId) -> String {
+        match id {
+            HiveId::System => self.install.system_path.clone(),
+            other => self
+                .target
+                .sibling_hive_path(&self.install, other.file_name()),
+        }
+    }
+
+    /// The hives read so far.
+    pub fn hive_states(&self) -> Vec<&HiveState> {
+        let mut v = vec![&self.system.state];
+        if let Some(Ok(s)) = self.software.get() {
+            v.push(&s.state);
+        }
+        v
+    }
+
+    /// The System event log's bytes, read on first use; `None` when the target has none.
+    pub fn system_log(&self) -> Option<&[u8]> {
+        self.system_log
+            .get_or_init(|| {
+                self.target
+                    .read_file(&self.install, SYSTEM_EVTX)
+                    .ok()
+                    .flatten()
+            })
+            .as_deref()
+    }
+}
+
+fn read_software(
+    target: &Target,
+    install: &Install,
+) -> std::result::Result<LoadedHive, Unavailable> {
+    let path = target.sibling_hive_path(install, HiveId::Software.file_name());
+    if target.kind() == crate::target::TargetKind::HiveFile
+        || target.file_exists(install, &path) == Some(false)
+    {
+        return Err(Unavailable::Absent(format!("the target holds no {path}")));
+    }
+    match target.hive(install, &path) {
+        Ok(h) => Ok(LoadedHive::new(HiveId::Software, path, h)),
+        Err(e) => Err(Unavailable::Unreadable(format!("{path}: {e}"))),
+    }
+}
+
+/// The exact Windows version SOFTWARE names, if it does.
+fn software_version(software: &LoadedHive) -> Option<WindowsVersion> {
+    WindowsVersion::from_software_hive(&software.hive().ok()?)
+        .ok()
+        .flatten()
+}
+
+/// The exact Windows version the SOFTWARE hive next to SYSTEM names, if the target has one.
+pub(crate) fn software_version_of(target: &Target, install: &Install) -> Option<WindowsVersion> {
+    software_version(&read_software(target, install).ok()?)
+}

@@ -1,0 +1,342 @@
+//! Rules that are data: a service that must start (or be able to start) for RDP to work.
+//!
+//! The verdict is the Service Control Manager's, predicted from the configuration in every
+//! control set (`rescue::dhcp::assess_service`, the analysis `sc` and the write guard use too),
+//! compared with the service's healthy configuration. The System event log gives the evidence.
+
+use std::io::Cursor;
+
+use rescue::change::Change;
+use rescue::dhcp::assess_service;
+use rescue::offline::{HiveId, Offline};
+use winsvc::analyze::Verdict as ScmVerdict;
+use winsvc::baseline::{self, Baseline, BaselineData, BaselineValue, ServiceBaseline};
+use winsvc::{codes, WindowsVersion};
+
+use crate::report::{
+    Agreement, ControlSetReport, Evidence, Finding, LastState, Location, Runbook, ServiceDetail,
+    Severity, Stage, Status,
+};
+use crate::rule::{Meta, Options, Rule};
+
+/// What the healthy configuration of the service is.
+#[derive(Debug, Clone, Copy)]
+pub enum Healthy {
+    /// The full baseline read from real hives, per Windows version (the service and everything
+    /// it needs): `crates/winsvc/data/dhcp-baseline.json`.
+    DhcpBaseline,
+    /// A start type and the ones also accepted, and the services it needs with theirs.
+    Start {
+        start: u32,
+        also: &'static [u32],
+        needs: &'static [(&'static str, u32)],
+    },
+}
+
+/// What it means when the service does not exist.
+#[derive(Debug, Clone, Copy)]
+pub enum Missing {
+    /// RDP cannot work without it.
+    Broken,
+    /// Some machines do not have it, for this reason: nothing to check.
+    Optional(&'static str),
+}
+
+/// A service RDP needs.
+#[derive(Debug, Clone, Copy)]
+pub struct ServiceRule {
+    pub service: &'static str,
+    /// As the System log and the Services console name it.
+    pub display_name: &'static str,
+    pub stage: Stage,
+    pub severity: Severity,
+    pub why: &'static str,
+    pub article: &'static str,
+    pub healthy: Healthy,
+    pub missing: Missing,
+}
+
+impl ServiceRule {
+    /// `service:<key name>`.
+    pub fn id(&self) -> String {
+        format!("service:{}", self.service)
+    }
+
+    fn baseline(&self, version: &WindowsVersion) -> Baseline {
+        match self.healthy {
+            Healthy::DhcpBaseline => baseline::dhcp().for_version(version),
+            Healthy::Start { start, also, needs } => {
+                let start_value = |n: u32, also: &[u32]| BaselineValue {
+                    name: "Start".into(),
+                    subkey: None,
+                    value_type: "REG_DWORD".into(),
+                    data: Some(BaselineData::Dword(n)),
+                    also_healthy: also.iter().map(|&a| Some(BaselineData::Dword(a))).collect(),
+                    note: None,
+                };
+                let mut services = vec![ServiceBaseline {
+                    name: self.service.into(),
+                    values: vec![start_value(start, also)],
+                }];
+                services.extend(needs.iter().map(|&(name, start)| ServiceBaseline {
+                    name: name.into(),
+                    values: vec![start_value(start, &[])],
+                }));
+                Baseline {
+                    service: self.service.into(),
+                    variants: vec!["rdp-rules".into()],
+                    services,
+                }
+            }
+        }
+    }
+}
+
+impl Rule for ServiceRule {
+    fn meta(&self) -> Meta {
+        Meta {
+            id: self.id(),
+            stage: self.stage,
+            severity: self.severity,
+            checks: format!("{} ({}) starts", self.display_name, self.service),
+            why: self.why.into(),
+            article: self.article.into(),
+        }
+    }
+
+    fn check(&self, w: &Offline, opts: &Options) -> Finding {
+        let meta = self.meta();
+        let model = w.model();
+        let boot = match model.boot_set() {
+            Ok(cs) => cs,
+            Err(e) => return meta.cannot_tell(e.to_string()),
+        };
+        let Some(svc) = boot.service(self.service) else {
+            return match self.missing {
+                Missing::Optional(why) => crate::value::not_checked(
+                    &meta,
+                    &format!("{} is not installed: {why}", self.service),
+                ),
+                Missing::Broken => {
+                    let mut f = meta.finding(
+                        Status::Broken,
+                        format!("{} ({}) is not installed", self.display_name, self.service),
+                    );
+                    f.locations.push(Location {
+                        hive: HiveId::System,
+                        key: format!(r"{}\{}", boot.services_path(), self.service),
+                        value: None,
+                    });
+                    f.unresolved.push(format!(
+                        "{} has no key in {}: it cannot be recreated from the disk alone",
+                        self.service, boot.name
+                    ));
+                    f
+                }
+            };
+        };
+        let files = |p: &str| w.file_exists(p);
+        let base = self.baseline(w.version());
+        let a = assess_service(model, self.service, &base, &files, opts.own_process);
+        let control_sets: Vec<ControlSetReport> = a
+            .control_sets
+            .into_iter()
+            .map(|c| ControlSetReport {
+                diagnosis: c.diagnosis,
+                differences: c.differences,
+            })
+            .collect();
+        let boot_diag = control_sets
+            .iter()
+            .find(|c| c.diagnosis.control_set == boot.number)
+            .map(|c| &c.diagnosis);
+        let (status, severity, title) = match (&a.cannot_tell, a.code, a.healthy) {
+            (Some(why), _, _) => {
+                let mut f = meta.cannot_tell(why.clone());
+                f.title = format!("{}: {why}", meta.checks);
+                return f;
+            }
+            (None, Some(code), _) => (
+                Status::Broken,
+                self.severity,
+                format!(
+                    "{} ({}) will not start: error {code} {}",
+                    self.display_name,
+                    self.service,
+                    codes::lookup(code)
+                        .map(|b| b.symbol.as_str())
+                        .unwrap_or_default()
+                ),
+            ),
+            (None, None, true) => (Status::Healthy, self.severity, meta.checks.clone()),
+            // It can start, but its configuration is not the healthy one (a demand start where
+            // Windows starts it at boot, say): RDP may still work, or not.
+            (None, None, false) => (
+                Status::Broken,
+                Severity::MayBlock.max(self.severity),
+                format!(
+                    "{} ({}) can start, but its configuration differs from the healthy one",
+                    self.display_name, self.service
+                ),
+            ),
+        };
+        let mut f = meta.finding(status, title);
+        f.severity = severity;
+        f.locations.push(Location {
+            hive: HiveId::System,
+            key: svc.key_path.clone(),
+            value: None,
+        });
+        f.found = boot_diag.map(|d| match &d.verdict {
+            ScmVerdict::Starts if d.starts_at_boot => "starts at boot".to_string(),
+            ScmVerdict::Starts => format!("Start={}: started on demand only", d.start.unwrap_or(3)),
+            ScmVerdict::Fails { code, symbol } => format!("fails with {code} {symbol}"),
+            ScmVerdict::Unverified => "cannot be verified offline".to_string(),
+        });
+        f.expected = Some(match self.healthy {
+            Healthy::DhcpBaseline => "starts at boot, configured as a healthy install".into(),
+            Healthy::Start { start, also, .. } => {
+                let mut ok = vec![start.to_string()];
+                ok.extend(also.iter().map(u32::to_string));
+                format!("starts when needed (Start {})", ok.join(" or "))
+            }
+        });
+        if status == Status::Broken {
+            f.changes = a.plan.changes.iter().map(Change::from_plan).collect();
+            f.unresolved = a.plan.unresolved.clone();
+            f.runbook = runbook(self.service, &f.changes, &boot.name);
+        }
+        let evidence = if status == Status::Broken {
+            w.system_log()
+                .map(|bytes| read_evidence(bytes, self.service, a.code))
+        } else {
+            None
+        };
+        f.service = Some(Box::new(ServiceDetail {
+            service: self.service.into(),
+            display_name: self.display_name.into(),
+            control_sets,
+            code: a.code,
+            branch: a.code.and_then(codes::lookup).cloned(),
+            evidence,
+        }));
+        f
+    }
+}
+
+/// Serial-console commands that make the planned changes in the running system (the control
+/// set it runs is CurrentControlSet: only the changes of the set Windows boots are shown).
+fn runbook(service: &str, changes: &[Change], boot_set: &str) -> Runbook {
+    let mut r = Runbook::default();
+    for c in changes {
+        let Some(rest) = c
+            .key
+            .get(boot_set.len()..)
+            .filter(|_| c.key[..boot_set.len()].eq_ignore_ascii_case(boot_set))
+        else {
+            continue;
+        };
+        let key = format!(r"HKLM\SYSTEM\CurrentControlSet{rest}");
+        let ps_key = key.replacen("HKLM\\", "HKLM:\\", 1);
+        let value = c.value.as_deref().unwrap_or_default();
+        match &c.op {
+            rescue::change::Op::Set {
+                data: regf::Data::Dword(n),
+                ..
+            } => {
+                r.cmd.push(format!(
+                    "reg add \"{key}\" /v {value} /t REG_DWORD /d {n} /f"
+                ));
+                r.powershell.push(format!(
+                    "Set-ItemProperty -Path '{ps_key}' -Name '{value}' -Type DWord -Value {n}"
+                ));
+            }
+            rescue::change::Op::Set { value_type, data } => {
+                let shown = winsvc::show_data(data);
+                r.cmd.push(format!(
+                    "reg add \"{key}\" /v {value} /t {value_type} /d \"{shown}\" /f"
+                ));
+                r.powershell.push(format!(
+                    "Set-ItemProperty -Path '{ps_key}' -Name '{value}' -Value '{shown}'"
+                ));
+            }
+            rescue::change::Op::DeleteValue => {
+                r.cmd.push(format!("reg delete \"{key}\" /v {value} /f"));
+                r.powershell.push(format!(
+                    "Remove-ItemProperty -Path '{ps_key}' -Name '{value}'"
+                ));
+            }
+            _ => {}
+        }
+    }
+    if !r.cmd.is_empty() {
+        r.cmd.push(format!("sc start {service}"));
+        r.powershell.push(format!("Start-Service -Name {service}"));
+    }
+    r
+}
+
+/// The SCM events about a service and what they point to.
+pub(crate) fn read_evidence(bytes: &[u8], service: &str, predicted: Option<u32>) -> Evidence {
+    let query = evidence::Query {
+        service: Some(service.into()),
+        ..Default::default()
+    };
+    let report = match evidence::read_log(Cursor::new(bytes), &query) {
+        Ok(r) => r,
+        Err(e) => {
+            return Evidence {
+                events: Vec::new(),
+                log_ends: None,
+                points_to: None,
+                last_state: None,
+                agreement: Agreement::LogUnreadable,
+                predicted,
+                warnings: vec![e.to_string()],
+            }
+        }
+    };
+    let mut events = report.events;
+    events.sort_by_key(|e| e.record_id);
+    // The newest failure event decides the branch the log points to.
+    let points_to = events.iter().rev().find_map(|e| match e.event_id {
+        7022 | 7009 | 7011 => Some(1053),
+        7023 | 7024 | 7031 | 7034 => Some(1067),
+        7038 => Some(1069),
+        7000 | 7001 => e
+            .error
+            .map(|c| c.code)
+            .filter(|c| matches!(c, 1058 | 1068 | 1069 | 1075 | 1079 | 1059)),
+        _ => None,
+    });
+    let last = events.iter().rev().find(|e| e.event_id == 7036);
+    let last_state = last.and_then(|e| {
+        e.state.map(|state| LastState {
+            state,
+            time: evidence::show_time(e.time),
+        })
+    });
+    let running_last = last.and_then(|e| e.state) == Some(evidence::ServiceState::Running);
+    let agreement = match (predicted, points_to) {
+        (None, None) => Agreement::Agree,
+        (Some(c), Some(p)) if c == p || (matches!(c, 1053 | 1070) && matches!(p, 1053 | 1070)) => {
+            Agreement::Agree
+        }
+        (Some(_), _) if running_last => Agreement::ConfigurationChangedSinceLog,
+        // A disabled service is not started at boot, so the SCM logs no failure for it: an
+        // empty failure record is what 1058 looks like.
+        (Some(1058), None) => Agreement::Consistent,
+        (Some(_), None) => Agreement::LogShowsNoFailure,
+        (None, Some(_)) => Agreement::LogShowsRuntimeFailure,
+        (Some(_), Some(_)) => Agreement::Disagree,
+    };
+    Evidence {
+        log_ends: report.stats.newest.map(evidence::show_time),
+        events,
+        points_to,
+        last_state,
+        agreement,
+        predicted,
+        warnings: report.warnings.iter().map(|w| w.to_string()).collect(),
+    }
+}
