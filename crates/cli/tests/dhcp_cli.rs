@@ -87,7 +87,7 @@ fn each_breakage_is_named_repaired_verified_and_undone() {
             .clone();
         let text = String::from_utf8_lossy(&out);
         assert!(
-            text.contains(&format!("will NOT start at the next boot: error {code}")),
+            text.contains(&format!("will not start: error {code}")),
             "{case}: {text}"
         );
         for w in words {
@@ -104,8 +104,8 @@ fn each_breakage_is_named_repaired_verified_and_undone() {
             .stdout
             .clone();
         let j: serde_json::Value = serde_json::from_slice(&out).unwrap();
-        assert_eq!(j["code"], code, "{case}");
-        assert_eq!(j["healthy"], false);
+        assert_eq!(dhcp(&j)["code"], code, "{case}");
+        assert_eq!(j["verdict"], "blocked");
         // Dry run: nothing written.
         winrescue()
             .arg("repair")
@@ -129,7 +129,7 @@ fn each_breakage_is_named_repaired_verified_and_undone() {
             .clone();
         let text = String::from_utf8_lossy(&out);
         assert!(
-            text.contains("verified: read back from the disk, the DHCP Client now starts"),
+            text.contains("verified: read back from the disk, healthy now: service:Dhcp"),
             "{case}: {text}"
         );
         let journal = text
@@ -202,16 +202,28 @@ fn healthy_hives_raise_no_false_alarm() {
         dir.path().join("SYSTEM.LOG2"),
     )
     .unwrap();
+    // A Windows 10 desktop ships with RDP turned off: that is the one thing the report blocks
+    // on; the DHCP Client's rule alone finds nothing.
     winrescue()
         .arg("diagnose")
         .arg(&hive)
         .assert()
-        .success()
+        .code(1)
         .stdout(
-            predicate::str::contains("verdict:  healthy").and(predicate::str::contains(
+            predicate::str::starts_with(
+                "verdict:  RDP is blocked: RDP is turned off (fDenyTSConnections=1)\n",
+            )
+            .and(predicate::str::contains(
                 "dirty, replayed from its logs (24 log entries, sequence 2107..2130)",
-            )),
+            ))
+            .and(predicate::str::contains("BROKEN").count(1)),
         );
+    winrescue()
+        .args(["diagnose", "--rule", "service:Dhcp"])
+        .arg(&hive)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("verdict:  healthy"));
 }
 
 #[test]
@@ -226,10 +238,22 @@ fn disk_image_diagnose_reads_the_event_log() {
         .success()
         .stdout(
             predicate::str::contains("partition 3")
-                .and(predicate::str::contains("verdict:  healthy"))
-                .and(predicate::str::contains("15 events about the DHCP Client"))
-                .and(predicate::str::contains("agree")),
+                .and(predicate::str::contains("verdict:  healthy")),
         );
+    // The DHCP Client's evidence is read even when it is healthy: the log agrees.
+    let out = winrescue()
+        .args(["diagnose", "--json"])
+        .arg(&img)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let j: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let e = &dhcp(&j)["evidence"];
+    assert_eq!(e["events"].as_array().unwrap().len(), 15, "{e}");
+    assert_eq!(e["agreement"], "agree");
+    assert_eq!(j["schema_version"], 1);
 }
 
 #[test]
@@ -495,4 +519,15 @@ fn repair_of_a_dirty_hive_says_which_pages_only_carry_its_replayed_logs() {
         .stdout(predicate::str::contains(
             "only carry what the hive's transaction logs held",
         ));
+}
+
+/// The DHCP Client's service analysis in a `diagnose --json` report.
+fn dhcp(report: &serde_json::Value) -> serde_json::Value {
+    report["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .find(|f| f["rule"] == "service:Dhcp")
+        .expect("the DHCP Client's finding")["service"]
+        .clone()
 }

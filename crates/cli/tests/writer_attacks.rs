@@ -108,9 +108,10 @@ fn hivex_start(hive: &Path) -> Option<String> {
 /// Runs `winrescue ARGS` under strace, killing it (or failing the call) at the `when`-th
 /// pwrite64 call; returns whether strace could run.
 fn under_strace(inject: &str, args: &[&std::ffi::OsStr]) -> Option<std::process::Output> {
-    if !have("strace") {
-        return None;
-    }
+    assert!(
+        have("strace"),
+        "strace is needed to inject faults into the writes"
+    );
     let out = Std::new("strace")
         .args(["-f", "-o", "/dev/null", "-e", "trace=pwrite64"])
         .arg("-e")

@@ -18,6 +18,7 @@ use crate::offline::HiveId;
 pub enum Op {
     /// Set the value (creating the key first if it is missing).
     Set {
+        #[serde(serialize_with = "type_name")]
         value_type: ValueType,
         data: Data,
     },
@@ -137,6 +138,14 @@ impl std::fmt::Display for Change {
     }
 }
 
+/// A value type by its name (`REG_DWORD`), or `REG_0x..` for one without a name.
+fn type_name<S: serde::Serializer>(t: &ValueType, s: S) -> std::result::Result<S::Ok, S::Error> {
+    match t.name() {
+        Some(n) => s.serialize_str(n),
+        None => s.serialize_str(&format!("REG_0x{:x}", t.0)),
+    }
+}
+
 /// The registry type that stores `data`.
 fn data_type(data: &Data) -> ValueType {
     match data {
@@ -158,10 +167,10 @@ pub fn apply_one(ed: &mut Editor, c: &Change) -> Result<bool> {
     let value = c.value.as_deref().unwrap_or("");
     Ok(match &c.op {
         Op::Set { value_type, data } => {
+            // Both always run: a new key still needs its value.
             let created = ed.create_key(&c.key)?;
-            created
-                || ed.set_value(&c.key, value, *value_type, &data.to_bytes())?
-                    != SetOutcome::Unchanged
+            let set = ed.set_value(&c.key, value, *value_type, &data.to_bytes())?;
+            created || set != SetOutcome::Unchanged
         }
         Op::DeleteValue => ed.delete_value(&c.key, value)?,
         Op::CreateKey => ed.create_key(&c.key)?,

@@ -11,10 +11,10 @@ use crate::value::{not_checked, read_value, show};
 pub static ALL: &[&dyn Rule] = &[&StaticAddress, &TlsDisabled, &CertificateMissing];
 
 /// The control set Windows boots next, or the finding that says it cannot be read.
-fn boot_set<'a>(w: &'a Offline, meta: &Meta) -> Result<&'a winsvc::ControlSet, Finding> {
+fn boot_set<'a>(w: &'a Offline, meta: &Meta) -> Result<&'a winsvc::ControlSet, Box<Finding>> {
     w.model()
         .boot_set()
-        .map_err(|e| meta.cannot_tell(e.to_string()))
+        .map_err(|e| Box::new(meta.cannot_tell(e.to_string())))
 }
 
 /// Subkey names of `key` in a hive (empty when the key is absent).
@@ -57,7 +57,7 @@ impl Rule for StaticAddress {
         let meta = self.meta();
         let cs = match boot_set(w, &meta) {
             Ok(cs) => cs,
-            Err(f) => return f,
+            Err(f) => return *f,
         };
         let base = format!(r"{}\Services\Tcpip\Parameters\Interfaces", cs.name);
         let names = match subkeys(w, HiveId::System, &base) {
@@ -217,7 +217,7 @@ impl Rule for TlsDisabled {
         let meta = self.meta();
         let cs = match boot_set(w, &meta) {
             Ok(cs) => cs,
-            Err(f) => return f,
+            Err(f) => return *f,
         };
         let mut f = meta.finding(Status::Healthy, meta.checks.clone());
         let mut off = Vec::new();
@@ -344,7 +344,7 @@ impl Rule for CertificateMissing {
         let meta = self.meta();
         let cs = match boot_set(w, &meta) {
             Ok(cs) => cs,
-            Err(f) => return f,
+            Err(f) => return *f,
         };
         let key = format!(r"{}\Control\Terminal Server\WinStations\RDP-Tcp", cs.name);
         let hash = match read_value(w, HiveId::System, &key, "SSLCertificateSHA1Hash") {

@@ -174,10 +174,8 @@ pub struct RepairReport {
     pub changes: Vec<change::Change>,
     /// Findings that are broken but have no automatic fix.
     pub unresolved: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub outcome: Option<EditOutcome>,
     /// The report read back from the disk after the write.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub after: Option<Report>,
 }
 

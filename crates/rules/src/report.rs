@@ -91,7 +91,6 @@ pub struct Location {
     pub hive: HiveId,
     /// From the hive's root (`ControlSet001\Control\Terminal Server`).
     pub key: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
 }
 
@@ -115,26 +114,21 @@ pub struct Finding {
     /// Why it matters for RDP.
     pub why: String,
     /// Why the disk cannot settle it (status `cannot_tell`).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub cannot_tell: Option<String>,
     pub locations: Vec<Location>,
     /// What the configuration holds, as the rule reads it (in the control set Windows boots
     /// next for SYSTEM values).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub found: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub expected: Option<String>,
     /// The changes that fix it (empty when healthy, or when no safe automatic fix exists:
     /// see `unresolved`).
     pub changes: Vec<Change>,
     /// What is wrong but not fixed automatically, and why.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unresolved: Vec<String>,
     /// The Microsoft article the check comes from.
     pub article: String,
     pub runbook: Runbook,
     /// For service checks: the analysis behind the verdict.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub service: Option<Box<ServiceDetail>>,
 }
 
@@ -158,11 +152,8 @@ pub struct ServiceDetail {
     pub display_name: String,
     pub control_sets: Vec<ControlSetReport>,
     /// The Win32 error the SCM would report in the control set Windows boots next.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub code: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub branch: Option<ErrorEntry>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub evidence: Option<Evidence>,
 }
 
@@ -209,18 +200,13 @@ pub struct Evidence {
     /// oldest first.
     pub events: Vec<evidence::Event>,
     /// The newest record of the log (any provider): the log's "now".
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub log_ends: Option<String>,
     /// The article branch the newest failure points to.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub points_to: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub last_state: Option<LastState>,
     pub agreement: Agreement,
     /// The code the configuration predicts (what the log was compared with).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub predicted: Option<u32>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
 }
 
@@ -243,7 +229,6 @@ pub enum Verdict {
 pub struct Container {
     /// `raw`, `vhd_fixed`, `vhdx_dynamic`, ... or `folder` / `hive_file`.
     pub kind: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub bytes: Option<u64>,
 }
 
@@ -251,16 +236,12 @@ pub struct Container {
 #[derive(Debug, Clone, Serialize)]
 pub struct ControlSets {
     /// `Select\Default`: the set Windows starts from at the next boot (the one judged).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub boots: Option<u32>,
     /// `Select\Current`: the set the last session ran.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub current: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub last_known_good: Option<u32>,
     pub present: Vec<u32>,
     /// Why the set Windows boots cannot be read, if so (then no verdict is "healthy").
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub cannot_tell: Option<String>,
 }
 
@@ -275,7 +256,6 @@ pub struct Report {
     pub windows: WindowsVersion,
     pub hives: Vec<HiveState>,
     /// The pending journal of an interrupted earlier write: what is read may be half of it.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub pending_journal: Option<PathBuf>,
     /// Whether program and DLL files were checked on the disk.
     pub files_checked: bool,
@@ -286,7 +266,6 @@ pub struct Report {
     pub findings: Vec<Finding>,
     /// What stands between a client and the VM that no disk holds.
     pub outside_the_disk: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub transfer: Option<vdisk::remote::TransferStats>,
 }
 

@@ -111,7 +111,10 @@ impl Rule for ServiceRule {
             Ok(cs) => cs,
             Err(e) => return meta.cannot_tell(e.to_string()),
         };
-        let Some(svc) = boot.service(self.service) else {
+        let svc = boot.service(self.service);
+        // A service with a full baseline is recreated from it; one known by its start type
+        // alone cannot be.
+        if svc.is_none() && !matches!(self.healthy, Healthy::DhcpBaseline) {
             return match self.missing {
                 Missing::Optional(why) => crate::value::not_checked(
                     &meta,
@@ -134,7 +137,10 @@ impl Rule for ServiceRule {
                     f
                 }
             };
-        };
+        }
+        let key_path = svc
+            .map(|s| s.key_path.clone())
+            .unwrap_or_else(|| format!(r"{}\{}", boot.services_path(), self.service));
         let files = |p: &str| w.file_exists(p);
         let base = self.baseline(w.version());
         let a = assess_service(model, self.service, &base, &files, opts.own_process);
@@ -184,7 +190,7 @@ impl Rule for ServiceRule {
         f.severity = severity;
         f.locations.push(Location {
             hive: HiveId::System,
-            key: svc.key_path.clone(),
+            key: key_path,
             value: None,
         });
         f.found = boot_diag.map(|d| match &d.verdict {
@@ -206,7 +212,10 @@ impl Rule for ServiceRule {
             f.unresolved = a.plan.unresolved.clone();
             f.runbook = runbook(self.service, &f.changes, &boot.name);
         }
-        let evidence = if status == Status::Broken {
+        // The article's own diagnosis reads the log, so the DHCP Client's evidence is always
+        // read; other services' only when they are broken (each reading scans the whole log).
+        let evidence = if status == Status::Broken || matches!(self.healthy, Healthy::DhcpBaseline)
+        {
             w.system_log()
                 .map(|bytes| read_evidence(bytes, self.service, a.code))
         } else {
