@@ -20,6 +20,7 @@ pub fn all() -> Vec<&'static dyn Rule> {
     let mut v: Vec<&'static dyn Rule> = Vec::new();
     v.extend(crate::pack::SERVICES.iter().map(|r| r as &dyn Rule));
     v.extend(crate::pack::VALUES.iter().map(|r| r as &dyn Rule));
+    v.extend(crate::firewall::RULES.iter().map(|r| r as &dyn Rule));
     v.extend(crate::code::ALL.iter().copied());
     v
 }

@@ -17,6 +17,7 @@
 
 mod code;
 mod engine;
+mod firewall;
 pub mod pack;
 pub mod report;
 pub mod rule;

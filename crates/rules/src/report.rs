@@ -128,6 +128,9 @@ pub struct Finding {
     /// The Microsoft article the check comes from.
     pub article: String,
     pub runbook: Runbook,
+    /// The finding this one follows from (the Remote Desktop firewall rules are off because RDP
+    /// is turned off): the report leads with that one, and its fix and this one's go together.
+    pub consequence_of: Option<String>,
     /// For service checks: the analysis behind the verdict.
     pub service: Option<Box<ServiceDetail>>,
 }
@@ -270,9 +273,17 @@ pub struct Report {
 }
 
 impl Report {
-    /// The findings that make the verdict.
+    /// The findings that make the verdict, the ones that follow from no other first.
     pub fn counting(&self) -> impl Iterator<Item = &Finding> {
-        self.findings.iter().filter(|f| f.counts())
+        let roots = self
+            .findings
+            .iter()
+            .filter(|f| f.counts() && f.consequence_of.is_none());
+        let rest = self
+            .findings
+            .iter()
+            .filter(|f| f.counts() && f.consequence_of.is_some());
+        roots.chain(rest)
     }
 
     /// The finding of `rule`, if it ran.

@@ -56,6 +56,7 @@ impl Meta {
             unresolved: Vec::new(),
             article: article_url(&self.article),
             runbook: Runbook::default(),
+            consequence_of: None,
             service: None,
         }
     }
