@@ -310,10 +310,18 @@ fn run_case(t: &Table, c: &Case) -> Vec<String> {
         }
         return problems;
     }
-    // A notice does not block RDP: the verdict stays "nothing blocks".
-    let want_code = if c.notice { 0 } else { 1 };
+    // A notice does not block RDP by itself: the exit code then follows the other findings
+    // (port 3390 also makes the firewall block RDP), and must agree with them.
+    let want_code = if c.notice && blocking(&report).is_empty() {
+        0
+    } else {
+        1
+    };
     if code != want_code {
-        problems.push(format!("diagnose exit {code}, want {want_code}"));
+        problems.push(format!(
+            "diagnose exit {code}, want {want_code} (blocking: {:?})",
+            blocking(&report)
+        ));
     }
     if detected.is_empty() {
         let seen: Vec<String> = findings(&report, &c.rule)
