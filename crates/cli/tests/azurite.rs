@@ -6,6 +6,9 @@
 //! Without the emulator these tests say so and pass, except under CI (`CI=true`), where they
 //! fail: `.ci/run` installs it.
 
+mod common;
+use common::dhcp;
+
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command as Std, Stdio};
@@ -398,15 +401,4 @@ fn page_blob_writes_go_in_whole_pages_under_if_match() {
         .unwrap()
         .etag();
     assert_eq!(etag, now, "the blob was not written");
-}
-
-/// The DHCP Client's service analysis in a `diagnose --json` report.
-fn dhcp(report: &serde_json::Value) -> serde_json::Value {
-    report["findings"]
-        .as_array()
-        .expect("findings")
-        .iter()
-        .find(|f| f["rule"] == "service:Dhcp")
-        .expect("the DHCP Client's finding")["service"]
-        .clone()
 }

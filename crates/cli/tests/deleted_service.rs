@@ -4,6 +4,9 @@
 //! hivexregedit, so the damage does not come from winrescue's own writer; hivexget reads the
 //! result.
 
+mod common;
+use common::dhcp;
+
 use std::path::{Path, PathBuf};
 use std::process::Command as Std;
 
@@ -244,15 +247,4 @@ fn an_image_hive_that_would_have_to_grow_is_refused_with_exit_4() {
         .assert()
         .success();
     assert!(std::fs::metadata(&hive).unwrap().len() > len + 512 * 1024);
-}
-
-/// The DHCP Client's service analysis in a `diagnose --json` report.
-fn dhcp(report: &serde_json::Value) -> serde_json::Value {
-    report["findings"]
-        .as_array()
-        .expect("findings")
-        .iter()
-        .find(|f| f["rule"] == "service:Dhcp")
-        .expect("the DHCP Client's finding")["service"]
-        .clone()
 }

@@ -1,6 +1,9 @@
 //! `diagnose`, `repair` and `undo` on hives broken by an independent tool (hivex's
 //! hivexregedit, see testdata/hives/broken/README.md), checked back with hivexget.
 
+mod common;
+use common::dhcp;
+
 use std::path::{Path, PathBuf};
 use std::process::Command as Std;
 
@@ -540,15 +543,4 @@ fn repair_of_a_dirty_hive_says_which_pages_only_carry_its_replayed_logs() {
         .stdout(predicate::str::contains(
             "only carry what the hive's transaction logs held",
         ));
-}
-
-/// The DHCP Client's service analysis in a `diagnose --json` report.
-fn dhcp(report: &serde_json::Value) -> serde_json::Value {
-    report["findings"]
-        .as_array()
-        .expect("findings")
-        .iter()
-        .find(|f| f["rule"] == "service:Dhcp")
-        .expect("the DHCP Client's finding")["service"]
-        .clone()
 }

@@ -2,6 +2,9 @@
 //! boots next, `Select\Default`) and reach the same verdict, on hives whose `Select\Current`
 //! and `Select\Default` differ. The hives are broken by hivex (`make-broken-hives.sh`).
 
+mod common;
+use common::dhcp;
+
 use std::path::{Path, PathBuf};
 use std::process::Command as Std;
 
@@ -118,17 +121,6 @@ fn current_and_default_both_broken_every_command_says_1058() {
         .arg(&hive)
         .assert()
         .stdout(predicate::str::contains("1058"));
-}
-
-/// The DHCP Client's service analysis in a `diagnose --json` report.
-fn dhcp(report: &serde_json::Value) -> serde_json::Value {
-    report["findings"]
-        .as_array()
-        .expect("findings")
-        .iter()
-        .find(|f| f["rule"] == "service:Dhcp")
-        .expect("the DHCP Client's finding")["service"]
-        .clone()
 }
 
 #[test]

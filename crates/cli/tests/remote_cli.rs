@@ -2,6 +2,9 @@
 //! see `fixtures::http`) gives the same diagnosis as the file itself, reads a few megabytes in
 //! a few dozen requests, and never shows the SAS.
 
+mod common;
+use common::dhcp;
+
 use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
@@ -296,15 +299,4 @@ fn many_url_targets_run_concurrently() {
         "16 URL targets, 20 ms per request: --jobs 1 {:.2} s, --jobs 8 {:.2} s",
         times[0], times[1]
     );
-}
-
-/// The DHCP Client's service analysis in a `diagnose --json` report.
-fn dhcp(report: &serde_json::Value) -> serde_json::Value {
-    report["findings"]
-        .as_array()
-        .expect("findings")
-        .iter()
-        .find(|f| f["rule"] == "service:Dhcp")
-        .expect("the DHCP Client's finding")["service"]
-        .clone()
 }

@@ -125,19 +125,19 @@ const OUTSIDE: &[&str] = &[
 ];
 
 fn container(t: &Target) -> Container {
+    use vdisk::ContainerKind as K;
     match t.disk_identity() {
         Some(id) => Container {
-            kind: format!("{:?}", id.kind)
-                .chars()
-                .enumerate()
-                .flat_map(|(i, c)| {
-                    let lower = c.to_ascii_lowercase();
-                    (c.is_ascii_uppercase() && i > 0)
-                        .then_some('_')
-                        .into_iter()
-                        .chain([lower])
-                })
-                .collect(),
+            kind: match id.kind {
+                K::Raw => "raw",
+                K::VhdFixed => "vhd_fixed",
+                K::VhdDynamic => "vhd_dynamic",
+                K::VhdDifferencing => "vhd_differencing",
+                K::VhdxFixed => "vhdx_fixed",
+                K::VhdxDynamic => "vhdx_dynamic",
+                _ => "disk",
+            }
+            .into(),
             bytes: Some(id.size),
         },
         None => Container {
