@@ -51,7 +51,7 @@ impl Change {
             key: key.into(),
             value: Some(value.into()),
             op: Op::Set {
-                value_type: data_type(&data),
+                value_type: data.value_type(),
                 data,
             },
             old: None,
@@ -143,22 +143,6 @@ fn type_name<S: serde::Serializer>(t: &ValueType, s: S) -> std::result::Result<S
     match t.name() {
         Some(n) => s.serialize_str(n),
         None => s.serialize_str(&format!("REG_0x{:x}", t.0)),
-    }
-}
-
-/// The registry type that stores `data`.
-fn data_type(data: &Data) -> ValueType {
-    match data {
-        Data::None(_) => ValueType::NONE,
-        Data::Sz(_) => ValueType::SZ,
-        Data::ExpandSz(_) => ValueType::EXPAND_SZ,
-        Data::Binary(_) => ValueType::BINARY,
-        Data::Dword(_) => ValueType::DWORD,
-        Data::DwordBigEndian(_) => ValueType::DWORD_BIG_ENDIAN,
-        Data::Link(_) => ValueType::LINK,
-        Data::MultiSz(_) => ValueType::MULTI_SZ,
-        Data::Qword(_) => ValueType::QWORD,
-        Data::Raw { value_type, .. } => ValueType(*value_type),
     }
 }
 
