@@ -35,9 +35,10 @@
 # device and mount the script makes is released, also when a step fails or the script is
 # interrupted.
 #
-# Measured 2026-11-30 (2 shared cores, Linux 6.x, the image in the page cache; see the README's
-# "Benchmarks"): winrescue median 52 ms, manual route 156 ms (winrescue 3.0x faster), peak RSS
-# 29 MB against 82 MB. Before SOFTWARE was read on demand: 176 ms and 176 MB.
+# Measured 2026-11-30 (2 shared AMD EPYC cores with a load average of 2 from other work, Linux
+# 6.18, the image in the page cache; the README's "Benchmarks" has the table): winrescue median
+# 86.9 ms and 28.9 MB peak RSS, the manual route 234.4 ms and 80.8 MB (2.7x winrescue's time).
+# Before SOFTWARE was read on demand (the file read whole, then copied): 182.0 ms and 170.8 MB.
 set -euo pipefail
 
 # ---- reference mode: one run of the manual route (what hyperfine times) ----
@@ -154,7 +155,7 @@ if ((have_diagnose)); then
     names+=(-n "winrescue diagnose --json")
 fi
 commands+=("$REFERENCE")
-names+=(-n "losetup + ntfs-3g + hivexget (root)")
+names+=(-n "losetup + ntfs-3g + hivexget + mtype (root)")
 
 hyperfine --warmup 3 --runs 20 --export-markdown "$OUT/diagnose-127g.md" \
     --export-json "$OUT/diagnose-127g-hyperfine.json" "${names[@]}" "${commands[@]}"

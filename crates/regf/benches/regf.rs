@@ -182,7 +182,14 @@ fn dhcp_values<B: regf::Source>(hive: &Hive<B>) -> usize {
     let k = hive.key(DHCP).unwrap().expect("Dhcp");
     ["Start", "ImagePath", "DependOnService"]
         .iter()
-        .map(|v| k.value(v).unwrap().expect("value").raw_data().unwrap().len())
+        .map(|v| {
+            k.value(v)
+                .unwrap()
+                .expect("value")
+                .raw_data()
+                .unwrap()
+                .len()
+        })
         .sum()
 }
 

@@ -168,7 +168,9 @@ impl<B: Source> Hive<B> {
     /// The hive-bins data (the file without its base block).
     pub fn bins(&self) -> Bins<'_> {
         let mem = match self.buf.source() {
-            HiveSource::Bytes(d) => Mem::Slice(&d[BASE_BLOCK_SIZE..BASE_BLOCK_SIZE + self.bins_len]),
+            HiveSource::Bytes(d) => {
+                Mem::Slice(&d[BASE_BLOCK_SIZE..BASE_BLOCK_SIZE + self.bins_len])
+            }
             HiveSource::Paged(p) => Mem::Paged(p),
         };
         Bins {

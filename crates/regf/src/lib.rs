@@ -41,7 +41,7 @@ pub mod value;
 pub use base::{checksum, seal, BaseBlock, BASE_BLOCK_SIZE};
 pub use error::{Error, Result};
 pub use hive::{walk_from, Hive, HiveSource, Opening, Source, MAX_DEPTH};
-pub use paged::Paged;
 pub use key::Key;
 pub use names::Name;
+pub use paged::Paged;
 pub use value::{Data, Value, ValueType};

@@ -97,7 +97,9 @@ impl Paged {
         }
         // bins_len is a u32 checked against the file length: at most 8192 groups.
         let pages = bins_len.div_ceil(PAGE);
-        let groups = (0..pages.div_ceil(GROUP)).map(|_| OnceLock::new()).collect();
+        let groups = (0..pages.div_ceil(GROUP))
+            .map(|_| OnceLock::new())
+            .collect();
         Ok(Paged {
             source,
             file_len,
@@ -159,7 +161,9 @@ impl Paged {
     fn bin_of(&self, page: usize) -> Result<(usize, &[u8])> {
         let mut p = page;
         let (start, size) = loop {
-            let slot = self.slot(p).ok_or_else(|| bad(offset(page), "beyond the end of the hive-bins data"))?;
+            let slot = self
+                .slot(p)
+                .ok_or_else(|| bad(offset(page), "beyond the end of the hive-bins data"))?;
             match slot.get() {
                 Some(Slot::Bin(b)) => break (p, b.len()),
                 Some(Slot::Within(s)) => {
@@ -170,7 +174,7 @@ impl Paged {
             }
             let h = self.header(p)?;
             let at = u32_at(&h, 4).unwrap_or(NONE) as usize;
-            if &h[..4] == b"hbin" && at == p * PAGE {
+            if h.starts_with(b"hbin") && at == p * PAGE {
                 let size = u32_at(&h, 8).unwrap_or(0) as usize;
                 let file = (BASE_BLOCK_SIZE + p * PAGE) as u64;
                 if size < PAGE || !size.is_multiple_of(PAGE) || p * PAGE + size > self.bins_len {
@@ -191,7 +195,10 @@ impl Paged {
                 break (p, size);
             }
             if p == 0 {
-                return Err(bad(offset(page), "no hive bin header at or before this page"));
+                return Err(bad(
+                    offset(page),
+                    "no hive bin header at or before this page",
+                ));
             }
             p -= 1;
         };
@@ -224,13 +231,19 @@ impl Paged {
         if o >= self.bins_len {
             return Err(bad(
                 off,
-                &format!("beyond the end of the hive-bins data (0x{:x} bytes)", self.bins_len),
+                &format!(
+                    "beyond the end of the hive-bins data (0x{:x} bytes)",
+                    self.bins_len
+                ),
             ));
         }
         let (start, bin) = self.bin_of(o / PAGE)?;
         let rel = o - start * PAGE;
         let Some(size) = i32_at(bin, rel) else {
-            return Err(bad(off, "cell size field runs past the end of its hive bin"));
+            return Err(bad(
+                off,
+                "cell size field runs past the end of its hive bin",
+            ));
         };
         if size >= 0 {
             return Err(bad(
@@ -240,7 +253,10 @@ impl Paged {
         }
         let size = size.unsigned_abs() as usize;
         if size < 8 {
-            return Err(bad(off, &format!("cell size {size} is below the minimum of 8")));
+            return Err(bad(
+                off,
+                &format!("cell size {size} is below the minimum of 8"),
+            ));
         }
         slice(bin, rel + 4, size - 4).ok_or_else(|| {
             bad(
@@ -265,7 +281,12 @@ impl ReadAt for Vec<u8> {
         let src = usize::try_from(offset)
             .ok()
             .and_then(|o| slice(self, o, buf.len()))
-            .ok_or_else(|| format!("{} bytes at 0x{offset:x} are past the end of the file", buf.len()))?;
+            .ok_or_else(|| {
+                format!(
+                    "{} bytes at 0x{offset:x} are past the end of the file",
+                    buf.len()
+                )
+            })?;
         buf.copy_from_slice(src);
         Ok(())
     }

@@ -63,7 +63,10 @@ fn whole_walk_equals_the_hive_in_memory() {
     let (p, read) = paged(bytes.clone());
     let lazy = dump(&Hive::open(&p).unwrap());
     assert_eq!(whole.len(), lazy.len());
-    assert!(whole == lazy, "the paged walk differs from the walk in memory");
+    assert!(
+        whole == lazy,
+        "the paged walk differs from the walk in memory"
+    );
     // Every bin read once: the base block, one header probe per bin, the bins.
     let bins_len = p.bins_len();
     assert_eq!(p.loaded_bytes(), bins_len);
@@ -112,14 +115,27 @@ fn dirty_hive_is_refused() {
     let bytes = fixtures::bytes("hives/win10-dirty-SYSTEM");
     let len = bytes.len() as u64;
     let e = Paged::open(Box::new(bytes), len).unwrap_err();
-    assert!(matches!(e, Error::BadBaseBlock { what: "primary sequence", .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            Error::BadBaseBlock {
+                what: "primary sequence",
+                ..
+            }
+        ),
+        "{e}"
+    );
 }
 
 #[test]
 fn damaged_bin_header_names_its_offset() {
     let mut bytes = fixtures::bytes("hives/win7-SYSTEM");
     let whole = Hive::open(&bytes[..]).unwrap();
-    let dhcp = whole.key(r"ControlSet001\services\Dhcp").unwrap().unwrap().cell() as usize;
+    let dhcp = whole
+        .key(r"ControlSet001\services\Dhcp")
+        .unwrap()
+        .unwrap()
+        .cell() as usize;
     // Wipe every bin header from the Dhcp key's page back to the start of the hive-bins data:
     // the key's page then lies in no bin.
     let page = dhcp / 4096;
@@ -139,5 +155,8 @@ fn truncated_file_is_refused() {
     let cut = bytes[..bytes.len() / 2].to_vec();
     let len = cut.len() as u64;
     let e = Paged::open(Box::new(cut), len).unwrap_err();
-    assert!(e.to_string().contains("runs past the end of the file"), "{e}");
+    assert!(
+        e.to_string().contains("runs past the end of the file"),
+        "{e}"
+    );
 }

@@ -438,7 +438,8 @@ impl Target {
         install: &Install,
         hive_path: &str,
     ) -> Result<Option<(regf::Paged, Vec<String>)>> {
-        let (source, len, logs): (Box<dyn regf::paged::ReadAt>, u64, Vec<String>) = match self.kind {
+        let (source, len, logs): (Box<dyn regf::paged::ReadAt>, u64, Vec<String>) = match self.kind
+        {
             TargetKind::Disk => {
                 let Some(files) = self.with_volume(install, |vol, s| {
                     let files = vol.hive_files(s, hive_path)?;

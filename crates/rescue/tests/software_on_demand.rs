@@ -17,9 +17,17 @@ fn tree(dir: &Path, software: &[(&str, &str)]) {
 }
 
 fn hivexget(hive: &Path, key: &str, value: &str) -> String {
-    let out = Command::new("hivexget").arg(hive).arg(key).arg(value).output().unwrap();
+    let out = Command::new("hivexget")
+        .arg(hive)
+        .arg(key)
+        .arg(value)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "hivexget {key} {value}");
-    String::from_utf8(out.stdout).unwrap().trim_end().to_string()
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .trim_end()
+        .to_string()
 }
 
 #[test]
@@ -41,7 +49,11 @@ fn a_clean_software_hive_is_read_on_demand() {
         .data()
         .unwrap();
     let file = dir.path().join("Windows/System32/config/SOFTWARE");
-    let want = hivexget(&file, r"\Microsoft\Windows NT\CurrentVersion", "ProductName");
+    let want = hivexget(
+        &file,
+        r"\Microsoft\Windows NT\CurrentVersion",
+        "ProductName",
+    );
     assert_eq!(got.as_str(), Some(want.as_str()));
     assert_eq!(w.hive_states()[1].hive, HiveId::Software);
 }
