@@ -160,3 +160,53 @@ fn truncated_file_is_refused() {
         "{e}"
     );
 }
+
+mod damaged {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The Windows 7 SYSTEM hive, read once for every case.
+    fn win7() -> &'static [u8] {
+        static BYTES: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+        BYTES.get_or_init(|| fixtures::bytes("hives/win7-SYSTEM"))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        /// Damaged bytes anywhere (bin headers, cell sizes, offsets): a paged walk reports
+        /// errors and goes on, never panics, and never loads more than the hive-bins data.
+        #[test]
+        fn a_damaged_paged_hive_never_panics(
+            flips in prop::collection::vec((4096usize..win7().len(), any::<u8>()), 1..64),
+            headers in prop::collection::vec(0usize..(win7().len() - 4096) / 4096, 0..8),
+        ) {
+            let mut bytes = win7().to_vec();
+            for (at, v) in flips {
+                bytes[at] = v;
+            }
+            // Also damage whole bin headers, which the page lookup relies on.
+            for page in headers {
+                let at = 4096 + page * 4096;
+                bytes[at..at + 12].copy_from_slice(b"hbin\xff\xff\xff\x7f\x00\x10\x00\x00");
+            }
+            let len = bytes.len() as u64;
+            let p = Paged::open(Box::new(bytes), len).unwrap();
+            let hive = Hive::open(&p).unwrap();
+            let (mut keys, mut errors) = (0usize, 0usize);
+            let walked = hive.walk(
+                |_, k| {
+                    keys += 1;
+                    if let Ok(values) = k.values() {
+                        for v in values.flatten() {
+                            let _ = v.data();
+                        }
+                    }
+                },
+                |_, _| errors += 1,
+            );
+            prop_assert!(p.loaded_bytes() <= p.bins_len());
+            prop_assert!(walked.is_err() || keys + errors > 0);
+        }
+    }
+}
