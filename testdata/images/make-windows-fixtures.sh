@@ -17,9 +17,10 @@
 #                                             default entry into safe mode (safeboot minimal)
 #   make-windows-fixtures.sh variants [DIR]   fixed VHD, dynamic VHD and VHDX of each committed raw
 #                                             disk (default DIR: <repo>/target/fixture-images)
-#   make-windows-fixtures.sh bench [DIR]      two 127 GiB sparse fixed VHDs with the Gen2 GPT layout,
-#                                             the clean hive and the dhcp-disabled one (for
-#                                             benchmarks; never committed)
+#   make-windows-fixtures.sh bench [DIR]      a 127 GiB sparse fixed VHD with the Gen2 GPT layout, the
+#                                             dhcp-disabled SYSTEM and a SOFTWARE of about 80 MB (the
+#                                             rules' keys plus bulk merged by hivexregedit), for
+#                                             bench/diagnose-127g.sh; never committed
 #
 # What each fixture holds, and the sha256 of the committed raw images: README.md beside this script.
 # mkntfs draws random serial numbers and GUIDs and ntfs-3g stamps the current time, so a rebuild
@@ -396,32 +397,139 @@ cmd_variants() {
     done
 }
 
-# bench_one SOURCE.raw.xz OUT.vhd: a 127 GiB fixed VHD holding the partitions of the 96 MiB Gen2
-# disk SOURCE at the same offsets, under a GPT sized for 127 GiB.
-bench_one() {
-    local src=$1 vhd=$2
-    local raw="$WORK/bench.raw"
+# ---- The benchmark disk: 127 GiB, Gen2, a SOFTWARE hive of about 80 MB ----
+# Like an Azure Gen2 Windows OS disk: a 127 GiB GPT disk whose Windows partition fills it after
+# the EFI system partition and the MSR. Never committed (1.1 GB of data once built, sparse on the
+# host).
+BENCH_DISK_GIB=127
+# The bulk merged into the SOFTWARE hive: BENCH_GROUPS keys of BENCH_PER subkeys, each with a
+# default string, an InprocServer32-like path and BENCH_DATA bytes of binary data. 195 x 100 x
+# 2500 gives a hive of about 80 MB (hivex's own layout: it never reuses the space of a grown
+# subkey list, so a flat key of 20000 subkeys would make a 400 MB hive and take minutes).
+BENCH_GROUPS=${BENCH_GROUPS:-195}
+BENCH_PER=${BENCH_PER:-100}
+BENCH_DATA=${BENCH_DATA:-2500}
+
+# bench_bulk_reg GROUPS PER DATA: the bulk .reg on stdout. Half the groups sit under \Microsoft
+# (siblings of the keys the rules read, so a lookup crosses a long subkey list, as in a real
+# SOFTWARE), half under \Classes\CLSID. The data bytes come from a fixed linear congruential
+# sequence: the same hive on every build, and nothing xz or the page cache can fold.
+bench_bulk_reg() {
+    awk -v groups="$1" -v per="$2" -v len="$3" 'BEGIN {
+        print "Windows Registry Editor Version 5.00"; print ""
+        print "[\\Classes]"; print ""; print "[\\Classes\\CLSID]"; print ""
+        seed = 12345
+        for (g = 0; g < groups; g++) {
+            parent = (g % 2) ? sprintf("\\Classes\\CLSID\\Group%03d", g) : sprintf("\\Microsoft\\Component%03d", g)
+            printf "[%s]\n\n", parent
+            for (i = 0; i < per; i++) {
+                n = g * per + i
+                printf "[%s\\{%08x-0000-4000-8000-%012x}]\n", parent, (n * 2654435761) % 4294967296, n
+                printf "@=\"Bulk component %d\"\n", n
+                printf "\"InprocServer32\"=\"%%SystemRoot%%\\\\System32\\\\bulk%05d.dll\"\n", n
+                printf "\"Data\"=hex:"
+                for (j = 0; j < len; j++) {
+                    seed = (seed * 1103515245 + 12345) % 2147483648
+                    printf "%s%02x", (j ? "," : ""), int(seed / 65536) % 256
+                }
+                printf "\n\n"
+            }
+        }
+    }'
+}
+
+# bench_software OUT: hives/software/win7-SOFTWARE (the keys the rules read) with the bulk
+# merged in by hivexregedit; checked: the rules' keys still read the same with hivexget.
+bench_software() {
+    local out=$1
+    command -v hivexregedit >/dev/null || {
+        echo "hivexregedit (Debian: libwin-hivex-perl) is missing" >&2
+        exit 127
+    }
+    unxz_to hives/software/win7-SOFTWARE "$out"
+    bench_bulk_reg "$BENCH_GROUPS" "$BENCH_PER" "$BENCH_DATA" >"$WORK/bulk.reg"
+    hivexregedit --merge "$out" "$WORK/bulk.reg"
+    rm -f "$WORK/bulk.reg"
+    [[ $(hivexget "$out" '\Microsoft\Windows NT\CurrentVersion' CurrentBuild) == 7601 ]] ||
+        { echo "bench SOFTWARE: CurrentBuild is not 7601 after the merge" >&2; exit 1; }
+    [[ $(hivexget "$out" "\\Classes\\CLSID\\Group001\\{$(printf '%08x' $(((100 * 2654435761) % 4294967296)))-0000-4000-8000-000000000064}" InprocServer32) == '%SystemRoot%\System32\bulk00100.dll' ]] ||
+        { echo "bench SOFTWARE: a bulk key did not read back" >&2; exit 1; }
+}
+
+populate_bench_windows() {
+    local m=$1
+    populate_gen2_windows "$m"
+    cat "$WORK/bench-SOFTWARE" >"$m/Windows/System32/config/SOFTWARE"
+}
+
+# build_bench OUT.vhd: the 127 GiB fixed VHD. The partitions are built as files and put into the
+# disk with qemu-img (which copies only their data, not the holes of a 127 GiB volume).
+build_bench() {
+    local vhd=$1
+    local raw="$WORK/bench.raw" disk_bytes=$((BENCH_DISK_GIB * 1024 * MIB))
     rm -f "$raw"
-    # 127 GiB: the size of an Azure marketplace Windows OS disk.
-    truncate -s 127G "$raw"
-    gpt_table "$raw"
-    xz -dc "$src" >"$WORK/gen2.raw"
-    # Same partitions at the same offsets; the rest of the disk stays unallocated (a hole).
-    dd if="$WORK/gen2.raw" of="$raw" bs=512 skip="$GEN2_EFI_START" seek="$GEN2_EFI_START" \
-        count=$(((GEN2_WIN_START + GEN2_WIN_MIB * 2048) - GEN2_EFI_START)) conv=notrunc,sparse status=none
-    rm -f "$WORK/gen2.raw"
+    truncate -s "$disk_bytes" "$raw"
+    sgdisk -Z "$raw" >/dev/null 2>&1 || true
+    sgdisk -U 5F1E0F1D-5A0B-4E9B-9B6A-0D2C2B1A0001 \
+        -n 1:${GEN2_EFI_START}:+${GEN2_EFI_MIB}M -t 1:EF00 -c 1:"EFI system partition" \
+        -u 1:5F1E0F1D-5A0B-4E9B-9B6A-0D2C2B1A0011 \
+        -n 2:${GEN2_MSR_START}:+${GEN2_MSR_MIB}M -t 2:0C01 -c 2:"Microsoft reserved partition" \
+        -u 2:5F1E0F1D-5A0B-4E9B-9B6A-0D2C2B1A0012 \
+        -n 3:${GEN2_WIN_START}:0 -t 3:0700 -c 3:"Basic data partition" \
+        -u 3:5F1E0F1D-5A0B-4E9B-9B6A-0D2C2B1A0013 \
+        "$raw" >/dev/null
+    # The Windows partition runs to the GPT's last usable sector.
+    local win_sectors
+    win_sectors=$(sgdisk -i 3 "$raw" | awk '/^Partition size:/ { print $3 }')
+    [[ $win_sectors =~ ^[0-9]+$ ]] || { echo "bench: no size for partition 3" >&2; exit 1; }
+
+    local efi="$WORK/efi.img"
+    rm -f "$efi"
+    truncate -s $((GEN2_EFI_MIB * MIB)) "$efi"
+    mkfs.vfat -F 32 -s 1 -S 512 -h "$GEN2_EFI_START" -n SYSTEM -i 5EC0ADE5 --invariant "$efi" >/dev/null
+    put_bcd "$WORK/BCD"
+    MTOOLS_SKIP_CHECK=1 mmd -i "$efi" ::/EFI ::/EFI/Microsoft ::/EFI/Microsoft/Boot
+    MTOOLS_SKIP_CHECK=1 mcopy -i "$efi" "$WORK/BCD" ::/EFI/Microsoft/Boot/BCD
+
+    local win="$WORK/bench-win.img"
+    rm -f "$win"
+    truncate -s $((win_sectors * 512)) "$win"
+    mkntfs -F -Q -q -s 512 -c 4096 -p "$GEN2_WIN_START" -H 255 -S 63 -L Windows "$win" 2>/dev/null
+    with_mounted "$win" populate_bench_windows
+    ntfscat "$win" Windows/System32/config/SOFTWARE | cmp - "$WORK/bench-SOFTWARE"
+    ntfscat "$win" Windows/System32/config/SYSTEM | cmp - "$GEN2_HIVE"
+
+    local part start size
+    for part in "efi.img:$GEN2_EFI_START" "bench-win.img:$GEN2_WIN_START"; do
+        start=${part#*:}
+        size=$(stat -c %s "$WORK/${part%%:*}")
+        qemu-img convert -n -f raw "$WORK/${part%%:*}" --target-image-opts \
+            "driver=raw,offset=$((start * 512)),size=$size,file.driver=file,file.filename=$raw"
+    done
+    rm -f "$efi" "$win"
+    # Read back from the disk: the hives are the ones put in, byte for byte.
+    dd if="$raw" of="$WORK/check-efi.img" bs=512 skip="$GEN2_EFI_START" count=$((GEN2_EFI_MIB * 2048)) status=none
+    MTOOLS_SKIP_CHECK=1 mtype -i "$WORK/check-efi.img" ::/EFI/Microsoft/Boot/BCD | cmp - "$WORK/BCD"
+    fsck.vfat -n "$WORK/check-efi.img" >/dev/null
+    rm -f "$WORK/check-efi.img"
     qemu-img convert -f raw -O vpc -o subformat=fixed,force_size=on "$raw" "$vhd.tmp"
     mv "$vhd.tmp" "$vhd"
     rm -f "$raw"
     ls -ls "$vhd"
 }
 
+# bench [DIR]: DIR/bench-127g-gen2-software80m.fixed.vhd, the disk bench/diagnose-127g.sh times:
+# the SYSTEM of gen2-gpt-win7-dhcp-disabled (the DHCP Client disabled), the bulk SOFTWARE, the
+# real BCD on the EFI system partition and the real System.evtx.
 cmd_bench() {
     need
     local out=${1:-$REPO/target/fixture-images}
     mkdir -p "$out"
-    bench_one "$HERE/gen2-gpt-win7-system.raw.xz" "$out/bench-127g-gen2.fixed.vhd"
-    bench_one "$HERE/gen2-gpt-win7-dhcp-disabled.raw.xz" "$out/bench-127g-gen2-dhcp-disabled.fixed.vhd"
+    bench_software "$WORK/bench-SOFTWARE"
+    GEN2_HIVE=$(broken_hive dhcp-disabled)
+    printf '%s  SOFTWARE (%s bytes)\n' "$(sha256sum "$WORK/bench-SOFTWARE" | cut -d' ' -f1)" \
+        "$(stat -c %s "$WORK/bench-SOFTWARE")"
+    build_bench "$out/bench-127g-gen2-software80m.fixed.vhd"
 }
 
 case "${1:-raw}" in

@@ -238,7 +238,7 @@ impl<'h> Object<'h> {
     }
 }
 
-impl<'h, B: AsRef<[u8]>> Store<'h, B> {
+impl<'h, B: regf::Source> Store<'h, B> {
     /// The store in `hive`; refuses a hive without an `Objects` key (not a BCD store).
     pub fn new(hive: &'h Hive<B>) -> Result<Store<'h, B>> {
         if hive.key("Objects")?.is_none() {

@@ -318,7 +318,7 @@ impl Reader<'_> {
 impl Policy {
     /// Reads the firewall policy of `control_set_key` (e.g. `ControlSet001`) from `system`, and
     /// Group Policy from `software` when given.
-    pub fn read<B: AsRef<[u8]>, C: AsRef<[u8]>>(
+    pub fn read<B: regf::Source, C: regf::Source>(
         system: &Hive<B>,
         control_set_key: &str,
         software: Option<&Hive<C>>,

@@ -4,6 +4,7 @@
 //! allocated bit before handing out the cell's bytes.
 
 use crate::bytes::{i32_at, slice};
+use crate::paged::Paged;
 use crate::{Error, Result};
 
 /// "No cell": the value of an offset field that points nowhere.
@@ -18,16 +19,50 @@ pub type CellOffset = u32;
 /// base block announces.
 #[derive(Clone, Copy)]
 pub struct Bins<'h> {
-    pub(crate) data: &'h [u8],
+    pub(crate) mem: Mem<'h>,
     /// Minor version of the hive (big data exists from 1.4 on; lh lists from 1.5 on).
     pub(crate) minor: u32,
 }
 
+/// Where the hive-bins data is: in memory, or loaded bin by bin on demand.
+#[derive(Clone, Copy)]
+pub(crate) enum Mem<'h> {
+    Slice(&'h [u8]),
+    Paged(&'h Paged),
+}
+
 impl<'h> Bins<'h> {
+    pub(crate) fn from_slice(data: &'h [u8], minor: u32) -> Bins<'h> {
+        Bins {
+            mem: Mem::Slice(data),
+            minor,
+        }
+    }
+
+    /// The hive-bins data when it is all in memory (not for a [`Paged`] hive).
+    pub(crate) fn slice(&self) -> &'h [u8] {
+        match self.mem {
+            Mem::Slice(d) => d,
+            Mem::Paged(_) => &[],
+        }
+    }
+
     /// The bytes of the allocated cell at `off`, without its 4-byte size field, and sized as
     /// the cell (records may be shorter than their cell: padding follows).
     #[inline]
     pub fn cell(&self, off: CellOffset) -> Result<&'h [u8]> {
+        let data = match self.mem {
+            Mem::Slice(d) => d,
+            Mem::Paged(p) => {
+                if off == NONE {
+                    return Err(bad(off, "offset is 0xffffffff (points nowhere)"));
+                }
+                if !(off as usize).is_multiple_of(8) {
+                    return Err(bad(off, "offset is not a multiple of 8"));
+                }
+                return p.cell(off);
+            }
+        };
         let o = off as usize;
         if off == NONE {
             return Err(bad(off, "offset is 0xffffffff (points nowhere)"));
@@ -35,12 +70,12 @@ impl<'h> Bins<'h> {
         if !o.is_multiple_of(8) {
             return Err(bad(off, "offset is not a multiple of 8"));
         }
-        let Some(size) = i32_at(self.data, o) else {
+        let Some(size) = i32_at(data, o) else {
             return Err(bad(
                 off,
                 &format!(
                     "beyond the end of the hive-bins data (0x{:x} bytes)",
-                    self.data.len()
+                    data.len()
                 ),
             ));
         };
@@ -57,12 +92,12 @@ impl<'h> Bins<'h> {
                 &format!("cell size {size} is below the minimum of 8"),
             ));
         }
-        slice(self.data, o + 4, size - 4).ok_or_else(|| {
+        slice(data, o + 4, size - 4).ok_or_else(|| {
             bad(
                 off,
                 &format!(
                     "cell of {size} bytes runs past the end of the hive-bins data (0x{:x} bytes)",
-                    self.data.len()
+                    data.len()
                 ),
             )
         })
@@ -90,11 +125,14 @@ impl<'h> Bins<'h> {
 
     /// Length of the hive-bins data.
     pub fn len(&self) -> usize {
-        self.data.len()
+        match self.mem {
+            Mem::Slice(d) => d.len(),
+            Mem::Paged(p) => p.bins_len(),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.data.is_empty()
+        self.len() == 0
     }
 
     pub fn minor(&self) -> u32 {

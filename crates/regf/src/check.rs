@@ -150,10 +150,10 @@ impl Checker {
         };
         let avail = file.len().saturating_sub(BASE_BLOCK_SIZE);
         let size = (base.hive_bins_size as usize).min(avail) & !0xFFF;
-        let bins = Bins {
-            data: &file[BASE_BLOCK_SIZE..BASE_BLOCK_SIZE + size],
-            minor: base.minor_version,
-        };
+        let bins = Bins::from_slice(
+            &file[BASE_BLOCK_SIZE..BASE_BLOCK_SIZE + size],
+            base.minor_version,
+        );
         self.referenced = vec![0; size / 8 / 64 + 1];
         self.starts = vec![0; size / 8 / 64 + 1];
         self.bins(&bins);
@@ -235,7 +235,7 @@ impl Checker {
     }
 
     fn bins(&mut self, bins: &Bins<'_>) {
-        let data = bins.data;
+        let data = bins.slice();
         let mut off = 0usize;
         while off < data.len() {
             let file = (off + BASE_BLOCK_SIZE) as u64;

@@ -417,10 +417,10 @@ impl Editor {
 
     fn hive_bins(&self) -> crate::cell::Bins<'_> {
         let size = self.bins.last().map_or(0, |&(s, l)| (s + l) as usize);
-        crate::cell::Bins {
-            data: &self.bytes[BASE_BLOCK_SIZE..BASE_BLOCK_SIZE + size],
-            minor: self.minor,
-        }
+        crate::cell::Bins::from_slice(
+            &self.bytes[BASE_BLOCK_SIZE..BASE_BLOCK_SIZE + size],
+            self.minor,
+        )
     }
 
     fn touch_key(&mut self, key: CellOffset) {

@@ -2,9 +2,42 @@
 //! for reading.
 
 use crate::base::{BaseBlock, BASE_BLOCK_SIZE};
-use crate::cell::Bins;
+use crate::cell::{Bins, Mem};
 use crate::key::Key;
+use crate::paged::Paged;
 use crate::{Error, Result};
+
+/// What a [`Hive`] reads: the whole file in memory (anything that derefs to bytes: a `Vec<u8>`,
+/// a `&[u8]`, a memory map), or a [`Paged`] hive that loads its bins on demand.
+pub trait Source {
+    /// The file in memory, or the paged hive.
+    fn source(&self) -> HiveSource<'_>;
+}
+
+/// The two kinds of [`Source`].
+#[derive(Clone, Copy)]
+pub enum HiveSource<'a> {
+    Bytes(&'a [u8]),
+    Paged(&'a Paged),
+}
+
+impl<T: AsRef<[u8]> + ?Sized> Source for T {
+    fn source(&self) -> HiveSource<'_> {
+        HiveSource::Bytes(self.as_ref())
+    }
+}
+
+impl Source for &Paged {
+    fn source(&self) -> HiveSource<'_> {
+        HiveSource::Paged(self)
+    }
+}
+
+impl Source for HiveSource<'_> {
+    fn source(&self) -> HiveSource<'_> {
+        *self
+    }
+}
 
 /// Windows refuses keys nested deeper than this (CM_MAX_KEY_DEPTH... in practice 512 levels);
 /// the walker stops there so that a hostile hive cannot make it loop.
@@ -20,7 +53,8 @@ pub enum Opening {
 }
 
 /// A registry hive over a byte buffer. `B` is anything that derefs to bytes: a `Vec<u8>`, a
-/// `&[u8]`, a memory map. Nothing is copied: keys and values borrow from the buffer.
+/// `&[u8]`, a memory map; or a [`Paged`] hive (`Hive<&Paged>`). Nothing is copied: keys and
+/// values borrow from the buffer (from the loaded bins of a paged hive).
 pub struct Hive<B> {
     buf: B,
     base: BaseBlock,
@@ -29,12 +63,31 @@ pub struct Hive<B> {
 }
 
 impl<B: AsRef<[u8]>> Hive<B> {
+    /// The whole file.
+    pub fn bytes(&self) -> &[u8] {
+        self.buf.as_ref()
+    }
+}
+
+impl<B: Source> Hive<B> {
     /// Opens a hive, refusing anything whose base block is inconsistent with the file: wrong
     /// signature, unsupported version, or hive-bins data that runs past the end of the file.
     /// A dirty hive opens (its state is in [`Hive::base_block`]); replaying its logs is the job
-    /// of [`crate::log`].
+    /// of [`crate::log`]. A [`Paged`] hive was checked when it was opened (and is clean).
     pub fn open(buf: B) -> Result<Hive<B>> {
-        let data = buf.as_ref();
+        let data = match buf.source() {
+            HiveSource::Bytes(d) => d,
+            HiveSource::Paged(p) => {
+                let base = BaseBlock::parse(p.base_block_bytes())?;
+                let bins_len = p.bins_len();
+                return Ok(Hive {
+                    buf,
+                    base,
+                    bins_len,
+                    opening: Opening::Strict,
+                });
+            }
+        };
         if data.len() < BASE_BLOCK_SIZE {
             return Err(Error::TooShort { len: data.len() });
         }
@@ -60,7 +113,10 @@ impl<B: AsRef<[u8]>> Hive<B> {
     /// a bad checksum is noted. Only a file that is not a hive at all (no "regf", shorter than a
     /// base block) is refused.
     pub fn open_lenient(buf: B) -> Result<Hive<B>> {
-        let data = buf.as_ref();
+        let data = match buf.source() {
+            HiveSource::Bytes(d) => d,
+            HiveSource::Paged(_) => return Hive::open(buf),
+        };
         if data.len() < BASE_BLOCK_SIZE {
             return Err(Error::TooShort { len: data.len() });
         }
@@ -104,11 +160,6 @@ impl<B: AsRef<[u8]>> Hive<B> {
         &self.opening
     }
 
-    /// The whole file.
-    pub fn bytes(&self) -> &[u8] {
-        self.buf.as_ref()
-    }
-
     /// Gives the buffer back.
     pub fn into_inner(self) -> B {
         self.buf
@@ -116,8 +167,14 @@ impl<B: AsRef<[u8]>> Hive<B> {
 
     /// The hive-bins data (the file without its base block).
     pub fn bins(&self) -> Bins<'_> {
+        let mem = match self.buf.source() {
+            HiveSource::Bytes(d) => {
+                Mem::Slice(&d[BASE_BLOCK_SIZE..BASE_BLOCK_SIZE + self.bins_len])
+            }
+            HiveSource::Paged(p) => Mem::Paged(p),
+        };
         Bins {
-            data: &self.buf.as_ref()[BASE_BLOCK_SIZE..BASE_BLOCK_SIZE + self.bins_len],
+            mem,
             minor: self.base.minor_version,
         }
     }

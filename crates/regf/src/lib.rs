@@ -32,6 +32,7 @@ pub mod key;
 pub mod log;
 mod marvin;
 pub mod names;
+pub mod paged;
 pub mod regfile;
 pub mod security;
 pub mod time;
@@ -39,7 +40,8 @@ pub mod value;
 
 pub use base::{checksum, seal, BaseBlock, BASE_BLOCK_SIZE};
 pub use error::{Error, Result};
-pub use hive::{walk_from, Hive, Opening, MAX_DEPTH};
+pub use hive::{walk_from, Hive, HiveSource, Opening, Source, MAX_DEPTH};
 pub use key::Key;
 pub use names::Name;
+pub use paged::Paged;
 pub use value::{Data, Value, ValueType};

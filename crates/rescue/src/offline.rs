@@ -4,12 +4,15 @@
 //!
 //! SYSTEM is read when the install is opened (every judgement needs it); SOFTWARE and the
 //! System event log are read on first use, since they are large and many checks never need
-//! them.
+//! them. A clean SOFTWARE hive is not even read whole: its hive bins are loaded as the checks
+//! touch them ([`regf::Paged`]; a 80 MB hive costs the few hundred KB the rules read). A dirty
+//! one is read whole, since its logs are replayed over the whole file.
 
+use std::any::Any;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock};
 
-use regf::Hive;
+use regf::{Hive, HiveSource, Paged};
 use serde::Serialize;
 use winsvc::{SystemModel, WindowsVersion};
 
@@ -64,10 +67,34 @@ pub struct HiveState {
 /// A hive as the checks read it: Windows' view (logs replayed).
 pub struct LoadedHive {
     pub state: HiveState,
-    pub bytes: Vec<u8>,
+    data: HiveData,
+}
+
+/// The bytes of a loaded hive.
+enum HiveData {
+    /// Read whole (and replayed when it was dirty).
+    Whole(Vec<u8>),
+    /// Clean, its bins loaded on first use.
+    Paged(Paged),
 }
 
 impl LoadedHive {
+    /// A clean hive read on demand, with the names of the logs next to it (not needed).
+    fn paged(hive: HiveId, path: String, paged: Paged, logs: Vec<String>) -> LoadedHive {
+        LoadedHive {
+            state: HiveState {
+                hive,
+                path,
+                state: Cleanliness::Clean,
+                logs,
+                entries_applied: 0,
+                sequence_range: None,
+                warnings: Vec::new(),
+            },
+            data: HiveData::Paged(paged),
+        }
+    }
+
     fn new(hive: HiveId, path: String, h: SystemHive) -> LoadedHive {
         let r = &h.recovered.report;
         LoadedHive {
@@ -86,13 +113,26 @@ impl LoadedHive {
                 sequence_range: r.sequence_range,
                 warnings: r.problems.iter().chain(&r.warnings).cloned().collect(),
             },
-            bytes: h.recovered.bytes,
+            data: HiveData::Whole(h.recovered.bytes),
         }
     }
 
     /// The hive, for reading.
-    pub fn hive(&self) -> Result<Hive<&[u8]>> {
-        Ok(Hive::open(&self.bytes[..])?)
+    pub fn hive(&self) -> Result<Hive<HiveSource<'_>>> {
+        let source = match &self.data {
+            HiveData::Whole(b) => HiveSource::Bytes(b),
+            HiveData::Paged(p) => HiveSource::Paged(p),
+        };
+        Ok(Hive::open(source)?)
+    }
+
+    /// The whole hive file (Windows' view), when it was read whole; `None` for a hive read on
+    /// demand.
+    pub fn bytes(&self) -> Option<&[u8]> {
+        match &self.data {
+            HiveData::Whole(b) => Some(b),
+            HiveData::Paged(_) => None,
+        }
     }
 }
 
@@ -118,6 +158,8 @@ pub struct Offline {
     software: OnceLock<std::result::Result<LoadedHive, Unavailable>>,
     system_log: OnceLock<Option<Vec<u8>>>,
     boot_store: OnceLock<std::result::Result<LoadedHive, Unavailable>>,
+    /// What checks derive from the hives and share, by key ([`Offline::memo`]).
+    memo: Mutex<Vec<(String, Arc<dyn Any + Send + Sync>)>>,
 }
 
 impl Offline {
@@ -158,6 +200,7 @@ impl Offline {
             software,
             system_log: OnceLock::new(),
             boot_store: OnceLock::new(),
+            memo: Mutex::new(Vec::new()),
         })
     }
 
@@ -242,6 +285,30 @@ impl Offline {
         v
     }
 
+    /// What `make` derives from this install, made once and shared under `key` by every check
+    /// that asks (the firewall policy two rules evaluate, say). `key` must name what is made
+    /// and from what: a key asked again with another type is made again and not kept.
+    pub fn memo<T: Any + Send + Sync>(&self, key: &str, make: impl FnOnce() -> T) -> Arc<T> {
+        let found = |memo: &[(String, Arc<dyn Any + Send + Sync>)]| {
+            memo.iter()
+                .find(|(k, _)| k == key)
+                .and_then(|(_, v)| Arc::clone(v).downcast::<T>().ok())
+        };
+        if let Some(v) = found(&self.memo.lock().unwrap_or_else(|e| e.into_inner())) {
+            return v;
+        }
+        // Made without the lock held: `make` may ask for another memo.
+        let made = Arc::new(make());
+        let mut memo = self.memo.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(v) = found(&memo) {
+            return v;
+        }
+        if !memo.iter().any(|(k, _)| k == key) {
+            memo.push((key.to_string(), made.clone()));
+        }
+        made
+    }
+
     /// The System event log's bytes, read on first use; `None` when the target has none.
     pub fn system_log(&self) -> Option<&[u8]> {
         self.system_log
@@ -264,6 +331,9 @@ fn read_software(
         || target.file_exists(install, &path) == Some(false)
     {
         return Err(Unavailable::Absent(format!("the target holds no {path}")));
+    }
+    if let Ok(Some((paged, logs))) = target.paged_hive(install, &path) {
+        return Ok(LoadedHive::paged(HiveId::Software, path, paged, logs));
     }
     match target.hive(install, &path) {
         Ok(h) => Ok(LoadedHive::new(HiveId::Software, path, h)),

@@ -7,7 +7,9 @@
 //! through the undo journal of [`crate::journal`]).
 
 use std::fs;
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use regf::log::{replay, LogInput, Recovered};
 use serde::Serialize;
@@ -126,7 +128,8 @@ const SECTOR: usize = 512;
 pub struct Target {
     path: PathBuf,
     kind: TargetKind,
-    disk: Option<Disk>,
+    /// Shared with the readers of hives read on demand ([`Target::paged_hive`]).
+    disk: Option<Arc<Disk>>,
     installs: Vec<Install>,
     /// The opened NTFS volume and partition of each install (disk targets), in `installs` order:
     /// opened once, since opening reads the upcase table and the MFT's first records.
@@ -251,7 +254,7 @@ impl Target {
         Ok(Target {
             path,
             kind: TargetKind::Disk,
-            disk: Some(disk),
+            disk: Some(Arc::new(disk)),
             installs,
             volumes,
         })
@@ -271,12 +274,12 @@ impl Target {
 
     /// Requests and bytes transferred so far, for a disk behind a URL.
     pub fn transfer_stats(&self) -> Option<vdisk::remote::TransferStats> {
-        self.disk.as_ref().and_then(Disk::transfer_stats)
+        self.disk.as_deref().and_then(Disk::transfer_stats)
     }
 
     /// The container's identity (disk targets).
     pub fn disk_identity(&self) -> Option<vdisk::Identity> {
-        self.disk.as_ref().map(Disk::identity)
+        self.disk.as_deref().map(Disk::identity)
     }
 
     /// The container kind's name ("VHD (fixed)", ...), or "folder" / "hive file".
@@ -330,7 +333,7 @@ impl Target {
         install: &Install,
         f: impl FnOnce(&Volume, &mut Slice<&Disk>) -> Result<R>,
     ) -> Result<R> {
-        let disk = self.disk.as_ref().expect("disk targets only");
+        let disk = self.disk.as_deref().expect("disk targets only");
         let n = self
             .installs
             .iter()
@@ -423,6 +426,71 @@ impl Target {
             }
         };
         replayed(on_disk, logs)
+    }
+
+    /// The clean hive at `hive_path` (as [`Target::hive`]), read on demand: only the hive bins a
+    /// reader touches are loaded ([`regf::Paged`]), with the names of the logs next to it.
+    /// `Ok(None)` when it must be read whole with [`Target::hive`]: it is dirty (its logs must
+    /// be replayed), its base block is not valid, its size is not plausible, or the target is a
+    /// bare hive file; that read then says what is wrong.
+    pub fn paged_hive(
+        &self,
+        install: &Install,
+        hive_path: &str,
+    ) -> Result<Option<(regf::Paged, Vec<String>)>> {
+        let (source, len, logs): (Box<dyn regf::paged::ReadAt>, u64, Vec<String>) = match self.kind
+        {
+            TargetKind::Disk => {
+                let Some(files) = self.with_volume(install, |vol, s| {
+                    let files = vol.hive_files(s, hive_path)?;
+                    // The size comes from the MFT record: read whole, the claim is refused
+                    // with its numbers.
+                    Ok((files.hive.size() <= vol.facts().size).then_some(files))
+                })?
+                else {
+                    return Ok(None);
+                };
+                let disk = self.disk.clone().expect("disk targets have a disk");
+                let p = self.partition_of(install).ok_or_else(|| Error::NoWindows {
+                    path: self.path.clone(),
+                    why: "no such install".into(),
+                })?;
+                let logs = [&files.log1, &files.log2, &files.log]
+                    .into_iter()
+                    .flatten()
+                    .map(|e| e.path().to_string())
+                    .collect();
+                let len = files.hive.size();
+                let source = VolumeFile {
+                    slice: Mutex::new(Slice::partition(disk, &p)?),
+                    file: files.hive,
+                };
+                (Box::new(source), len, logs)
+            }
+            TargetKind::Folder => {
+                let path = self.hive_file_path(install, hive_path)?;
+                let file = fs::File::open(&path).map_err(io(&path))?;
+                let len = file.metadata().map_err(io(&path))?.len();
+                let dir = path.parent().unwrap_or(Path::new("."));
+                let name = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let siblings: Vec<String> = fs::read_dir(dir)
+                    .map(|rd| {
+                        rd.filter_map(|e| e.ok()?.file_name().into_string().ok())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let logs = regf::log::log_names(&name, siblings.iter().map(String::as_str))
+                    .into_iter()
+                    .map(|l| dir.join(l).display().to_string())
+                    .collect();
+                (Box::new(file), len, logs)
+            }
+            TargetKind::HiveFile => return Ok(None),
+        };
+        Ok(regf::Paged::open(source, len).ok().map(|p| (p, logs)))
     }
 
     /// The hive file's path for folder and hive-file targets.
@@ -555,7 +623,7 @@ impl Target {
                 read_hive_file(&file)?
             }
             (Some(files), Some(p)) => {
-                let disk = self.disk.as_ref().expect("disk targets only");
+                let disk = self.disk.as_deref().expect("disk targets only");
                 let mut s = Slice::partition(disk, &p)?;
                 match files {
                     BootFiles::Fat { vol, hive, logs } => {
@@ -612,7 +680,7 @@ impl Target {
                 Ok(None)
             }
             TargetKind::Disk => {
-                let disk = self.disk.as_ref().expect("disk targets have a disk");
+                let disk = self.disk.as_deref().expect("disk targets have a disk");
                 let table = vdisk::read_partitions(disk)?;
                 let candidates = table.partitions.iter().filter_map(|p| {
                     let path = match (table.kind, &p.kind) {
@@ -845,9 +913,10 @@ impl Target {
         fs::canonicalize(&p).unwrap_or(p)
     }
 
-    /// Gives the disk back (to write through it), closing the target.
+    /// Gives the disk back (to write through it), closing the target. `None` also while a hive
+    /// read on demand still reads through it (a target opened for writing never makes one).
     pub fn into_disk(self) -> Option<Disk> {
-        self.disk
+        self.disk.and_then(|d| Arc::try_unwrap(d).ok())
     }
 }
 
@@ -1047,6 +1116,29 @@ fn find_installs(disk: &Disk) -> Result<Vec<(Install, (Volume, Partition))>> {
         out.push((install, (vol, p.clone())));
     }
     Ok(out)
+}
+
+/// A file of an NTFS volume read at any offset, for a hive read on demand: the partition reader
+/// is shared by the readers of the hive (one read at a time).
+struct VolumeFile {
+    slice: Mutex<Slice<Arc<Disk>>>,
+    file: FileEntry,
+}
+
+impl regf::paged::ReadAt for VolumeFile {
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> std::result::Result<(), String> {
+        let mut slice = self.slice.lock().unwrap_or_else(|e| e.into_inner());
+        let mut r = self.file.reader(&mut *slice).map_err(|e| e.to_string())?;
+        r.seek(SeekFrom::Start(offset))
+            .and_then(|_| r.read_exact(buf))
+            .map_err(|e| {
+                format!(
+                    "{}: reading {} bytes at 0x{offset:x}: {e}",
+                    self.file.path(),
+                    buf.len()
+                )
+            })
+    }
 }
 
 /// Transaction logs read next to a hive: (name, bytes).

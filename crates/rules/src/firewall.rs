@@ -8,6 +8,8 @@
 //! every profile blocked blocks RDP; some blocked may block it (an Azure VM's adapter is
 //! normally Public, or Domain when the VM is joined to a domain).
 
+use std::sync::Arc;
+
 use firewall::{Blocker, Decision, Edit, HiveKind, NotFixable, Policy, ProfileDecision, Protocol};
 use regf::Data;
 use rescue::change::Change;
@@ -65,7 +67,15 @@ pub(crate) fn rdp_port(w: &Offline, control_set: &str) -> u16 {
         .unwrap_or(3389)
 }
 
-fn policy(w: &Offline, control_set: &str) -> Result<Policy, String> {
+/// The firewall policy of a control set, read once per diagnosis: both firewall rules evaluate
+/// the same policy.
+fn policy(w: &Offline, control_set: &str) -> Arc<Result<Policy, String>> {
+    w.memo(&format!("firewall::Policy {control_set}"), || {
+        read_policy(w, control_set)
+    })
+}
+
+fn read_policy(w: &Offline, control_set: &str) -> Result<Policy, String> {
     let system = w.system().hive().map_err(|e| e.to_string())?;
     let software = w.software().ok().map(|s| s.hive()).transpose();
     let software = software.map_err(|e| e.to_string())?;
@@ -139,9 +149,10 @@ impl Rule for Firewall {
             Err(e) => return meta.cannot_tell(e.to_string()),
         };
         let port = rdp_port(w, &boot.name);
-        let p = match policy(w, &boot.name) {
+        let memo = policy(w, &boot.name);
+        let p = match memo.as_ref() {
             Ok(p) => p,
-            Err(e) => return meta.cannot_tell(e),
+            Err(e) => return meta.cannot_tell(e.clone()),
         };
         let decisions = p.inbound(Protocol::Tcp, port);
         let blocked: Vec<&ProfileDecision> = decisions
@@ -214,7 +225,8 @@ impl Rule for Firewall {
         }
         // The same edits in every control set whose policy blocks (Last Known Good included).
         for cs in &w.model().control_sets {
-            let Ok(p) = policy(w, &cs.name) else { continue };
+            let memo = policy(w, &cs.name);
+            let Ok(p) = memo.as_ref() else { continue };
             let plan = p.fix_inbound(Protocol::Tcp, rdp_port(w, &cs.name));
             for e in plan.edits.iter().filter(|e| self.owns_edit(e)) {
                 let c = to_change(w, e, &format!("{}: {}", meta.id, edit_reason(&e.reason)));

@@ -139,6 +139,12 @@ impl FileEntry {
 
     /// Checks that the file's bytes can be read from its clusters as they are (not compressed,
     /// not encrypted).
+    /// A reader over the file's bytes ([`Read`] + [`Seek`]) through the partition reader `fs`,
+    /// as [`crate::Volume::reader`] gives: for a caller that keeps the entry and reads it later.
+    pub fn reader<'a, T: Read + Seek>(&'a self, fs: &'a mut T) -> Result<FileReader<'a, T>> {
+        FileReader::new(fs, self)
+    }
+
     pub(crate) fn check_plain(&self) -> Result<&DataLayout> {
         let d = self.layout()?;
         if d.flags & ATTR_ENCRYPTED != 0 {

@@ -231,14 +231,14 @@ pub fn below_root(key: &str) -> Option<String> {
 
 /// The name of the control set `CurrentControlSet` stands for in `hive`: the services model's
 /// [`winsvc::SystemModel::current`].
-pub fn current_control_set<B: AsRef<[u8]>>(hive: &Hive<B>) -> Result<String> {
+pub fn current_control_set<B: regf::Source>(hive: &Hive<B>) -> Result<String> {
     let model = winsvc::SystemModel::read(hive, None)?;
     Ok(model.current()?.name.clone())
 }
 
 /// The path inside `hive` of `parts`, a leading `CurrentControlSet` of SYSTEM resolved by
 /// [`current_control_set`].
-pub fn inner_path<B: AsRef<[u8]>>(
+pub fn inner_path<B: regf::Source>(
     hive: &Hive<B>,
     name: HiveName,
     parts: &[String],

@@ -400,7 +400,7 @@ pub struct SystemModel {
 impl SystemModel {
     /// Reads a SYSTEM hive. `version` comes from the SOFTWARE hive when the caller has it
     /// ([`WindowsVersion::from_software_hive`]); otherwise it is inferred from SYSTEM alone.
-    pub fn read<B: AsRef<[u8]>>(
+    pub fn read<B: regf::Source>(
         hive: &Hive<B>,
         version: Option<WindowsVersion>,
     ) -> Result<SystemModel> {

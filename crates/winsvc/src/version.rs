@@ -69,7 +69,7 @@ impl WindowsVersion {
 
     /// Reads `Microsoft\Windows NT\CurrentVersion` (CurrentBuildNumber / CurrentBuild,
     /// ProductName) from a SOFTWARE hive. `Ok(None)` when the key or the build is absent.
-    pub fn from_software_hive<B: AsRef<[u8]>>(
+    pub fn from_software_hive<B: regf::Source>(
         hive: &Hive<B>,
     ) -> crate::Result<Option<WindowsVersion>> {
         let Some(k) = hive.key(r"Microsoft\Windows NT\CurrentVersion")? else {
