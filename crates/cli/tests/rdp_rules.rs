@@ -5,6 +5,9 @@
 //! `hivexget` reads as the case says, and `undo` must give the broken hives back bit for bit.
 //! The healthy entries (RDP turned on, nothing else) must raise no blocking finding.
 //!
+//! A case marked `manual = true` has no automatic fix: `repair --apply` must refuse it (exit 4)
+//! and leave the hives bit for bit as they were.
+//!
 //! A case marked `pending = true` has no rule on main yet: the test then asserts that diagnose
 //! indeed does not report it as broken, so the marker fails the day the rule arrives.
 //! `tests/rdp-cases/check-cases.sh` checks the same table with hivex alone.
@@ -65,6 +68,10 @@ struct Case {
     notice: bool,
     #[serde(default)]
     pending: bool,
+    #[serde(default)]
+    manual: bool,
+    #[serde(default)]
+    not_installed: bool,
 }
 
 #[derive(Deserialize)]
@@ -365,6 +372,22 @@ fn run_case(t: &Table, c: &Case) -> Vec<String> {
         repair.arg("--only").arg(&c.rule);
     }
     let o = repair.output().unwrap();
+    if c.manual {
+        // No automatic fix: the repair must refuse (exit 4) and write nothing.
+        if o.status.code() != Some(4) {
+            problems.push(format!(
+                "repair --apply of a finding without automatic fix: exit {:?}, want 4 (refused): {}",
+                o.status.code(),
+                String::from_utf8_lossy(&o.stderr).trim()
+            ));
+        }
+        for (h, want) in hives.iter().zip(&broken) {
+            if sha256(h) != *want {
+                problems.push(format!("the refused repair changed {}", h.display()));
+            }
+        }
+        return problems;
+    }
     if !o.status.success() {
         problems.push(format!(
             "repair --apply exit {:?}: {}",
@@ -470,11 +493,17 @@ fn healthy_bases_raise_no_false_alarm() {
             failed.push(format!("{}: {doubtful:?}", h.name));
         }
         // Each rule a case of this base breaks must have run and said healthy (not "not
-        // checked"): the SOFTWARE rules read the folder's SOFTWARE hive.
+        // checked"): the SOFTWARE rules read the folder's SOFTWARE hive. A case that installs
+        // what the base lacks (the Azure VM agent) must find it "not checked" there instead.
         for c in t.case.iter().filter(|c| c.base == h.base && !c.pending) {
             let statuses: Vec<&serde_json::Value> =
                 findings(&report, &c.rule).map(|f| &f["status"]).collect();
-            if statuses.is_empty() || statuses.iter().any(|s| *s != "healthy") {
+            let want = if c.not_installed {
+                "not_checked"
+            } else {
+                "healthy"
+            };
+            if statuses.is_empty() || statuses.iter().any(|s| *s != want) {
                 failed.push(format!("{}: rule {} says {statuses:?}", h.name, c.rule));
             }
         }
@@ -503,7 +532,7 @@ fn the_case_table_is_consistent() {
             c.hive
         );
         assert!(
-            !c.after.is_empty(),
+            !c.after.is_empty() || c.manual,
             "{}: nothing to check after repair",
             c.name
         );

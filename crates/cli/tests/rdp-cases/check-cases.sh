@@ -140,7 +140,9 @@ for c in spec["case"]:
         for a in bad:
             fail(f"{name}: the healthy reference shows {data_of(os.path.join(ref, a.get('hive', 'SYSTEM')), a['key'], a['value'])} "
                  f"for {a['key']} {a['value']}, not one of {a['data']}")
-        if all(holds(d, a) for a in c["after"]):
+        if not c["after"] and not c.get("manual"):
+            fail(f"{name}: nothing to check after repair")
+        if c["after"] and all(holds(d, a) for a in c["after"]):
             fail(f"{name}: the broken hives already meet every `after` expectation")
         w = c["where"]
         if "value" in w:
