@@ -32,7 +32,7 @@ impl Rule for LanAdapter {
             severity: Severity::BlocksRdp,
             checks: "the listener listens on every network adapter (RDP-Tcp LanAdapter 0)".into(),
             why: "a listener bound to one adapter does not listen on the others; once that adapter is gone (a VM moved to Azure gets a new Hyper-V adapter) it listens nowhere".into(),
-            article: "troubleshoot-rdp-general-error".into(),
+            article: "https://learn.microsoft.com/azure/virtual-machines/windows/prepare-for-upload-vhd-image".into(),
         }
     }
 

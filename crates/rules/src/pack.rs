@@ -118,7 +118,7 @@ pub static SERVICES: &[ServiceRule] = &[
     // "Reset RDP configuration" (VMAccess), the ways to fix the rest without a repair VM, do.
     ServiceRule {
         service: "RdAgent",
-        display_name: "Azure VM agent (RdAgent)",
+        display_name: "Azure RdAgent",
         stage: Stage::Logon,
         severity: Severity::Notice,
         why: "Run Command, Reset Password and Reset RDP configuration in the Azure portal need the VM agent's RdAgent service",

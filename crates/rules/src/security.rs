@@ -44,7 +44,7 @@ impl Rule for SecurityLayer {
             severity: Severity::Notice,
             checks: "the listener negotiates TLS (RDP-Tcp SecurityLayer, or its Group Policy)".into(),
             why: "with the RDP security layer the server is not authenticated and Network Level Authentication cannot run: clients set to require either refuse to connect".into(),
-            article: "troubleshoot-rdp-general-error".into(),
+            article: "https://learn.microsoft.com/azure/virtual-machines/windows/prepare-for-upload-vhd-image".into(),
         }
     }
 
