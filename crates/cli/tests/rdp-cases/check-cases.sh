@@ -39,6 +39,8 @@ for name, b in spec["base"].items():
     d = os.path.join(tmp, "base-" + name)
     os.mkdir(d)
     for hive in ("system", "software"):
+        if hive not in b:  # a base without SOFTWARE (Windows 8.1)
+            continue
         with open(os.path.join(d, hive.upper()), "wb") as f:
             subprocess.run(["xz", "-dc", os.path.join(repo, b[hive])], stdout=f, check=True)
     bases[name] = d
@@ -54,7 +56,8 @@ def build(dest, base, prelude, hive=None, reg=None):
     """Copies the base's hives to dest, merges prelude into SYSTEM and reg into hive."""
     os.mkdir(dest)
     for h in ("SYSTEM", "SOFTWARE"):
-        shutil.copyfile(os.path.join(bases[base], h), os.path.join(dest, h))
+        if os.path.exists(os.path.join(bases[base], h)):
+            shutil.copyfile(os.path.join(bases[base], h), os.path.join(dest, h))
     if prelude != "none":
         merge(os.path.join(dest, "SYSTEM"), prelude)
     if reg:
