@@ -54,7 +54,8 @@ impl Rule for LanAdapter {
             value: Some("LanAdapter".into()),
         });
         f.found = Some(format!("LanAdapter={}", show(value.as_ref())));
-        f.expected = Some("0 (every adapter; every real hive and the VHD-preparation baseline)".into());
+        f.expected =
+            Some("0 (every adapter; every real hive and the VHD-preparation baseline)".into());
         let lana = match dword(&value) {
             None | Some(0) => return f,
             Some(n) => n,
@@ -179,7 +180,10 @@ impl Rule for NetvscDriverVersion {
                     .contains("hyper-v network adapter")
             })
             .collect();
-        f.expected = Some(format!("a driver version other than {}", BAD_NETVSC.join(" and ")));
+        f.expected = Some(format!(
+            "a driver version other than {}",
+            BAD_NETVSC.join(" and ")
+        ));
         if hyper_v.is_empty() {
             f.found = Some("no Hyper-V network adapter".into());
             return f;

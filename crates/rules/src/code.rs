@@ -11,7 +11,10 @@ use crate::value::{not_checked, read_value, show};
 pub static ALL: &[&dyn Rule] = &[&SafeMode, &StaticAddress, &TlsDisabled, &CertificateMissing];
 
 /// The control set Windows boots next, or the finding that says it cannot be read.
-pub(crate) fn boot_set<'a>(w: &'a Offline, meta: &Meta) -> Result<&'a winsvc::ControlSet, Box<Finding>> {
+pub(crate) fn boot_set<'a>(
+    w: &'a Offline,
+    meta: &Meta,
+) -> Result<&'a winsvc::ControlSet, Box<Finding>> {
     w.model()
         .boot_set()
         .map_err(|e| Box::new(meta.cannot_tell(e.to_string())))

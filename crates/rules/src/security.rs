@@ -224,9 +224,9 @@ impl Rule for FipsEncryption {
                     }
                 }
             }
-            f.runbook
-                .cmd
-                .push(format!("reg add \"{live}\" /v Enabled /t REG_DWORD /d 0 /f"));
+            f.runbook.cmd.push(format!(
+                "reg add \"{live}\" /v Enabled /t REG_DWORD /d 0 /f"
+            ));
             f.runbook.powershell.push(format!(
                 "Set-ItemProperty -Path '{}' -Name Enabled -Type DWord -Value 0",
                 live.replacen("HKLM\\", "HKLM:\\", 1)
@@ -280,10 +280,7 @@ impl Rule for NlaDomainMember {
                 .unwrap_or_default())
         };
         let netlogon = format!(r"{}\Services\Netlogon\Parameters", cs.name);
-        let (domain, site) = match (
-            text(&tcpip, "Domain"),
-            text(&netlogon, "DynamicSiteName"),
-        ) {
+        let (domain, site) = match (text(&tcpip, "Domain"), text(&netlogon, "DynamicSiteName")) {
             (Ok(d), Ok(s)) => (d, s),
             (Err(e), _) | (_, Err(e)) => return meta.cannot_tell(e),
         };
@@ -311,9 +308,8 @@ impl Rule for NlaDomainMember {
                 "not joined to a domain (no primary domain)".into()
             }
         ));
-        f.expected = Some(
-            "a reachable domain controller for domain accounts, or a local account".into(),
-        );
+        f.expected =
+            Some("a reachable domain controller for domain accounts, or a local account".into());
         if !member || ua.effective() != Some(1) {
             return f;
         }

@@ -56,7 +56,7 @@ impl Setting {
             .and_then(Data::as_u64)
     }
 
-    pub fn from_policy(&self) -> bool {
+    pub fn set_by_policy(&self) -> bool {
         self.policy.is_some()
     }
 
@@ -89,7 +89,7 @@ impl Setting {
             key: self.local_key.clone(),
             value: Some(self.name.into()),
         });
-        if self.from_policy() {
+        if self.set_by_policy() {
             f.locations.push(Location {
                 hive: HiveId::Software,
                 key: TS_POLICY.into(),
@@ -110,7 +110,12 @@ impl Setting {
         f: &mut Finding,
     ) {
         let live = format!(r"HKLM\SYSTEM\CurrentControlSet\{RDP_TCP}");
-        if self.policy.as_ref().and_then(Data::as_u64).is_some_and(&broken) {
+        if self
+            .policy
+            .as_ref()
+            .and_then(Data::as_u64)
+            .is_some_and(&broken)
+        {
             f.changes.push(
                 Change::delete_value(HiveId::Software, TS_POLICY, self.name, reason.into())
                     .was(self.policy.clone()),
