@@ -5,6 +5,9 @@
 //! `hivexget` reads as the case says, and `undo` must give the broken hives back bit for bit.
 //! The healthy entries (RDP turned on, nothing else) must raise no blocking finding.
 //!
+//! A case marked `manual = true` has no automatic fix: `repair --apply` must refuse it (exit 4)
+//! and leave the hives bit for bit as they were.
+//!
 //! A case marked `pending = true` has no rule on main yet: the test then asserts that diagnose
 //! indeed does not report it as broken, so the marker fails the day the rule arrives.
 //! `tests/rdp-cases/check-cases.sh` checks the same table with hivex alone.
@@ -28,7 +31,9 @@ struct Table {
 #[derive(Deserialize)]
 struct Base {
     system: String,
-    software: String,
+    /// None: the base has no SOFTWARE hive (no test one is built for Windows 8.1); the rules
+    /// that read it then say "not checked".
+    software: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -65,6 +70,10 @@ struct Case {
     notice: bool,
     #[serde(default)]
     pending: bool,
+    #[serde(default)]
+    manual: bool,
+    #[serde(default)]
+    not_installed: bool,
 }
 
 #[derive(Deserialize)]
@@ -105,8 +114,9 @@ fn require_hivex() {
 fn build(dir: &Path, base: &Base, prelude: &str, change: Option<(&str, &str)>) -> PathBuf {
     let config = dir.join("Windows/System32/config");
     std::fs::create_dir_all(&config).unwrap();
-    for (name, file) in [("SYSTEM", &base.system), ("SOFTWARE", &base.software)] {
-        std::fs::copy(unpacked(file), config.join(name)).unwrap();
+    std::fs::copy(unpacked(&base.system), config.join("SYSTEM")).unwrap();
+    if let Some(software) = &base.software {
+        std::fs::copy(unpacked(software), config.join("SOFTWARE")).unwrap();
     }
     if prelude != "none" {
         merge(&config.join("SYSTEM"), prelude);
@@ -365,6 +375,22 @@ fn run_case(t: &Table, c: &Case) -> Vec<String> {
         repair.arg("--only").arg(&c.rule);
     }
     let o = repair.output().unwrap();
+    if c.manual {
+        // No automatic fix: the repair must refuse (exit 4) and write nothing.
+        if o.status.code() != Some(4) {
+            problems.push(format!(
+                "repair --apply of a finding without automatic fix: exit {:?}, want 4 (refused): {}",
+                o.status.code(),
+                String::from_utf8_lossy(&o.stderr).trim()
+            ));
+        }
+        for (h, want) in hives.iter().zip(&broken) {
+            if sha256(h) != *want {
+                problems.push(format!("the refused repair changed {}", h.display()));
+            }
+        }
+        return problems;
+    }
     if !o.status.success() {
         problems.push(format!(
             "repair --apply exit {:?}: {}",
@@ -470,11 +496,17 @@ fn healthy_bases_raise_no_false_alarm() {
             failed.push(format!("{}: {doubtful:?}", h.name));
         }
         // Each rule a case of this base breaks must have run and said healthy (not "not
-        // checked"): the SOFTWARE rules read the folder's SOFTWARE hive.
+        // checked"): the SOFTWARE rules read the folder's SOFTWARE hive. A case that installs
+        // what the base lacks (the Azure VM agent) must find it "not checked" there instead.
         for c in t.case.iter().filter(|c| c.base == h.base && !c.pending) {
             let statuses: Vec<&serde_json::Value> =
                 findings(&report, &c.rule).map(|f| &f["status"]).collect();
-            if statuses.is_empty() || statuses.iter().any(|s| *s != "healthy") {
+            let want = if c.not_installed {
+                "not_checked"
+            } else {
+                "healthy"
+            };
+            if statuses.is_empty() || statuses.iter().any(|s| *s != want) {
                 failed.push(format!("{}: rule {} says {statuses:?}", h.name, c.rule));
             }
         }
@@ -497,13 +529,18 @@ fn the_case_table_is_consistent() {
             c.base
         );
         assert!(
+            t.base[&c.base].software.is_some(),
+            "{}: a case needs a base with a SOFTWARE hive",
+            c.name
+        );
+        assert!(
             ["SYSTEM", "SOFTWARE"].contains(&c.hive.as_str()),
             "{}: hive {}",
             c.name,
             c.hive
         );
         assert!(
-            !c.after.is_empty(),
+            !c.after.is_empty() || c.manual,
             "{}: nothing to check after repair",
             c.name
         );

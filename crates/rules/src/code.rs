@@ -11,14 +11,17 @@ use crate::value::{not_checked, read_value, show};
 pub static ALL: &[&dyn Rule] = &[&SafeMode, &StaticAddress, &TlsDisabled, &CertificateMissing];
 
 /// The control set Windows boots next, or the finding that says it cannot be read.
-fn boot_set<'a>(w: &'a Offline, meta: &Meta) -> Result<&'a winsvc::ControlSet, Box<Finding>> {
+pub(crate) fn boot_set<'a>(
+    w: &'a Offline,
+    meta: &Meta,
+) -> Result<&'a winsvc::ControlSet, Box<Finding>> {
     w.model()
         .boot_set()
         .map_err(|e| Box::new(meta.cannot_tell(e.to_string())))
 }
 
 /// Subkey names of `key` in a hive (empty when the key is absent).
-fn subkeys(w: &Offline, hive: HiveId, key: &str) -> Result<Vec<String>, String> {
+pub(crate) fn subkeys(w: &Offline, hive: HiveId, key: &str) -> Result<Vec<String>, String> {
     let loaded = w.hive(hive).map_err(|e| e.to_string())?;
     let h = loaded.hive().map_err(|e| e.to_string())?;
     let root = h.root().map_err(|e| e.to_string())?;
@@ -33,7 +36,7 @@ fn subkeys(w: &Offline, hive: HiveId, key: &str) -> Result<Vec<String>, String> 
     Ok(names)
 }
 
-fn dword(d: &Option<Data>) -> Option<u64> {
+pub(crate) fn dword(d: &Option<Data>) -> Option<u64> {
     d.as_ref().and_then(Data::as_u64)
 }
 
@@ -153,24 +156,28 @@ impl Rule for StaticAddress {
 }
 
 /// A network adapter Windows knows (`Control\Class\{4d36e972-...}\NNNN`).
-struct Adapter {
+pub(crate) struct Adapter {
     /// `NetCfgInstanceId`: the name of its `Tcpip\Parameters\Interfaces` subkey.
-    instance: String,
-    description: String,
-    component: String,
+    pub instance: String,
+    pub description: String,
+    pub component: String,
+    /// `DriverVersion`, as the driver package declares it.
+    pub driver_version: String,
+    /// The `Control\Class\{4d36e972-...}\NNNN` key of the adapter (below the control set).
+    pub key: String,
 }
 
 impl Adapter {
     /// Azure's network adapter: the Hyper-V synthetic adapter on VMBus.
-    fn is_hyper_v(&self) -> bool {
+    pub(crate) fn is_hyper_v(&self) -> bool {
         self.component.to_ascii_lowercase().starts_with("vmbus\\")
             || self.description.contains("Hyper-V")
     }
 }
 
-const NET_CLASS: &str = r"Control\Class\{4d36e972-e325-11ce-bfc1-08002be10318}";
+pub(crate) const NET_CLASS: &str = r"Control\Class\{4d36e972-e325-11ce-bfc1-08002be10318}";
 
-fn network_adapters(w: &Offline, control_set: &str) -> Vec<Adapter> {
+pub(crate) fn network_adapters(w: &Offline, control_set: &str) -> Vec<Adapter> {
     let class = format!(r"{control_set}\{NET_CLASS}");
     let text = |key: &str, value: &str| {
         read_value(w, HiveId::System, key, value)
@@ -189,6 +196,8 @@ fn network_adapters(w: &Offline, control_set: &str) -> Vec<Adapter> {
                 instance: text(&key, "NetCfgInstanceId"),
                 description: text(&key, "DriverDesc"),
                 component: text(&key, "ComponentId"),
+                driver_version: text(&key, "DriverVersion"),
+                key: format!(r"{NET_CLASS}\{n}"),
             }
         })
         .filter(|a| !a.instance.is_empty())

@@ -15,13 +15,16 @@
 //! so they cannot disagree.
 #![forbid(unsafe_code)]
 
+mod adapter;
 mod code;
 mod engine;
 mod firewall;
 pub mod pack;
 pub mod report;
 pub mod rule;
+mod security;
 pub mod service;
+mod setting;
 pub mod value;
 
 pub use engine::{all, by_stage, diagnose, repair, run, RepairOptions, RepairReport, Selection};

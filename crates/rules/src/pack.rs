@@ -28,6 +28,21 @@ pub static SERVICES: &[ServiceRule] = &[
         missing: Missing::Broken,
     },
     ServiceRule {
+        service: "nsi",
+        display_name: "Network Store Interface Service",
+        stage: Stage::Network,
+        severity: Severity::BlocksRdp,
+        why: "the DHCP Client and the other network services depend on it: without it the VM has no network configuration",
+        article: "azure-vm-nsi-not-starting",
+        // Start 2 in every real hive (Windows 7, 8.1, 10) and in the VHD-preparation baseline.
+        healthy: Healthy::Start {
+            start: 2,
+            also: &[],
+            needs: &[],
+        },
+        missing: Missing::Broken,
+    },
+    ServiceRule {
         service: "netvsc",
         display_name: "Hyper-V network adapter driver",
         stage: Stage::Network,
@@ -91,6 +106,22 @@ pub static SERVICES: &[ServiceRule] = &[
         stage: Stage::Logon,
         severity: Severity::Notice,
         why: "Run Command, Reset Password and Reset RDP configuration in the Azure portal need the VM agent",
+        article: "https://learn.microsoft.com/troubleshoot/azure/virtual-machines/windows/windows-azure-guest-agent",
+        healthy: Healthy::Start {
+            start: 2,
+            also: &[3],
+            needs: &[],
+        },
+        missing: Missing::Optional("the VM agent is not installed (an image not prepared for Azure)"),
+    },
+    // A notice, not a blocker: RDP itself never goes through the agent, but Run Command and
+    // "Reset RDP configuration" (VMAccess), the ways to fix the rest without a repair VM, do.
+    ServiceRule {
+        service: "RdAgent",
+        display_name: "Azure RdAgent",
+        stage: Stage::Logon,
+        severity: Severity::Notice,
+        why: "Run Command, Reset Password and Reset RDP configuration in the Azure portal need the VM agent's RdAgent service",
         article: "https://learn.microsoft.com/troubleshoot/azure/virtual-machines/windows/windows-azure-guest-agent",
         healthy: Healthy::Start {
             start: 2,
@@ -196,6 +227,22 @@ pub static VALUES: &[ValueRule] = &[
         test: Test::Is(0),
         expected: "1 or absent",
         fix: Fix::SetDword(1),
+        overridden_by: None,
+    },
+    ValueRule {
+        id: "ts-user-disabled",
+        stage: Stage::Listener,
+        severity: Severity::BlocksRdp,
+        checks: "remote user sessions allowed (TSUserEnabled)",
+        broken_title: "remote user sessions are disabled (TSUserEnabled=1)",
+        why: "Remote Desktop Services refuse remote logons of users; every real hive has 0",
+        article: "troubleshoot-rdp-general-error",
+        scope: Scope::ControlSets,
+        key: TS,
+        value: "TSUserEnabled",
+        test: Test::Is(1),
+        expected: "0 or absent",
+        fix: Fix::SetDword(0),
         overridden_by: None,
     },
     ValueRule {
