@@ -22,6 +22,7 @@ pub fn all() -> Vec<&'static dyn Rule> {
     v.extend(crate::pack::VALUES.iter().map(|r| r as &dyn Rule));
     v.extend(crate::firewall::RULES.iter().map(|r| r as &dyn Rule));
     v.extend(crate::code::ALL.iter().copied());
+    v.extend(crate::access::RULES.iter().map(|r| r as &dyn Rule));
     v
 }
 
