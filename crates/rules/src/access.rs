@@ -18,9 +18,9 @@
 use std::sync::OnceLock;
 
 use regf::security::{
-    key_rights, Decider, SecurityDescriptor, ServiceAccount, Sid, Token,
-    KEY_CREATE_SUB_KEY, KEY_READ, KEY_SET_VALUE, SE_DACL_AUTO_INHERITED,
-    SE_DACL_AUTO_INHERIT_REQ, SE_DACL_PROTECTED, DELETE,
+    key_rights, Decider, SecurityDescriptor, ServiceAccount, Sid, Token, DELETE,
+    KEY_CREATE_SUB_KEY, KEY_READ, KEY_SET_VALUE, SE_DACL_AUTO_INHERITED, SE_DACL_AUTO_INHERIT_REQ,
+    SE_DACL_PROTECTED,
 };
 use regf::{Hive, Key};
 use rescue::change::Change;
@@ -244,7 +244,8 @@ pub struct AccessDenial {
 }
 
 impl AccessDenial {
-    fn sentence(&self) -> String {
+    /// The denial in one sentence: key, SID, rights, the deciding ACE and the healthy one.
+    pub fn sentence(&self) -> String {
         let by = match (&self.ace, self.ace_index) {
             (Some(a), Some(i)) => format!("denied by ACE [{i}] {a}"),
             _ => "no ACE grants it".to_string(),
@@ -382,7 +383,10 @@ fn denials(
 const DACL_CONTROL: u16 = SE_DACL_PROTECTED | SE_DACL_AUTO_INHERITED | SE_DACL_AUTO_INHERIT_REQ;
 
 /// `current` with the healthy DACL (and its control bits); owner, group and SACL kept.
-fn with_healthy_dacl(current: Option<&SecurityDescriptor>, healthy: &SecurityDescriptor) -> Vec<u8> {
+fn with_healthy_dacl(
+    current: Option<&SecurityDescriptor>,
+    healthy: &SecurityDescriptor,
+) -> Vec<u8> {
     match current {
         Some(c) => SecurityDescriptor {
             control: (c.control & !DACL_CONTROL) | (healthy.control & DACL_CONTROL),
@@ -469,15 +473,9 @@ impl Rule for AccessRule {
                         .as_deref()
                         .and_then(|b| SecurityDescriptor::parse(b).ok());
                     let list = match &sd {
-                        Some(sd) => denials(
-                            sd,
-                            &token,
-                            &account,
-                            self.service,
-                            healthy.as_ref(),
-                            cs,
-                            &f,
-                        ),
+                        Some(sd) => {
+                            denials(sd, &token, &account, self.service, healthy.as_ref(), cs, &f)
+                        }
                         None => {
                             unresolved.push(format!(
                                 "{}: its security descriptor cannot be read",
@@ -538,10 +536,15 @@ impl Rule for AccessRule {
                 .any(|l| l.key.split('\\').next() == Some(boot.name.as_str()));
         if found.is_empty() && unresolved.is_empty() {
             let mut f = meta.finding(Status::Healthy, meta.checks.clone());
-            f.found = Some(format!("{checked} keys checked, every needed right granted"));
+            f.found = Some(format!(
+                "{checked} keys checked, every needed right granted"
+            ));
             return f;
         }
-        let first = found.first().map(AccessDenial::sentence).unwrap_or_default();
+        let first = found
+            .first()
+            .map(AccessDenial::sentence)
+            .unwrap_or_default();
         let title = format!(
             "{} ({}) will fail with error 5 ERROR_ACCESS_DENIED: {first}",
             self.display_name, self.service

@@ -376,7 +376,7 @@ pub(crate) fn read_evidence(bytes: &[u8], service: &str, predicted: Option<u32>)
         7000 | 7001 => e
             .error
             .map(|c| c.code)
-            .filter(|c| matches!(c, 1058 | 1068 | 1069 | 1075 | 1079 | 1059)),
+            .filter(|c| matches!(c, 5 | 1058 | 1068 | 1069 | 1075 | 1079 | 1059)),
         _ => None,
     });
     let last = events.iter().rev().find(|e| e.event_id == 7036);

@@ -86,11 +86,7 @@ fn baselines_are_the_real_hives_descriptors() {
     let want = from_hives();
     let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/access-baselines.json");
     if std::env::var_os("UPDATE_ACCESS_BASELINES").is_some() {
-        std::fs::write(
-            &file,
-            serde_json::to_string_pretty(&want).unwrap() + "\n",
-        )
-        .unwrap();
+        std::fs::write(&file, serde_json::to_string_pretty(&want).unwrap() + "\n").unwrap();
     }
     let have = baselines();
     assert_eq!(
@@ -111,7 +107,11 @@ fn reglookup_dacl(hive: &Path, key: &str) -> String {
     let text = String::from_utf8_lossy(&out.stdout);
     let line = text
         .lines()
-        .find(|l| l.split(',').next().is_some_and(|p| p.eq_ignore_ascii_case(key)))
+        .find(|l| {
+            l.split(',')
+                .next()
+                .is_some_and(|p| p.eq_ignore_ascii_case(key))
+        })
         .unwrap_or_else(|| panic!("reglookup shows no {key}"));
     line.split(',').nth(7).unwrap().to_string()
 }
