@@ -285,3 +285,83 @@ fn the_runbook_of_error_5_starts_from_the_denial_on_the_disk() {
     assert!(found < trace && fix < trace, "{text}");
     assert!(text.contains(DHCP_SID), "{text}");
 }
+
+/// The disk image `make-files-image.sh` builds from the Windows 7 hive: an NTFS volume whose
+/// `svchost.exe` and `dhcpcore.dll` carry descriptors written by ntfs-3g into `$Secure`.
+fn files_image(dir: &Path, mode: &str) -> PathBuf {
+    let out = dir.join(format!("{mode}.raw"));
+    run(Std::new("bash")
+        .arg(tests_dir().join("access-cases/make-files-image.sh"))
+        .arg(fixtures::path("hives/win7-SYSTEM"))
+        .arg(&out)
+        .arg(mode));
+    out
+}
+
+#[test]
+fn file_permissions_are_read_from_secure_and_a_denial_is_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let healthy = files_image(tmp.path(), "healthy");
+    let o = winrescue(tmp.path())
+        .args(["diagnose", "--json", "--rule", "access:Dhcp"])
+        .arg(&healthy)
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(report["files_checked"], true);
+    assert_eq!(access_finding(&report, "access:Dhcp")["status"], "healthy");
+
+    for (mode, decided_by, ace, fix) in [
+        (
+            "deny-local-service",
+            "deny_ace",
+            Some("(D;;0x1200a9;;;LS)"),
+            "/remove:d *S-1-5-19",
+        ),
+        ("no-users", "no_ace_grants", None, "/grant *S-1-5-19:(RX)"),
+    ] {
+        let image = files_image(tmp.path(), mode);
+        let before = sha256(&image);
+        let o = winrescue(tmp.path())
+            .args(["diagnose", "--json"])
+            .arg(&image)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(1), "{mode}");
+        let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let f = access_finding(&report, "access:Dhcp");
+        assert_eq!(f["status"], "broken", "{mode}");
+        assert!(f["title"].as_str().unwrap().contains("error 5"), "{mode}");
+        let d = f["access"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["object"] == "file")
+            .unwrap_or_else(|| panic!("{mode}: no file denial: {f}"));
+        assert!(d["key"]
+            .as_str()
+            .unwrap()
+            .eq_ignore_ascii_case(r"Windows\System32\dhcpcore.dll"));
+        assert_eq!(d["sid"], "S-1-5-19", "{mode}");
+        assert_eq!(d["decided_by"], decided_by, "{mode}");
+        assert_eq!(d["ace"].as_str(), ace, "{mode}");
+        assert!(d["rights"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r == "Execute"));
+        // NTFS descriptors are left to icacls: the finding says so and plans no change.
+        assert!(f["changes"].as_array().unwrap().is_empty(), "{mode}");
+        assert!(f["unresolved"][0]
+            .as_str()
+            .unwrap()
+            .contains("not written by winrescue"));
+        assert!(f["runbook"]["cmd"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c.as_str().unwrap().contains(fix)));
+        // Diagnosing wrote nothing.
+        assert_eq!(sha256(&image), before);
+    }
+}

@@ -18,7 +18,7 @@
 use std::sync::OnceLock;
 
 use regf::security::{
-    key_rights, Decider, SecurityDescriptor, ServiceAccount, Sid, Token, DELETE,
+    key_rights, Decider, GenericMapping, SecurityDescriptor, ServiceAccount, Sid, Token, DELETE,
     KEY_CREATE_SUB_KEY, KEY_READ, KEY_SET_VALUE, SE_DACL_AUTO_INHERITED, SE_DACL_AUTO_INHERIT_REQ,
     SE_DACL_PROTECTED,
 };
@@ -219,6 +219,8 @@ fn sid_text(sid: &Sid, service: &str) -> String {
 /// One right a service's token is not granted on a key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AccessDenial {
+    /// `key` (a registry key, repaired) or `file` (an NTFS file, left to icacls).
+    pub object: &'static str,
     pub control_set: String,
     /// From the hive's root.
     pub key: String,
@@ -357,6 +359,7 @@ fn denials(
             continue;
         }
         out.push(AccessDenial {
+            object: "key",
             control_set: cs.name.clone(),
             key: f.path.clone(),
             service: service.into(),
@@ -396,6 +399,141 @@ fn with_healthy_dacl(
         .to_bytes(),
         // An unreadable descriptor is replaced whole.
         None => healthy.to_bytes(),
+    }
+}
+
+/// What a service needs on its image and DLL: FILE_GENERIC_READ | FILE_GENERIC_EXECUTE (`RX`,
+/// 0x1200a9), the right BUILTIN\Users has on every System32 file of a healthy install.
+pub const FILE_READ_EXECUTE: u32 = 0x0012_00A9;
+
+/// The names of a file access mask's bits (winnt.h FILE_*), lowest first.
+pub fn file_rights(mask: u32) -> Vec<String> {
+    const NAMES: &[(u32, &str)] = &[
+        (0x1, "ReadData"),
+        (0x2, "WriteData"),
+        (0x4, "AppendData"),
+        (0x8, "ReadEA"),
+        (0x10, "WriteEA"),
+        (0x20, "Execute"),
+        (0x40, "DeleteChild"),
+        (0x80, "ReadAttributes"),
+        (0x100, "WriteAttributes"),
+        (DELETE, "Delete"),
+        (regf::security::READ_CONTROL, "ReadControl"),
+        (regf::security::WRITE_DAC, "WriteDac"),
+        (regf::security::WRITE_OWNER, "WriteOwner"),
+        (regf::security::SYNCHRONIZE, "Synchronize"),
+    ];
+    let mut rest = mask;
+    let mut out: Vec<String> = NAMES
+        .iter()
+        .filter(|&&(b, _)| mask & b != 0)
+        .map(|&(b, n)| {
+            rest &= !b;
+            n.to_string()
+        })
+        .collect();
+    if rest != 0 {
+        out.push(format!("0x{rest:x}"));
+    }
+    out
+}
+
+/// The service's image (svchost.exe) and service DLL, as the registry names them.
+fn service_files(svc: &Service) -> Vec<String> {
+    let mut v = Vec::new();
+    if let Some(p) = svc.image_path.ok() {
+        v.push(winsvc::image_file(p));
+    }
+    if let Some(d) = svc
+        .parameters_service_dll
+        .ok()
+        .or_else(|| svc.service_dll.ok())
+    {
+        v.push(d.clone());
+    }
+    v
+}
+
+/// Checks that the token may read and execute the service's files on the NTFS volume; each
+/// denial comes with the icacls line that gives the access back (NTFS descriptors are not
+/// written by winrescue). Returns the denials and what could not be read.
+fn check_files(
+    w: &Offline,
+    svc: &Service,
+    token: &Token,
+    account: &str,
+    cs: &ControlSet,
+) -> (Vec<AccessDenial>, Vec<String>) {
+    let mut out = Vec::new();
+    let mut unreadable = Vec::new();
+    for file in service_files(svc) {
+        let path = rescue::target::volume_path(&file);
+        let bytes = match w.target().file_security(w.install(), &path) {
+            Ok(Some(b)) => b,
+            // A missing file is the service rule's (error 2 / 126).
+            Ok(None) => continue,
+            Err(e) => {
+                unreadable.push(format!("{path}: {e}"));
+                continue;
+            }
+        };
+        let sd = match SecurityDescriptor::parse(&bytes) {
+            Ok(sd) => sd,
+            Err(e) => {
+                unreadable.push(format!("{path}: its security descriptor: {e}"));
+                continue;
+            }
+        };
+        let access = sd.access_as(token, FILE_READ_EXECUTE, &GenericMapping::FILE);
+        let dacl = sd.dacl.acl();
+        for d in &access.denials {
+            let ace = match d.by {
+                Decider::Ace(i) => dacl.and_then(|a| a.aces.get(i)).map(|a| (i, a)),
+                _ => None,
+            };
+            let index = ace.map(|(i, _)| i);
+            if let Some(prev) = out.iter_mut().find(|p: &&mut AccessDenial| {
+                p.key == path && p.ace_index == index && p.restricted_check == d.restricted
+            }) {
+                prev.mask |= d.bit;
+                prev.rights = file_rights(prev.mask);
+                continue;
+            }
+            let sid = ace
+                .and_then(|(_, a)| a.sid.clone())
+                .unwrap_or_else(|| token.user.clone());
+            out.push(AccessDenial {
+                object: "file",
+                control_set: cs.name.clone(),
+                key: path.clone(),
+                service: svc.name.clone(),
+                account: account.into(),
+                rights: file_rights(d.bit),
+                mask: d.bit,
+                sid_name: sid_text(&sid, &svc.name),
+                sid: sid.to_string(),
+                decided_by: if index.is_some() {
+                    "deny_ace"
+                } else {
+                    "no_ace_grants"
+                },
+                ace_index: index,
+                ace: ace.map(|(_, a)| a.sddl()),
+                restricted_check: d.restricted,
+                healthy_ace: Some("(A;;0x1200a9;;;BU)".into()),
+            });
+        }
+    }
+    (out, unreadable)
+}
+
+/// The icacls lines that give a file denial's access back on the console.
+fn icacls(d: &AccessDenial) -> String {
+    let file = format!(r"C:\{}", d.key);
+    match d.ace_index {
+        Some(_) => format!("icacls \"{file}\" /remove:d *{}", d.sid),
+        None => format!("icacls \"{file}\" /grant *{}:(RX)", d.sid),
     }
 }
 
@@ -463,6 +601,23 @@ impl Rule for AccessRule {
                 .ok()
                 .cloned()
                 .unwrap_or_else(|| format!("{account:?}"));
+            if cs.number == boot.number && w.files_checked() {
+                let (files, unreadable) = check_files(w, svc, &token, &account, cs);
+                for d in &files {
+                    locations.push(Location {
+                        hive: HiveId::System,
+                        key: svc.key_path.clone(),
+                        value: Some("ImagePath / ServiceDll".into()),
+                    });
+                    unresolved.push(format!(
+                        "{}: NTFS permissions are not written by winrescue; on the console: {}",
+                        d.key,
+                        icacls(d)
+                    ));
+                }
+                found.extend(files);
+                unresolved.extend(unreadable);
+            }
             for need in self.needs {
                 let healthy = baseline(family, need.key);
                 for f in resolve(&hive, cs, *need) {
@@ -541,6 +696,12 @@ impl Rule for AccessRule {
             ));
             return f;
         }
+        if found.is_empty() {
+            // Nothing denied, but something could not be read: the disk does not settle it.
+            let mut f = meta.cannot_tell(unresolved.join("; "));
+            f.locations = locations;
+            return f;
+        }
         let first = found
             .first()
             .map(AccessDenial::sentence)
@@ -574,6 +735,12 @@ impl Rule for AccessRule {
                 .join(", ")
         ));
         f.runbook = crate::service::runbook(&changes, &boot.name);
+        for d in found.iter().filter(|d| d.object == "file") {
+            f.runbook.cmd.push(icacls(d));
+            f.runbook
+                .powershell
+                .push(icacls(d).replacen("icacls", "icacls.exe", 1));
+        }
         f.changes = changes;
         f.unresolved = unresolved;
         f.access = found;
