@@ -1,5 +1,5 @@
 //! Any bytes given as a key's security descriptor: parse, SDDL, named rights, the access check
-//! for several tokens, and writing back must return Ok or a clean error: no panic, no huge
+//! (key and file generic mappings) for several tokens, and writing back must return Ok or a clean error: no panic, no huge
 //! allocation. What parses must also be written back into bytes that parse to the same SDDL.
 //!
 //! Input: four bytes of desired access mask (little-endian), then the descriptor. Seeds (the
@@ -7,7 +7,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use regf::security::{SecurityDescriptor, ServiceAccount, Sid, Token, MAXIMUM_ALLOWED};
+use regf::security::{
+    GenericMapping, SecurityDescriptor, ServiceAccount, Sid, Token, MAXIMUM_ALLOWED,
+};
 
 fuzz_target!(|data: &[u8]| {
     if data.len() < 4 {
@@ -39,6 +41,9 @@ fuzz_target!(|data: &[u8]| {
         let a = sd.access(t, desired);
         assert_eq!(a.granted & a.denied(), 0, "a right both granted and denied");
         let _ = sd.access(t, MAXIMUM_ALLOWED);
+        // A file's descriptor from NTFS $Secure, checked with the file generic mapping.
+        let f = sd.access_as(t, desired, &GenericMapping::FILE);
+        assert_eq!(f.granted & f.denied(), 0, "a file right both granted and denied");
     }
     let written = sd.to_bytes();
     let again = SecurityDescriptor::parse(&written).expect("our own bytes parse");

@@ -342,6 +342,8 @@ fn agreement(s: &ServiceDetail, e: &Evidence) -> String {
         Agreement::Consistent => format!("consistent: the configuration predicts 1058 (disabled), which the Service Control Manager does not log as a failure at boot; the log shows no failure of the {name}"),
         Agreement::ConfigurationChangedSinceLog => format!("disagree: the configuration predicts {c}, but the log's last word on the {name} is that it was running: the configuration changed after the last boot the log recorded (look for 7040 events), or the log is from another boot"),
         Agreement::LogShowsNoFailure => format!("disagree: the configuration predicts {c}, but the log holds no failure of the {name}"),
+        // Error 5: the access rule has read the keys' permissions; what is left is on the VM.
+        Agreement::LogShowsRuntimeFailure if e.points_to == Some(5) => "the log points to 5 (access denied); rule access:Dhcp judges the keys' permissions on the disk: a denial it does not find is in a file or another object, traced live (`winrescue runbook --code 5`)".to_string(),
         Agreement::LogShowsRuntimeFailure => format!("disagree: the log points to {p} (a failure at run time: hang, crash or logon), which the configuration alone cannot show; follow that branch"),
         Agreement::Disagree => format!("disagree: the configuration predicts {c}, the log's newest failure points to {p}"),
         Agreement::LogUnreadable => "the System log could not be read".into(),

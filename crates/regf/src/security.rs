@@ -73,6 +73,50 @@ pub fn map_generic(mask: u32) -> u32 {
     out
 }
 
+/// What the generic rights mean for one object type (GENERIC_MAPPING), and the write rights a
+/// write-restricted token's second check applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GenericMapping {
+    pub read: u32,
+    pub write: u32,
+    pub execute: u32,
+    pub all: u32,
+}
+
+impl GenericMapping {
+    /// Registry keys: KEY_READ, KEY_WRITE, KEY_EXECUTE, KEY_ALL_ACCESS.
+    pub const KEY: GenericMapping = GenericMapping {
+        read: KEY_READ,
+        write: KEY_WRITE,
+        execute: KEY_EXECUTE,
+        all: KEY_ALL_ACCESS,
+    };
+    /// Files: FILE_GENERIC_READ, FILE_GENERIC_WRITE, FILE_GENERIC_EXECUTE, FILE_ALL_ACCESS
+    /// (winnt.h).
+    pub const FILE: GenericMapping = GenericMapping {
+        read: 0x0012_0089,
+        write: 0x0012_0116,
+        execute: 0x0012_00A0,
+        all: 0x001F_01FF,
+    };
+
+    /// Maps the generic bits of `mask`.
+    pub fn map(&self, mask: u32) -> u32 {
+        let mut out = mask & !(GENERIC_ALL | GENERIC_EXECUTE | GENERIC_WRITE | GENERIC_READ);
+        for (bit, to) in [
+            (GENERIC_READ, self.read),
+            (GENERIC_WRITE, self.write),
+            (GENERIC_EXECUTE, self.execute),
+            (GENERIC_ALL, self.all),
+        ] {
+            if mask & bit != 0 {
+                out |= to;
+            }
+        }
+        out
+    }
+}
+
 /// Human names of the bits of a key access mask, lowest bit first.
 const KEY_RIGHT_NAMES: &[(u32, &str)] = &[
     (KEY_QUERY_VALUE, "QueryValue"),
@@ -1125,7 +1169,13 @@ impl SecurityDescriptor {
     /// Evaluates the DACL for `token` and a desired access mask (generic bits are mapped;
     /// [`MAXIMUM_ALLOWED`] asks for everything the DACL would grant). See [`Access`].
     pub fn access(&self, token: &Token, desired: u32) -> Access {
-        access_check(self, token, desired)
+        access_check(self, token, desired, &GenericMapping::KEY)
+    }
+
+    /// As [`SecurityDescriptor::access`], for another object type's generic mapping (a file's,
+    /// [`GenericMapping::FILE`], for descriptors of NTFS `$Secure`).
+    pub fn access_as(&self, token: &Token, desired: u32, mapping: &GenericMapping) -> Access {
+        access_check(self, token, desired, mapping)
     }
 }
 
@@ -1306,7 +1356,13 @@ const OWNER_RIGHTS: (u64, &[u32]) = (3, &[4]);
 /// ACE decides the still-undecided bits it names; an allow ACE grants the still-undecided bits
 /// it names. The owner is implicitly granted READ_CONTROL and WRITE_DAC unless an OWNER RIGHTS
 /// ACE is present.
-fn pass(sd: &SecurityDescriptor, acl: &Acl, has: &dyn Fn(&Sid) -> bool, wanted: u32) -> Pass {
+fn pass(
+    sd: &SecurityDescriptor,
+    acl: &Acl,
+    has: &dyn Fn(&Sid) -> bool,
+    wanted: u32,
+    mapping: &GenericMapping,
+) -> Pass {
     let owner_rights = Sid::new(OWNER_RIGHTS.0, OWNER_RIGHTS.1);
     let is_owner = sd.owner.as_ref().is_some_and(has);
     let owner_ace = acl.aces.iter().any(|a| {
@@ -1337,7 +1393,7 @@ fn pass(sd: &SecurityDescriptor, acl: &Acl, has: &dyn Fn(&Sid) -> bool, wanted: 
         if !matches {
             continue;
         }
-        let mask = map_generic(ace.mask) & undecided;
+        let mask = mapping.map(ace.mask) & undecided;
         if ace.ace_type.is_allow() {
             granted |= mask;
             undecided &= !mask;
@@ -1355,13 +1411,18 @@ fn bits(mask: u32) -> impl Iterator<Item = u32> {
     (0..32).map(|i| 1u32 << i).filter(move |b| mask & b != 0)
 }
 
-fn access_check(sd: &SecurityDescriptor, token: &Token, desired: u32) -> Access {
-    let desired = map_generic(desired);
+fn access_check(
+    sd: &SecurityDescriptor,
+    token: &Token,
+    desired: u32,
+    mapping: &GenericMapping,
+) -> Access {
+    let desired = mapping.map(desired);
     let maximum = desired & MAXIMUM_ALLOWED != 0;
     let specific = desired & !MAXIMUM_ALLOWED & !ACCESS_SYSTEM_SECURITY;
     // The rights to decide: for MAXIMUM_ALLOWED every right a key has, plus what was named.
     let wanted = if maximum {
-        specific | KEY_ALL_ACCESS
+        specific | mapping.all
     } else {
         specific
     };
@@ -1384,7 +1445,7 @@ fn access_check(sd: &SecurityDescriptor, token: &Token, desired: u32) -> Access 
         }
         AclField::Acl(a) => a,
     };
-    let first = pass(sd, acl, &|s| token.has(s), wanted);
+    let first = pass(sd, acl, &|s| token.has(s), wanted, mapping);
     let mut granted = first.granted;
     let record = |p: &Pass, of: u32, restricted: bool, denials: &mut Vec<Denial>| {
         for bit in bits(of) {
@@ -1403,11 +1464,17 @@ fn access_check(sd: &SecurityDescriptor, token: &Token, desired: u32) -> Access 
     record(&first, wanted & !granted, false, &mut denials);
     if !token.restricting.is_empty() {
         let subject = if token.write_restricted {
-            wanted & KEY_WRITE
+            wanted & mapping.write
         } else {
             wanted
         };
-        let second = pass(sd, acl, &|s| token.restricting.contains(s), subject);
+        let second = pass(
+            sd,
+            acl,
+            &|s| token.restricting.contains(s),
+            subject,
+            mapping,
+        );
         let lost = granted & subject & !second.granted;
         record(&second, lost, true, &mut denials);
         granted &= !lost;

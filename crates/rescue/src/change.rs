@@ -26,6 +26,15 @@ pub enum Op {
     CreateKey,
     /// Delete the key and everything under it.
     DeleteKey,
+    /// Set the key's security descriptor, as RegSetKeySecurity does (the key alone: Windows does
+    /// not propagate it to subkeys either). `old` holds the descriptor there now, as binary.
+    SetSecurity {
+        /// The descriptor in SDDL, for people.
+        sddl: String,
+        /// Its self-relative bytes, as the `sk` cell stores them.
+        #[serde(serialize_with = "hex")]
+        descriptor: Vec<u8>,
+    },
 }
 
 /// One change, with the reason that justifies it.
@@ -83,6 +92,26 @@ impl Change {
         }
     }
 
+    /// Sets the security descriptor of `key` to `descriptor` (self-relative bytes, which must
+    /// parse); `old` is the one there now.
+    pub fn set_security(
+        hive: HiveId,
+        key: &str,
+        descriptor: Vec<u8>,
+        old: Vec<u8>,
+        reason: String,
+    ) -> Result<Change> {
+        let sddl = regf::security::SecurityDescriptor::parse(&descriptor)?.sddl();
+        Ok(Change {
+            hive,
+            key: key.into(),
+            value: None,
+            op: Op::SetSecurity { sddl, descriptor },
+            old: Some(Data::Binary(old)),
+            reason,
+        })
+    }
+
     /// The same change, recording what is there now.
     pub fn was(mut self, old: Option<Data>) -> Change {
         self.old = old;
@@ -133,6 +162,15 @@ impl std::fmt::Display for Change {
             ),
             Op::CreateKey => write!(f, "{hive}\\{}: create the key", self.key),
             Op::DeleteKey => write!(f, "{hive}\\{}: delete the key", self.key),
+            Op::SetSecurity { sddl, .. } => {
+                let old = match &self.old {
+                    Some(Data::Binary(b)) => regf::security::SecurityDescriptor::parse(b)
+                        .map(|d| d.sddl())
+                        .unwrap_or_else(|_| "(unreadable)".into()),
+                    _ => "(unknown)".into(),
+                };
+                write!(f, "{hive}\\{}: security {old} -> {sddl}", self.key)
+            }
         }?;
         write!(f, " ({})", self.reason)
     }
@@ -144,6 +182,11 @@ fn type_name<S: serde::Serializer>(t: &ValueType, s: S) -> std::result::Result<S
         Some(n) => s.serialize_str(n),
         None => s.serialize_str(&format!("REG_0x{:x}", t.0)),
     }
+}
+
+/// Bytes as lower-case hex, as JSON shows a descriptor.
+fn hex<S: serde::Serializer>(b: &[u8], s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(&b.iter().map(|x| format!("{x:02x}")).collect::<String>())
 }
 
 /// Makes one change in an editor. Returns whether the hive changed.
@@ -159,6 +202,7 @@ pub fn apply_one(ed: &mut Editor, c: &Change) -> Result<bool> {
         Op::DeleteValue => ed.delete_value(&c.key, value)?,
         Op::CreateKey => ed.create_key(&c.key)?,
         Op::DeleteKey => ed.delete_key(&c.key)?,
+        Op::SetSecurity { descriptor, .. } => ed.set_security(&c.key, descriptor)?,
     })
 }
 

@@ -364,6 +364,19 @@ impl Target {
         }
     }
 
+    /// The NTFS security descriptor (self-relative bytes) of a file of the install, by its
+    /// Windows path: `Ok(None)` when the file does not exist or the target is not an NTFS disk
+    /// (a folder's or a hive file's permissions are not Windows').
+    pub fn file_security(&self, install: &Install, path: &str) -> Result<Option<Vec<u8>>> {
+        match self.kind {
+            TargetKind::Disk => self.with_volume(install, |vol, s| match vol.lookup(s, path)? {
+                Some(e) if !e.is_directory() => Ok(Some(vol.security(s, &e)?.descriptor)),
+                _ => Ok(None),
+            }),
+            TargetKind::Folder | TargetKind::HiveFile => Ok(None),
+        }
+    }
+
     /// Whether a file exists in the install (`None`: cannot tell, for a bare hive file).
     pub fn file_exists(&self, install: &Install, path: &str) -> Option<bool> {
         match self.kind {

@@ -24,6 +24,7 @@ pub fn all() -> Vec<&'static dyn Rule> {
     v.extend(crate::code::ALL.iter().copied());
     v.extend(crate::adapter::ALL.iter().copied());
     v.extend(crate::security::ALL.iter().copied());
+    v.extend(crate::access::RULES.iter().map(|r| r as &dyn Rule));
     v
 }
 

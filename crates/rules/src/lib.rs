@@ -15,6 +15,7 @@
 //! so they cannot disagree.
 #![forbid(unsafe_code)]
 
+pub mod access;
 mod adapter;
 mod code;
 mod engine;

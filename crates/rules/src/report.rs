@@ -133,6 +133,10 @@ pub struct Finding {
     pub consequence_of: Option<String>,
     /// For service checks: the analysis behind the verdict.
     pub service: Option<Box<ServiceDetail>>,
+    /// For access checks: each right a service's token is not granted on a key, with the ACE
+    /// that decides (left out of the JSON when there is none).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub access: Vec<crate::access::AccessDenial>,
 }
 
 impl Finding {

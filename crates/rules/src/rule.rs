@@ -58,6 +58,7 @@ impl Meta {
             runbook: Runbook::default(),
             consequence_of: None,
             service: None,
+            access: Vec::new(),
         }
     }
 

@@ -269,6 +269,12 @@ pub(crate) fn runbook(changes: &[Change], boot_set: &str) -> Runbook {
             ));
             continue;
         }
+        if let Op::SetSecurity { descriptor, .. } = &c.op {
+            let (cmd, ps) = set_acl(&ccs, descriptor);
+            r.cmd.push(cmd);
+            r.powershell.push(ps);
+            continue;
+        }
         let line = match &c.op {
             Op::Set { value_type, data } => {
                 let text = match data {
@@ -284,11 +290,35 @@ pub(crate) fn runbook(changes: &[Change], boot_set: &str) -> Runbook {
             Op::DeleteValue => format!("delete \"{ccs}\" /v {value} /f"),
             Op::CreateKey => format!("add \"{ccs}\" /f"),
             Op::DeleteKey => format!("delete \"{ccs}\" /f"),
+            // Made above, with PowerShell.
+            Op::SetSecurity { .. } => continue,
         };
         r.cmd.push(format!("reg {line}"));
         r.powershell.push(format!("reg.exe {line}"));
     }
     r
+}
+
+/// The commands that give the key at `reg_path` (`HKLM\SYSTEM\...`) the DACL of `descriptor`:
+/// reg.exe cannot set a key's ACL, so both are PowerShell (from CMD through powershell.exe).
+/// Only the DACL is set ('Access'), as the repair keeps the owner, group and SACL.
+fn set_acl(reg_path: &str, descriptor: &[u8]) -> (String, String) {
+    let dacl = regf::security::SecurityDescriptor::parse(descriptor)
+        .map(|d| {
+            regf::security::SecurityDescriptor {
+                owner: None,
+                group: None,
+                sacl: regf::security::AclField::NotPresent,
+                ..d
+            }
+            .sddl()
+        })
+        .unwrap_or_default();
+    let path = reg_path.replacen("HKLM\\", "HKLM:\\", 1);
+    let ps = format!(
+        "$a = Get-Acl '{path}'; $a.SetSecurityDescriptorSddlForm('{dacl}', 'Access'); Set-Acl -Path '{path}' -AclObject $a"
+    );
+    (format!("powershell -NoProfile -Command \"{ps}\""), ps)
 }
 
 /// The `sc config` option that sets a service value, when sc.exe has one.
@@ -346,7 +376,7 @@ pub(crate) fn read_evidence(bytes: &[u8], service: &str, predicted: Option<u32>)
         7000 | 7001 => e
             .error
             .map(|c| c.code)
-            .filter(|c| matches!(c, 1058 | 1068 | 1069 | 1075 | 1079 | 1059)),
+            .filter(|c| matches!(c, 5 | 1058 | 1068 | 1069 | 1075 | 1079 | 1059)),
         _ => None,
     });
     let last = events.iter().rev().find(|e| e.event_id == 7036);

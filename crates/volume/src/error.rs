@@ -99,6 +99,17 @@ pub enum Error {
         actual: u16,
     },
 
+    /// The file's security descriptor cannot be found.
+    #[error("{path}: no security descriptor (security id {security_id:?}): {what}")]
+    NoDescriptor {
+        /// The file.
+        path: String,
+        /// Its security id, when it has one.
+        security_id: Option<u32>,
+        /// What is missing.
+        what: String,
+    },
+
     /// The file has no unnamed `$DATA` attribute (a directory, or a damaged record).
     #[error("{path}: no unnamed $DATA attribute in MFT record {record}")]
     NoData {

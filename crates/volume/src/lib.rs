@@ -36,6 +36,7 @@
 mod error;
 mod file;
 mod record;
+mod security;
 mod volume;
 
 pub use crate::error::{Error, Result};
@@ -43,6 +44,7 @@ pub use crate::file::{
     DataLayout, Extent, FileEntry, FileReader, Storage, WriteExtent, ATTR_COMPRESSED,
     ATTR_ENCRYPTED, ATTR_SPARSE,
 };
+pub use crate::security::{find_in_sds, DescriptorSource, FileSecurity};
 pub use crate::volume::{
     Hibernation, HiveFiles, Volume, VolumeFacts, MAX_READ_TO_VEC, VOLUME_DIRTY,
 };

@@ -125,7 +125,7 @@ pub struct HiveFiles {
 }
 
 /// Runs `f`, turning a panic inside the `ntfs` crate into [`Error::ParserPanic`].
-fn guarded<R>(during: &'static str, f: impl FnOnce() -> Result<R>) -> Result<R> {
+pub(crate) fn guarded<R>(during: &'static str, f: impl FnOnce() -> Result<R>) -> Result<R> {
     catch_unwind(AssertUnwindSafe(f)).unwrap_or(Err(Error::ParserPanic { during }))
 }
 
@@ -178,6 +178,11 @@ impl Volume {
             volume.facts.volume_flags_offsets = volume.volume_flags_offsets(fs)?;
             Ok(volume)
         })
+    }
+
+    /// The `ntfs` crate's volume, for the readers of this crate.
+    pub(crate) fn ntfs(&self) -> &Ntfs {
+        &self.ntfs
     }
 
     /// The facts gathered at opening.

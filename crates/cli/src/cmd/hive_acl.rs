@@ -8,11 +8,10 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use regf::security::{
-    sddl_ace_flags, Ace, AclField, Decider, SecurityDescriptor, ServiceAccount, Sid, Token,
-    MAXIMUM_ALLOWED,
+    sddl_ace_flags, Ace, AclField, Decider, SecurityDescriptor, Sid, Token, MAXIMUM_ALLOWED,
 };
 use serde_json::{json, Value};
-use winsvc::{Account, SystemModel};
+use winsvc::SystemModel;
 
 use super::hive::{find, load, ReadOpts};
 
@@ -136,20 +135,9 @@ fn service_token(hive: &regf::Hive<Vec<u8>>, name: &str) -> Result<(Token, Strin
         bail!("no service {name:?} in {}", cs.name);
     };
     let object_name = svc.object_name.ok().map(String::as_str);
-    let account = match Account::classify(object_name) {
-        Account::LocalSystem => ServiceAccount::LocalSystem,
-        Account::LocalService => ServiceAccount::LocalService,
-        Account::NetworkService => ServiceAccount::NetworkService,
-        Account::Virtual(v) => {
-            let n = v.rsplit('\\').next().unwrap_or(&v).to_string();
-            ServiceAccount::User(Sid::service(&n))
-        }
-        Account::Custom(a) | Account::Invalid(a) => bail!(
-            "service {name:?} runs as {a:?}: the SID of that account is not in the SYSTEM hive, so its access cannot be evaluated"
-        ),
-    };
+    // The same token the access rules evaluate.
+    let (token, _) = rules::access::service_token(svc).map_err(anyhow::Error::msg)?;
     let sid_type = svc.service_sid_type.ok().copied().unwrap_or(0);
-    let token = Token::for_service(&account, Some((&svc.name, sid_type)));
     let shown = object_name.unwrap_or("LocalSystem").to_string();
     Ok((token, shown, sid_type))
 }

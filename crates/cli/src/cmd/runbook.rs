@@ -106,6 +106,8 @@ struct FromDisk {
     fix_cmd: Vec<String>,
     fix_ps: Vec<String>,
     unresolved: Vec<String>,
+    /// The denied accesses found on the disk (error 5), one a line.
+    denied: String,
 }
 
 pub fn run(a: RunbookArgs, out: &mut dyn Write) -> Result<ExitCode> {
@@ -189,7 +191,11 @@ pub fn run(a: RunbookArgs, out: &mut dyn Write) -> Result<ExitCode> {
         writeln!(out)?;
         match dhcp_from_disk(&report, f) {
             Some((code, disk)) => {
-                writeln!(out, "DHCP Client: {}", disk.diagnosis.summary())?;
+                let headline = match code {
+                    5 => f.title.clone(),
+                    _ => format!("DHCP Client: {}", disk.diagnosis.summary()),
+                };
+                writeln!(out, "{headline}")?;
                 writeln!(out)?;
                 render(book, code, Some(&disk), out)?;
             }
@@ -202,8 +208,17 @@ pub fn run(a: RunbookArgs, out: &mut dyn Write) -> Result<ExitCode> {
 /// The DHCP Client's finding as the article's runbook takes it: the code, the diagnosis of
 /// the control set Windows boots next, the culprit and the fix commands.
 fn dhcp_from_disk(report: &rules::Report, f: &Finding) -> Option<(u32, FromDisk)> {
-    let s = f.service.as_ref().filter(|s| s.service == "Dhcp")?;
-    let code = s.code?;
+    // A denied access found by `access:Dhcp` is the article's error 5, seen on the disk; the
+    // service analysis (which then finds the service able to start) gives the diagnosis.
+    let (s, code) = match f.rule.as_str() {
+        "access:Dhcp" if !f.access.is_empty() => {
+            (report.finding("service:Dhcp")?.service.as_ref()?, 5)
+        }
+        _ => {
+            let s = f.service.as_ref().filter(|s| s.service == "Dhcp")?;
+            (s, s.code?)
+        }
+    };
     let boots = report.control_sets.boots?;
     let diagnosis = s
         .control_sets
@@ -227,6 +242,12 @@ fn dhcp_from_disk(report: &rules::Report, f: &Finding) -> Option<(u32, FromDisk)
             fix_cmd: f.runbook.cmd.clone(),
             fix_ps: f.runbook.powershell.clone(),
             unresolved: f.unresolved.clone(),
+            denied: f
+                .access
+                .iter()
+                .map(|d| d.sentence())
+                .collect::<Vec<_>>()
+                .join("\n    "),
         },
     ))
 }
@@ -313,6 +334,7 @@ fn render_steps(
             (Some("disk"), None) | (Some("nodisk"), Some(_)) => continue,
             _ => {}
         }
+        let denied = disk.map(|d| d.denied.as_str()).unwrap_or_default();
         let (chain, culprit) = match disk {
             Some(d) => (
                 d.diagnosis
@@ -325,7 +347,11 @@ fn render_steps(
             ),
             None => (String::new(), "SERVICE".into()),
         };
-        let fill = |t: &str| t.replace("{chain}", &chain).replace("{culprit}", &culprit);
+        let fill = |t: &str| {
+            t.replace("{chain}", &chain)
+                .replace("{culprit}", &culprit)
+                .replace("{denied}", denied)
+        };
         *n += 1;
         writeln!(out, "Step {n}. {}", fill(&s.what))?;
         let (cmd, ps) = match (s.generated.as_deref(), disk) {

@@ -1,0 +1,786 @@
+//! Access rules: a service RDP needs must be able to open the registry keys it reads and
+//! writes. A DACL that denies its token a right it needs makes the service fail with error 5
+//! (ERROR_ACCESS_DENIED), the first row of the article's table, which the configuration
+//! values alone never show.
+//!
+//! The token is the one the service control manager builds: the account of `ObjectName`, the
+//! service SID when `ServiceSidType` asks for one, Everyone, Users, SERVICE, Authenticated Users
+//! ([`Token::for_service`]). Each key's DACL is evaluated for it the way Windows' access check
+//! does, and a right not granted is reported with the ACE that decides (a deny ACE, or none
+//! granting it).
+//!
+//! The rights each key needs, and the healthy descriptor a repair restores, come from the real
+//! hives of each Windows version (`data/access-baselines.json`, made and checked against the
+//! hives by `tests/access_baselines.rs`; `reglookup -s` shows the same DACLs). A repair gives
+//! the key that version's DACL and keeps its owner, group and SACL, through the one journaled
+//! applier ([`Change::set_security`]).
+
+use std::sync::OnceLock;
+
+use regf::security::{
+    key_rights, Decider, GenericMapping, SecurityDescriptor, ServiceAccount, Sid, Token, DELETE,
+    KEY_CREATE_SUB_KEY, KEY_READ, KEY_SET_VALUE, SE_DACL_AUTO_INHERITED, SE_DACL_AUTO_INHERIT_REQ,
+    SE_DACL_PROTECTED,
+};
+use regf::{Hive, Key};
+use rescue::change::Change;
+use rescue::offline::{HiveId, Offline};
+use serde::{Deserialize, Serialize};
+use winsvc::Family;
+use winsvc::{Account, ControlSet, Service};
+
+use crate::report::{Finding, Location, Severity, Stage, Status};
+use crate::rule::{Meta, Options, Rule};
+
+/// A key a service must be able to open, with the rights it opens it for.
+#[derive(Debug, Clone, Copy)]
+pub struct Need {
+    /// Below the control set (`Services\Dhcp`); a last part `*` means every subkey.
+    pub key: &'static str,
+    pub rights: u32,
+    /// What the service does there.
+    pub what: &'static str,
+}
+
+/// The keys a service needs.
+#[derive(Debug, Clone, Copy)]
+pub struct AccessRule {
+    pub service: &'static str,
+    pub display_name: &'static str,
+    pub stage: Stage,
+    pub severity: Severity,
+    pub needs: &'static [Need],
+}
+
+/// KEY_READ and KEY_CREATE_SUB_KEY: what the service SID of the DHCP Client is granted on its
+/// own keys in every real hive (`CCLCSWRPRC`, 0x2001d).
+const READ_CREATE: u32 = KEY_READ | KEY_CREATE_SUB_KEY;
+/// Read, set values, create subkeys and delete: what the DHCP Client's token is granted on the
+/// interfaces in every real hive (0x3001f on Windows 10; Windows 7 and 8.1 grant also
+/// KEY_CREATE_LINK, which it does not need).
+const READ_WRITE: u32 = KEY_READ | KEY_SET_VALUE | KEY_CREATE_SUB_KEY | DELETE;
+
+/// The access rules, in the order the report shows them.
+pub static RULES: [AccessRule; 2] = [
+    AccessRule {
+        service: "Dhcp",
+        display_name: "DHCP Client",
+        stage: Stage::Network,
+        severity: Severity::BlocksRdp,
+        needs: &[
+            Need {
+                key: r"Services\Dhcp",
+                rights: READ_CREATE,
+                what: "reads its configuration",
+            },
+            Need {
+                key: r"Services\Dhcp\Parameters",
+                rights: READ_CREATE,
+                what: "reads and extends its parameters",
+            },
+            Need {
+                key: r"Services\Tcpip\Parameters",
+                rights: KEY_READ,
+                what: "reads the TCP/IP parameters",
+            },
+            Need {
+                key: r"Services\Tcpip\Parameters\Interfaces",
+                rights: READ_WRITE,
+                what: "lists the interfaces",
+            },
+            Need {
+                key: r"Services\Tcpip\Parameters\Interfaces\*",
+                rights: READ_WRITE,
+                what: "stores each interface's lease (DhcpIPAddress, Lease, ...)",
+            },
+        ],
+    },
+    AccessRule {
+        service: "TermService",
+        display_name: "Remote Desktop Services",
+        stage: Stage::Listener,
+        severity: Severity::BlocksRdp,
+        needs: &[
+            Need {
+                key: r"Services\TermService",
+                rights: KEY_READ,
+                what: "reads its configuration",
+            },
+            Need {
+                key: r"Services\TermService\Parameters",
+                rights: KEY_READ,
+                what: "reads its parameters",
+            },
+            Need {
+                key: r"Control\Terminal Server",
+                rights: KEY_READ,
+                what: "reads whether connections are allowed",
+            },
+            Need {
+                key: r"Control\Terminal Server\WinStations",
+                rights: KEY_READ,
+                what: "lists the listeners",
+            },
+            Need {
+                key: r"Control\Terminal Server\WinStations\RDP-Tcp",
+                rights: KEY_READ,
+                what: "reads the RDP listener (port, security layer, certificate)",
+            },
+        ],
+    },
+];
+
+/// A healthy descriptor of one key on one Windows version, read from a real hive.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Baseline {
+    pub family: Family,
+    /// The fixture it was read from (`testdata/hives/...`).
+    pub hive: String,
+    /// As in [`Need::key`].
+    pub key: String,
+    pub sddl: String,
+    /// The self-relative descriptor in hex.
+    pub descriptor: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Baselines {
+    pub source: String,
+    pub baselines: Vec<Baseline>,
+}
+
+const BASELINES: &str = include_str!("../data/access-baselines.json");
+
+/// The healthy descriptors, per Windows version and key.
+pub fn baselines() -> &'static Baselines {
+    static B: OnceLock<Baselines> = OnceLock::new();
+    // The file is part of the crate and checked by its tests: a parse failure is a build
+    // defect, not bad input.
+    B.get_or_init(|| serde_json::from_str(BASELINES).expect("data/access-baselines.json parses"))
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// The healthy descriptor of `key` (as in [`Need::key`]) on `family`.
+pub fn baseline(family: Family, key: &str) -> Option<SecurityDescriptor> {
+    let b = baselines()
+        .baselines
+        .iter()
+        .find(|b| b.family == family && b.key.eq_ignore_ascii_case(key))?;
+    SecurityDescriptor::parse(&unhex(&b.descriptor)?).ok()
+}
+
+/// The token the service control manager gives `svc`, and its account; an error says why it
+/// cannot be built offline.
+pub fn service_token(svc: &Service) -> Result<(Token, ServiceAccount), String> {
+    let object_name = svc.object_name.ok().map(String::as_str);
+    let account = match Account::classify(object_name) {
+        Account::LocalSystem => ServiceAccount::LocalSystem,
+        Account::LocalService => ServiceAccount::LocalService,
+        Account::NetworkService => ServiceAccount::NetworkService,
+        Account::Virtual(v) => {
+            let n = v.rsplit('\\').next().unwrap_or(&v).to_string();
+            ServiceAccount::User(Sid::service(&n))
+        }
+        Account::Custom(a) | Account::Invalid(a) => {
+            return Err(format!(
+                "{} runs as {a:?}: the SID of that account is not in the SYSTEM hive",
+                svc.name
+            ))
+        }
+    };
+    let sid_type = svc.service_sid_type.ok().copied().unwrap_or(0);
+    Ok((
+        Token::for_service(&account, Some((&svc.name, sid_type))),
+        account,
+    ))
+}
+
+/// A SID as people read it: `NT SERVICE\Dhcp (S-1-5-80-...)`, or the well-known name.
+fn sid_text(sid: &Sid, service: &str) -> String {
+    if *sid == Sid::service(service) {
+        format!(r"NT SERVICE\{service} ({sid})")
+    } else {
+        match sid.account_name() {
+            Some(n) => format!("{n} ({sid})"),
+            None => sid.to_string(),
+        }
+    }
+}
+
+/// One right a service's token is not granted on a key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AccessDenial {
+    /// `key` (a registry key, repaired) or `file` (an NTFS file, left to icacls).
+    pub object: &'static str,
+    pub control_set: String,
+    /// From the hive's root.
+    pub key: String,
+    pub service: String,
+    /// The account the service runs as (`ObjectName`).
+    pub account: String,
+    /// The rights not granted (names) and their mask.
+    pub rights: Vec<String>,
+    pub mask: u32,
+    /// The SID the deciding ACE names; without a deny ACE, the SID a healthy install grants
+    /// the right to (or the account's).
+    pub sid: String,
+    pub sid_name: String,
+    /// `deny_ace`: a deny ACE decides; `no_ace_grants`: no ACE grants it.
+    pub decided_by: &'static str,
+    /// The deciding ACE's index in the DACL and its SDDL.
+    pub ace_index: Option<usize>,
+    pub ace: Option<String>,
+    /// Decided by the second check of a write-restricted token.
+    pub restricted_check: bool,
+    /// The ACE of a healthy install of this Windows version that grants it.
+    pub healthy_ace: Option<String>,
+}
+
+impl AccessDenial {
+    /// The denial in one sentence: key, SID, rights, the deciding ACE and the healthy one.
+    pub fn sentence(&self) -> String {
+        let by = match (&self.ace, self.ace_index) {
+            (Some(a), Some(i)) => format!("denied by ACE [{i}] {a}"),
+            _ => "no ACE grants it".to_string(),
+        };
+        let healthy = self
+            .healthy_ace
+            .as_ref()
+            .map(|a| format!("; a healthy install grants it by {a}"))
+            .unwrap_or_default();
+        format!(
+            "{}: {} is not granted {} ({by}{}{healthy})",
+            self.key,
+            self.sid_name,
+            self.rights.join(", "),
+            if self.restricted_check {
+                ", in the write-restricted token's second check"
+            } else {
+                ""
+            }
+        )
+    }
+}
+
+/// A key of one control set, resolved to its stored path.
+struct Found<'h> {
+    path: String,
+    need: Need,
+    key: Key<'h>,
+}
+
+/// The keys `need` names below `cs` (several for a `*`), with their stored names.
+fn resolve<'h>(hive: &'h Hive<&[u8]>, cs: &ControlSet, need: Need) -> Vec<Found<'h>> {
+    let (parent, all) = match need.key.strip_suffix(r"\*") {
+        Some(p) => (p, true),
+        None => (need.key, false),
+    };
+    let Ok(Some(mut key)) = hive.key(&cs.name) else {
+        return Vec::new();
+    };
+    let mut path = cs.name.clone();
+    for part in parent.split('\\') {
+        match key.subkey(part) {
+            Ok(Some(k)) => {
+                path.push('\\');
+                path.push_str(&k.name().to_string_lossy());
+                key = k;
+            }
+            _ => return Vec::new(),
+        }
+    }
+    if !all {
+        return vec![Found { path, need, key }];
+    }
+    let Ok(subkeys) = key.subkeys() else {
+        return Vec::new();
+    };
+    subkeys
+        .filter_map(|k| k.ok())
+        .map(|k| Found {
+            path: format!(r"{path}\{}", k.name().to_string_lossy()),
+            need,
+            key: k,
+        })
+        .collect()
+}
+
+/// The rights of `sd` the token misses, as denials.
+fn denials(
+    sd: &SecurityDescriptor,
+    token: &Token,
+    account: &str,
+    service: &str,
+    healthy: Option<&SecurityDescriptor>,
+    cs: &ControlSet,
+    f: &Found,
+) -> Vec<AccessDenial> {
+    let access = sd.access(token, f.need.rights);
+    if access.allowed() {
+        return Vec::new();
+    }
+    let dacl = sd.dacl.acl();
+    // One denial per deciding ACE (or none): the rights it decides together.
+    let mut out: Vec<AccessDenial> = Vec::new();
+    for d in &access.denials {
+        let ace = match d.by {
+            Decider::Ace(i) => dacl.and_then(|a| a.aces.get(i)).map(|a| (i, a)),
+            _ => None,
+        };
+        // The ACE of the healthy descriptor that grants this right to the token.
+        let healthy_ace = healthy.and_then(|h| {
+            h.dacl.acl()?.aces.iter().find(|a| {
+                a.ace_type.is_allow()
+                    && !a.is_inherit_only()
+                    && a.sid.as_ref().is_some_and(|s| token.has(s))
+                    && regf::security::map_generic(a.mask) & d.bit != 0
+            })
+        });
+        let sid = ace
+            .and_then(|(_, a)| a.sid.clone())
+            .or_else(|| healthy_ace.and_then(|a| a.sid.clone()))
+            .unwrap_or_else(|| token.user.clone());
+        let index = ace.map(|(i, _)| i);
+        if let Some(prev) = out
+            .iter_mut()
+            .find(|p| p.ace_index == index && p.restricted_check == d.restricted)
+        {
+            prev.mask |= d.bit;
+            prev.rights = key_rights(prev.mask);
+            continue;
+        }
+        out.push(AccessDenial {
+            object: "key",
+            control_set: cs.name.clone(),
+            key: f.path.clone(),
+            service: service.into(),
+            account: account.into(),
+            rights: key_rights(d.bit),
+            mask: d.bit,
+            sid_name: sid_text(&sid, service),
+            sid: sid.to_string(),
+            decided_by: if index.is_some() {
+                "deny_ace"
+            } else {
+                "no_ace_grants"
+            },
+            ace_index: index,
+            ace: ace.map(|(_, a)| a.sddl()),
+            restricted_check: d.restricted,
+            healthy_ace: healthy_ace.map(|a| a.sddl()),
+        });
+    }
+    out
+}
+
+/// The DACL control bits that travel with the DACL.
+const DACL_CONTROL: u16 = SE_DACL_PROTECTED | SE_DACL_AUTO_INHERITED | SE_DACL_AUTO_INHERIT_REQ;
+
+/// `current` with the healthy DACL (and its control bits); owner, group and SACL kept.
+fn with_healthy_dacl(
+    current: Option<&SecurityDescriptor>,
+    healthy: &SecurityDescriptor,
+) -> Vec<u8> {
+    match current {
+        Some(c) => SecurityDescriptor {
+            control: (c.control & !DACL_CONTROL) | (healthy.control & DACL_CONTROL),
+            dacl: healthy.dacl.clone(),
+            ..c.clone()
+        }
+        .to_bytes(),
+        // An unreadable descriptor is replaced whole.
+        None => healthy.to_bytes(),
+    }
+}
+
+/// What a service needs on its image and DLL: FILE_GENERIC_READ | FILE_GENERIC_EXECUTE (`RX`,
+/// 0x1200a9), the right BUILTIN\Users has on every System32 file of a healthy install.
+pub const FILE_READ_EXECUTE: u32 = 0x0012_00A9;
+
+/// The names of a file access mask's bits (winnt.h FILE_*), lowest first.
+pub fn file_rights(mask: u32) -> Vec<String> {
+    const NAMES: &[(u32, &str)] = &[
+        (0x1, "ReadData"),
+        (0x2, "WriteData"),
+        (0x4, "AppendData"),
+        (0x8, "ReadEA"),
+        (0x10, "WriteEA"),
+        (0x20, "Execute"),
+        (0x40, "DeleteChild"),
+        (0x80, "ReadAttributes"),
+        (0x100, "WriteAttributes"),
+        (DELETE, "Delete"),
+        (regf::security::READ_CONTROL, "ReadControl"),
+        (regf::security::WRITE_DAC, "WriteDac"),
+        (regf::security::WRITE_OWNER, "WriteOwner"),
+        (regf::security::SYNCHRONIZE, "Synchronize"),
+    ];
+    let mut rest = mask;
+    let mut out: Vec<String> = NAMES
+        .iter()
+        .filter(|&&(b, _)| mask & b != 0)
+        .map(|&(b, n)| {
+            rest &= !b;
+            n.to_string()
+        })
+        .collect();
+    if rest != 0 {
+        out.push(format!("0x{rest:x}"));
+    }
+    out
+}
+
+/// The service's image (svchost.exe) and service DLL, as the registry names them.
+fn service_files(svc: &Service) -> Vec<String> {
+    let mut v = Vec::new();
+    if let Some(p) = svc.image_path.ok() {
+        v.push(winsvc::image_file(p));
+    }
+    if let Some(d) = svc
+        .parameters_service_dll
+        .ok()
+        .or_else(|| svc.service_dll.ok())
+    {
+        v.push(d.clone());
+    }
+    v
+}
+
+/// Checks that the token may read and execute the service's files on the NTFS volume; each
+/// denial comes with the icacls line that gives the access back (NTFS descriptors are not
+/// written by winrescue). Returns the denials and what could not be read.
+fn check_files(
+    w: &Offline,
+    svc: &Service,
+    token: &Token,
+    account: &str,
+    cs: &ControlSet,
+) -> (Vec<AccessDenial>, Vec<String>) {
+    let mut out = Vec::new();
+    let mut unreadable = Vec::new();
+    for file in service_files(svc) {
+        let path = rescue::target::volume_path(&file);
+        let bytes = match w.target().file_security(w.install(), &path) {
+            Ok(Some(b)) => b,
+            // A missing file is the service rule's (error 2 / 126).
+            Ok(None) => continue,
+            Err(e) => {
+                unreadable.push(format!("{path}: {e}"));
+                continue;
+            }
+        };
+        let sd = match SecurityDescriptor::parse(&bytes) {
+            Ok(sd) => sd,
+            Err(e) => {
+                unreadable.push(format!("{path}: its security descriptor: {e}"));
+                continue;
+            }
+        };
+        let access = sd.access_as(token, FILE_READ_EXECUTE, &GenericMapping::FILE);
+        let dacl = sd.dacl.acl();
+        for d in &access.denials {
+            let ace = match d.by {
+                Decider::Ace(i) => dacl.and_then(|a| a.aces.get(i)).map(|a| (i, a)),
+                _ => None,
+            };
+            let index = ace.map(|(i, _)| i);
+            if let Some(prev) = out.iter_mut().find(|p: &&mut AccessDenial| {
+                p.key == path && p.ace_index == index && p.restricted_check == d.restricted
+            }) {
+                prev.mask |= d.bit;
+                prev.rights = file_rights(prev.mask);
+                continue;
+            }
+            let sid = ace
+                .and_then(|(_, a)| a.sid.clone())
+                .unwrap_or_else(|| token.user.clone());
+            out.push(AccessDenial {
+                object: "file",
+                control_set: cs.name.clone(),
+                key: path.clone(),
+                service: svc.name.clone(),
+                account: account.into(),
+                rights: file_rights(d.bit),
+                mask: d.bit,
+                sid_name: sid_text(&sid, &svc.name),
+                sid: sid.to_string(),
+                decided_by: if index.is_some() {
+                    "deny_ace"
+                } else {
+                    "no_ace_grants"
+                },
+                ace_index: index,
+                ace: ace.map(|(_, a)| a.sddl()),
+                restricted_check: d.restricted,
+                healthy_ace: Some("(A;;0x1200a9;;;BU)".into()),
+            });
+        }
+    }
+    (out, unreadable)
+}
+
+/// The icacls lines that give a file denial's access back on the console.
+fn icacls(d: &AccessDenial) -> String {
+    let file = format!(r"C:\{}", d.key);
+    match d.ace_index {
+        Some(_) => format!("icacls \"{file}\" /remove:d *{}", d.sid),
+        None => format!("icacls \"{file}\" /grant *{}:(RX)", d.sid),
+    }
+}
+
+impl AccessRule {
+    pub fn id(&self) -> String {
+        format!("access:{}", self.service)
+    }
+}
+
+impl Rule for AccessRule {
+    fn meta(&self) -> Meta {
+        Meta {
+            id: self.id(),
+            stage: self.stage,
+            severity: self.severity,
+            checks: format!(
+                "{} ({}) may open the registry keys it needs",
+                self.display_name, self.service
+            ),
+            why: format!(
+                "a key whose permissions deny the {} its access makes it fail with error 5 (access denied)",
+                self.display_name
+            ),
+            article: "troubleshoot-rdp-dhcp-disabled".into(),
+        }
+    }
+
+    fn check(&self, w: &Offline, _: &Options) -> Finding {
+        let meta = self.meta();
+        let model = w.model();
+        let boot = match model.boot_set() {
+            Ok(cs) => cs,
+            Err(e) => return meta.cannot_tell(e.to_string()),
+        };
+        if boot.service(self.service).is_none() {
+            return crate::value::not_checked(
+                &meta,
+                &format!(
+                    "{} is not installed in {} (service:{} reports it)",
+                    self.service, boot.name, self.service
+                ),
+            );
+        }
+        let hive = match w.system().hive() {
+            Ok(h) => h,
+            Err(e) => return meta.cannot_tell(e.to_string()),
+        };
+        let family = w.version().family;
+        let mut found: Vec<AccessDenial> = Vec::new();
+        let mut changes = Vec::new();
+        let mut unresolved = Vec::new();
+        let mut locations = Vec::new();
+        let mut checked = 0usize;
+        for cs in &model.control_sets {
+            let Some(svc) = cs.service(self.service) else {
+                continue;
+            };
+            let (token, account) = match service_token(svc) {
+                Ok(t) => t,
+                Err(why) if cs.number == boot.number => return meta.cannot_tell(why),
+                Err(_) => continue,
+            };
+            let account = svc
+                .object_name
+                .ok()
+                .cloned()
+                .unwrap_or_else(|| format!("{account:?}"));
+            if cs.number == boot.number && w.files_checked() {
+                let (files, unreadable) = check_files(w, svc, &token, &account, cs);
+                for d in &files {
+                    locations.push(Location {
+                        hive: HiveId::System,
+                        key: svc.key_path.clone(),
+                        value: Some("ImagePath / ServiceDll".into()),
+                    });
+                    unresolved.push(format!(
+                        "{}: NTFS permissions are not written by winrescue; on the console: {}",
+                        d.key,
+                        icacls(d)
+                    ));
+                }
+                found.extend(files);
+                unresolved.extend(unreadable);
+            }
+            for need in self.needs {
+                let healthy = baseline(family, need.key);
+                for f in resolve(&hive, cs, *need) {
+                    checked += 1;
+                    let sk = f.key.security();
+                    let bytes = sk.as_ref().map(|s| s.descriptor.to_vec()).ok();
+                    let sd = bytes
+                        .as_deref()
+                        .and_then(|b| SecurityDescriptor::parse(b).ok());
+                    let list = match &sd {
+                        Some(sd) => {
+                            denials(sd, &token, &account, self.service, healthy.as_ref(), cs, &f)
+                        }
+                        None => {
+                            unresolved.push(format!(
+                                "{}: its security descriptor cannot be read",
+                                f.path
+                            ));
+                            Vec::new()
+                        }
+                    };
+                    if list.is_empty() && sd.is_some() {
+                        continue;
+                    }
+                    locations.push(Location {
+                        hive: HiveId::System,
+                        key: f.path.clone(),
+                        value: None,
+                    });
+                    found.extend(list);
+                    let Some(h) = &healthy else {
+                        unresolved.push(format!(
+                            "{}: no healthy descriptor of this key is known for {family:?}",
+                            f.path
+                        ));
+                        continue;
+                    };
+                    let new = with_healthy_dacl(sd.as_ref(), h);
+                    let fixes = SecurityDescriptor::parse(&new)
+                        .map(|n| n.access(&token, need.rights).allowed())
+                        .unwrap_or(false);
+                    if !fixes {
+                        unresolved.push(format!(
+                            "{}: the healthy DACL does not grant it either: the token is the cause (ObjectName {account}, ServiceSidType {})",
+                            f.path,
+                            svc.service_sid_type.ok().copied().unwrap_or(0)
+                        ));
+                        continue;
+                    }
+                    match Change::set_security(
+                        HiveId::System,
+                        &f.path,
+                        new,
+                        bytes.unwrap_or_default(),
+                        format!(
+                            "{}: the {family:?} DACL, so that the {} {}",
+                            self.id(),
+                            self.display_name,
+                            need.what
+                        ),
+                    ) {
+                        Ok(c) => changes.push(c),
+                        Err(e) => unresolved.push(format!("{}: {e}", f.path)),
+                    }
+                }
+            }
+        }
+        let boot_broken = found.iter().any(|d| d.control_set == boot.name)
+            || locations
+                .iter()
+                .any(|l| l.key.split('\\').next() == Some(boot.name.as_str()));
+        if found.is_empty() && unresolved.is_empty() {
+            let mut f = meta.finding(Status::Healthy, meta.checks.clone());
+            f.found = Some(format!(
+                "{checked} keys checked, every needed right granted"
+            ));
+            return f;
+        }
+        if found.is_empty() {
+            // Nothing denied, but something could not be read: the disk does not settle it.
+            let mut f = meta.cannot_tell(unresolved.join("; "));
+            f.locations = locations;
+            return f;
+        }
+        let first = found
+            .first()
+            .map(AccessDenial::sentence)
+            .unwrap_or_default();
+        let title = format!(
+            "{} ({}) will fail with error 5 ERROR_ACCESS_DENIED: {first}",
+            self.display_name, self.service
+        );
+        let mut f = meta.finding(Status::Broken, title);
+        if !boot_broken {
+            // Only another control set (Last Known Good) is affected.
+            f.severity = Severity::MayBlock;
+        }
+        f.locations = locations;
+        f.found = Some(
+            found
+                .iter()
+                .map(AccessDenial::sentence)
+                .chain(unresolved.iter().cloned())
+                .collect::<Vec<_>>()
+                .join("; "),
+        );
+        f.expected = Some(format!(
+            "the {} ({}) granted {} as on a healthy {family:?}",
+            self.display_name,
+            self.service,
+            self.needs
+                .iter()
+                .map(|n| format!("{} on {}", key_rights(n.rights).join("+"), n.key))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        f.runbook = crate::service::runbook(&changes, &boot.name);
+        for d in found.iter().filter(|d| d.object == "file") {
+            f.runbook.cmd.push(icacls(d));
+            f.runbook
+                .powershell
+                .push(icacls(d).replacen("icacls", "icacls.exe", 1));
+        }
+        f.changes = changes;
+        f.unresolved = unresolved;
+        f.access = found;
+        f
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use regf::security::AclField;
+
+    #[test]
+    fn every_baseline_parses_and_matches_its_sddl() {
+        for b in &baselines().baselines {
+            let sd = SecurityDescriptor::parse(&unhex(&b.descriptor).unwrap()).unwrap();
+            assert_eq!(sd.sddl(), b.sddl, "{:?} {}", b.family, b.key);
+        }
+    }
+
+    #[test]
+    fn every_need_has_a_baseline_per_version() {
+        for r in &RULES {
+            for n in r.needs {
+                for fam in [Family::Windows7, Family::Windows8, Family::Windows10] {
+                    assert!(baseline(fam, n.key).is_some(), "{fam:?} {}", n.key);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn keeping_owner_group_and_sacl() {
+        let healthy = baseline(Family::Windows10, r"Services\Dhcp").unwrap();
+        let mut other = healthy.clone();
+        other.owner = Some(Sid::new(5, &[32, 544]));
+        other.dacl = AclField::Null;
+        let new = SecurityDescriptor::parse(&with_healthy_dacl(Some(&other), &healthy)).unwrap();
+        assert_eq!(new.owner, other.owner);
+        assert_eq!(new.sacl, other.sacl);
+        assert_eq!(new.dacl, healthy.dacl);
+    }
+}
