@@ -102,7 +102,16 @@ fn diagnose_text_over_http_names_the_url_redacted() {
     assert_no_secret(&stdout);
     assert!(stdout.contains("sig=REDACTED"), "{stdout}");
     assert!(stdout.contains("will not start: error 1058"), "{stdout}");
-    assert!(stdout.contains("rescue VM"), "{stdout}");
+    // The repair command to run names no URL (the one shown is redacted), and says how to
+    // get a writable one.
+    assert!(
+        stdout.contains("winrescue repair 'URL' --apply"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("az disk grant-access --access-level Write"),
+        "{stdout}"
+    );
 }
 
 #[test]

@@ -135,22 +135,20 @@ pub struct Target {
 
 impl Target {
     /// Opens a target for reading, or for reading and writing (an exclusive lock on images).
-    /// `path` may be an `http://` or `https://` URL of a disk image (read-only).
+    /// `path` may be an `http://` or `https://` URL of a disk image; for writing, an Azure
+    /// page blob with a SAS that allows writing (see [`vdisk::remote`]).
     pub fn open(path: impl AsRef<Path>, write: bool) -> Result<Target> {
         let path = path.as_ref().to_path_buf();
         // A URL is a disk image read over HTTP; it is never looked up on the file system, and
         // only its redacted form is kept (see `vdisk::remote::redact_url`).
         if let Some(url) = path.to_str().filter(|p| vdisk::remote::is_url(p)) {
             let shown = PathBuf::from(vdisk::remote::redact_url(url));
-            if write {
-                // vdisk writes a page blob (Put Page under If-Match), but the undo journal
-                // keeps and re-reads its devices by local path: no write goes around it.
-                return Err(Error::Refused(format!(
-                    "{}: writing through a URL is not available yet (the undo journal handles local disks only); repair the disk attached to a rescue VM (az vm repair create), or a downloaded copy",
-                    shown.display()
-                )));
-            }
-            return Target::on_disk(shown, Disk::open(url)?);
+            let disk = if write {
+                Disk::open_rw(url)?
+            } else {
+                Disk::open(url)?
+            };
+            return Target::on_disk(shown, disk);
         }
         if is_xz(&path) {
             return open_xz(path, write);
@@ -836,6 +834,10 @@ impl Target {
     /// image or device, the hive file, or, for a folder, its SYSTEM hive (so that the folder and
     /// the hive file opened on its own find the same journal).
     pub fn anchor(&self, install: &Install) -> PathBuf {
+        // A disk behind a URL: the blob it names, without the SAS (journals never keep it).
+        if let Some(address) = self.disk.as_ref().and_then(Disk::address) {
+            return PathBuf::from(address);
+        }
         let p = match self.kind {
             TargetKind::Folder => self
                 .hive_file_path(install, &install.system_path)

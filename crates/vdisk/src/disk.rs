@@ -254,6 +254,19 @@ impl Disk {
         self.backing.etag()
     }
 
+    /// For an image behind a URL, the blob or file it names, without the query string (a SAS)
+    /// or user information: what a journal may record. `None` for a local image.
+    pub fn address(&self) -> Option<String> {
+        self.backing.address()
+    }
+
+    /// For an image behind a URL: asks the server, past the cache, whether the image still
+    /// has [`Disk::etag`]; an error (412) if anyone else changed it. Nothing to do locally,
+    /// where the exclusive lock keeps other writers out.
+    pub fn revalidate(&self) -> Result<()> {
+        self.backing.revalidate()
+    }
+
     /// Problems accepted by a lenient open (empty after a strict one).
     pub fn warnings(&self) -> &[String] {
         &self.warnings

@@ -85,6 +85,22 @@ pub fn redact_url(url: &str) -> String {
     out
 }
 
+/// The blob (or file) a URL names, without anything secret: `scheme://host/path`, with no user
+/// information, query string (a SAS) or fragment. What an undo journal records: the SAS is
+/// given again on the command line when the journal is undone.
+pub fn address(url: &str) -> String {
+    let url = url.split(['#', '?']).next().unwrap_or(url);
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    format!("{}://{host}{path}", scheme.to_ascii_lowercase())
+}
+
 /// `scheme://user:password@host/...` without the password.
 fn redact_userinfo(base: &str) -> String {
     let Some((scheme, rest)) = base.split_once("://") else {
@@ -360,6 +376,17 @@ impl Remote {
                             ),
                             after: retry_after,
                         },
+                        // An attempt before failed without a clear answer (a cut connection, a
+                        // 500 after the service took the pages): it may have been written, which
+                        // gave the blob a new ETag. If the pages hold exactly these bytes now,
+                        // that write was this one; the ETag that came with them is adopted.
+                        412 if attempt > 1 => {
+                            if let Some(tag) = self.holds_already(start, data)? {
+                                *self.etag.lock().unwrap_or_else(|e| e.into_inner()) = Some(tag);
+                                return Ok(());
+                            }
+                            return Err(self.refusal(412, code, ""));
+                        }
                         403 if code.as_deref() == Some("AuthorizationPermissionMismatch") => {
                             return Err(Error::RemoteReadOnly {
                                 url: self.shown.clone(),
@@ -400,6 +427,23 @@ impl Remote {
         }
     }
 
+    /// After a Put Page whose answer was lost: the blob's ETag now if `start..` holds exactly
+    /// `data` (read without `If-Match` and without the cache), `None` if it holds anything else.
+    fn holds_already(&self, start: u64, data: &[u8]) -> Result<Option<String>> {
+        let now = self.fetch(start, data.len() as u64, None)?;
+        Ok((now.data == data).then_some(now.etag).flatten())
+    }
+
+    /// Asks the server, bypassing the cache, whether the image still has the ETag read at open
+    /// (or given by this process's last write): a 412 error if anyone else changed it.
+    pub(crate) fn revalidate(&self) -> Result<()> {
+        let len = PAGE.min(self.len);
+        if len == 0 {
+            return Ok(());
+        }
+        self.fetch(0, len, self.etag().as_deref()).map(|_| ())
+    }
+
     /// Whether this image was opened for writing.
     pub(crate) fn writable(&self) -> bool {
         self.writable
@@ -408,6 +452,11 @@ impl Remote {
     /// The ETag now: read at open, changed by each write of this process.
     pub(crate) fn current_etag(&self) -> Option<String> {
         self.etag()
+    }
+
+    /// What the URL names, without secrets.
+    pub(crate) fn address(&self) -> String {
+        address(&self.url)
     }
 
     /// The URL as it may be shown.
@@ -742,6 +791,11 @@ mod tests {
             "http://u:REDACTED@h:8/x?X-Amz-Signature=REDACTED"
         );
         assert_eq!(redact_url("http://h/x.raw"), "http://h/x.raw");
+        assert_eq!(
+            address("HTTPS://u:pw@md-x.blob.core.windows.net/c/abcd?sv=1&sig=c2Vj#f"),
+            "https://md-x.blob.core.windows.net/c/abcd"
+        );
+        assert_eq!(address("http://h:80/a?x"), "http://h:80/a");
     }
 
     #[test]

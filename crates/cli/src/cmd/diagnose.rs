@@ -80,11 +80,12 @@ pub fn run(a: DiagnoseArgs, out: &mut dyn Write) -> Result<ExitCode> {
                 "to repair (a dry run first, then --apply; an undo journal is kept):"
             )?;
             if report.transfer.is_some() {
+                // The URL shown is redacted: the user gives one with a SAS that allows writing.
                 writeln!(
                     out,
-                    "    winrescue writes to a local image or to the disk attached to a rescue VM: see the README"
+                    "    winrescue repair 'URL' --apply   (the URL of a disk with a SAS that allows writing: az disk grant-access --access-level Write; a snapshot's SAS is read-only, see the README)"
                 )?;
-                return Ok(ExitCode::from(1));
+                return Ok(ExitCode::from(report.exit_code()));
             }
             let shown = target.display().to_string();
             let target = match shown.strip_suffix(".xz") {
