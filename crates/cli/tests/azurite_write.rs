@@ -371,3 +371,61 @@ fn a_network_gone_part_way_leaves_a_pending_journal_that_resolves() {
     }
     run.no_secret(&rw);
 }
+
+/// `reg add` and `sc config` write a blob as `repair` does, each undone bit for bit.
+#[test]
+fn reg_add_and_sc_config_on_a_blob() {
+    let Some(az) = start() else { return };
+    let original = upload(&az, "cmd.raw");
+    let rw = blob_sas("cmd.raw", "rw", "", FOREVER);
+    let url = az.blob_url("cmd.raw", &rw);
+    let mut run = Run::new();
+    let writes: [&[&str]; 2] = [
+        &[
+            "reg",
+            &url,
+            "add",
+            r"HKLM\SYSTEM\ControlSet001\Services\Dhcp",
+            "/v",
+            "Start",
+            "/t",
+            "REG_DWORD",
+            "/d",
+            "2",
+            "/f",
+        ],
+        &["sc", &url, "config", "DHCP", "start=", "auto"],
+    ];
+    let query = [
+        "reg",
+        &url,
+        "query",
+        r"HKLM\SYSTEM\ControlSet001\Services\Dhcp",
+        "/v",
+        "Start",
+    ];
+    for (n, args) in writes.into_iter().enumerate() {
+        // (The arguments hold the SAS: never put in a message.)
+        let (code, out, err) = run.winrescue(args);
+        assert_eq!(code, 0, "write {n}: {out}{err}");
+        let (code, out, err) = run.winrescue(&query);
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains("REG_DWORD    0x2"), "write {n}: {out}");
+        let journal = run
+            .journals(".json")
+            .into_iter()
+            .rev()
+            .find(|p| p.to_string_lossy().contains("-undo-"))
+            .unwrap();
+        std::fs::rename(&journal, journal.with_extension("done")).unwrap();
+        let moved = journal.with_extension("done");
+        let (code, out, err) = run.winrescue(&["undo", moved.to_str().unwrap(), "--url", &url]);
+        assert_eq!(code, 0, "{out}{err}");
+        assert_eq!(
+            sha256(&az.download("cmd.raw")),
+            sha256(&original),
+            "write {n}"
+        );
+    }
+    run.no_secret(&rw);
+}
