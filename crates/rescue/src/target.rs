@@ -343,12 +343,37 @@ impl Target {
         f(vol, &mut slice)
     }
 
+    /// For a disk behind a URL: fetches the data runs of `files` (of `install`'s volume) into
+    /// the disk's cache with several requests at once, before they are read run by run.
+    fn prefetch(&self, install: &Install, files: &[&FileEntry]) -> Result<()> {
+        let Some(disk) = self.disk.as_ref().filter(|d| d.address().is_some()) else {
+            return Ok(());
+        };
+        let start = install.partition_start.unwrap_or(0);
+        let mut ranges = Vec::new();
+        for f in files {
+            let size = f.size();
+            for e in f.extents() {
+                let (Some(at), true) = (e.partition_offset, e.file_offset < size) else {
+                    continue;
+                };
+                if let Some(at) = start.checked_add(at) {
+                    ranges.push((at, e.len.min(size - e.file_offset)));
+                }
+            }
+        }
+        Ok(disk.prefetch(&ranges)?)
+    }
+
     /// Reads a file of the install by its Windows path (e.g. `Windows\System32\winevt\Logs\System.evtx`).
     /// `None` if it does not exist.
     pub fn read_file(&self, install: &Install, path: &str) -> Result<Option<Vec<u8>>> {
         match self.kind {
             TargetKind::Disk => self.with_volume(install, |vol, s| match vol.lookup(s, path)? {
-                Some(e) if !e.is_directory() => Ok(Some(vol.read_file(s, &e)?)),
+                Some(e) if !e.is_directory() => {
+                    self.prefetch(install, &[&e])?;
+                    Ok(Some(vol.read_file(s, &e)?))
+                }
                 _ => Ok(None),
             }),
             TargetKind::Folder => match find_ci(&self.path, path) {
@@ -409,6 +434,10 @@ impl Target {
         let (on_disk, logs): (Vec<u8>, Vec<(String, Vec<u8>)>) = match self.kind {
             TargetKind::Disk => self.with_volume(install, |vol, s| {
                 let files = vol.hive_files(s, hive_path)?;
+                let logs = [&files.log1, &files.log2, &files.log];
+                let mut all = vec![&files.hive];
+                all.extend(logs.into_iter().flatten());
+                self.prefetch(install, &all)?;
                 let hive = vol.read_file(s, &files.hive)?;
                 let mut logs = Vec::new();
                 for e in [&files.log1, &files.log2, &files.log].into_iter().flatten() {

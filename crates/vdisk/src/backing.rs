@@ -146,6 +146,15 @@ impl Backing {
         }
     }
 
+    /// For a remote image: fetches `ranges` (file offset, length) into the cache, several at
+    /// once (see [`Remote::prefetch`]). Nothing to do for a local file.
+    pub(crate) fn prefetch(&self, ranges: &[(u64, u64)]) -> Result<()> {
+        match &self.source {
+            Source::Remote(r) => r.prefetch(ranges),
+            Source::File(_) => Ok(()),
+        }
+    }
+
     /// For a remote image: asks the server whether it is unchanged (see [`Remote::revalidate`]).
     pub(crate) fn revalidate(&self) -> Result<()> {
         match &self.source {

@@ -28,6 +28,14 @@ const READ_AHEAD_BLOCKS: u64 = 16;
 const CACHE_BLOCKS: usize = 1024;
 /// The largest range asked for in one request; a longer read is split.
 const MAX_REQUEST: u64 = 16 << 20;
+/// Prefetched runs are fetched in pieces of at most this size, several at once: one
+/// connection's throughput is bounded (on Azure some tens of MB/s), several are not.
+const PREFETCH_PIECE: u64 = 4 << 20;
+/// Requests a prefetch has in flight at once.
+const PREFETCH_JOBS: usize = 8;
+/// The most one prefetch brings into the cache: half of it, so that it never evicts what it
+/// fetched itself, nor all that was read before.
+const MAX_PREFETCH: u64 = (CACHE_BLOCKS as u64 / 2) * BLOCK;
 /// Attempts per request, the first one included.
 const MAX_ATTEMPTS: u32 = 6;
 /// Total time spent retrying one request before giving up.
@@ -528,6 +536,76 @@ impl Remote {
             block += 1;
         }
         Ok(())
+    }
+
+    /// Brings the blocks of `ranges` (offset, length) that are not cached yet into the cache,
+    /// with up to [`PREFETCH_JOBS`] ranged GETs at once: the data runs of a hive or a log,
+    /// which would otherwise be read one run after the other. Ranges past the end are
+    /// clipped; nothing is fetched when they hold more than [`MAX_PREFETCH`] bytes.
+    pub(crate) fn prefetch(&self, ranges: &[(u64, u64)]) -> Result<()> {
+        let mut blocks: Vec<u64> = Vec::new();
+        for &(offset, len) in ranges {
+            let end = offset.saturating_add(len).min(self.len);
+            if offset >= end {
+                continue;
+            }
+            let (first, last) = (offset / BLOCK, (end - 1) / BLOCK);
+            if (last - first + 1) * BLOCK > MAX_PREFETCH {
+                return Ok(());
+            }
+            blocks.extend(first..=last);
+        }
+        blocks.sort_unstable();
+        blocks.dedup();
+        {
+            let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            blocks.retain(|b| !cache.contains(*b));
+        }
+        if blocks.len() as u64 * BLOCK > MAX_PREFETCH {
+            return Ok(());
+        }
+        // Runs of consecutive missing blocks, cut into pieces: (first block, block count).
+        let per_piece = PREFETCH_PIECE / BLOCK;
+        let mut pieces: Vec<(u64, u64)> = Vec::new();
+        for b in blocks {
+            match pieces.last_mut() {
+                Some((first, n)) if *first + *n == b && *n < per_piece => *n += 1,
+                _ => pieces.push((b, 1)),
+            }
+        }
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let failed: Mutex<Option<Error>> = Mutex::new(None);
+        std::thread::scope(|scope| {
+            for _ in 0..PREFETCH_JOBS.min(pieces.len()) {
+                scope.spawn(|| loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(&(first, n)) = pieces.get(i) else {
+                        break;
+                    };
+                    let start = first * BLOCK;
+                    let len = ((first + n) * BLOCK).min(self.len) - start;
+                    match self.fetch(start, len, self.etag().as_deref()) {
+                        Ok(f) => {
+                            let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+                            for (k, chunk) in f.data.chunks(BLOCK as usize).enumerate() {
+                                cache.insert(first + k as u64, chunk.to_vec());
+                            }
+                        }
+                        Err(e) => {
+                            failed
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .get_or_insert(e);
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        match failed.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 
     /// GETs `start..start + len` with retries.
