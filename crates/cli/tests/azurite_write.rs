@@ -170,7 +170,7 @@ fn repair_a_blob_then_undo_it_bit_for_bit() {
 #[test]
 fn undo_is_refused_when_someone_else_wrote_the_blob() {
     let Some(az) = start() else { return };
-    let original = upload(&az, "other.raw");
+    upload(&az, "other.raw");
     let rw = blob_sas("other.raw", "rw", "", FOREVER);
     let url = az.blob_url("other.raw", &rw);
     let mut run = Run::new();

@@ -110,12 +110,13 @@ pub enum Error {
 
     /// A blob's ETag is not the one its journal recorded after the write: someone else wrote
     /// it since. Nothing was changed.
-    #[error("journal {journal}: {blob} was written by someone else since this journal's write (its ETag is {now}, the journal recorded {recorded}); nothing was changed")]
+    #[error("journal {journal}: {blob} was written by someone else since this journal's write (its ETag is {}, the journal recorded {}); nothing was changed", etags.1, etags.0)]
     RemoteChanged {
         journal: PathBuf,
         blob: String,
-        recorded: String,
-        now: String,
+        /// The ETag recorded after the write, and the one now (boxed: a rare error keeps
+        /// every `Result` of the crate small).
+        etags: Box<(String, String)>,
     },
 
     #[error("verification failed after writing {path}: {what}")]

@@ -1126,8 +1126,7 @@ fn open_devices(j: &Journal, journal_path: &Path, urls: &[String]) -> Result<Vec
                         return Err(Error::RemoteChanged {
                             journal: journal_path.into(),
                             blob: d.path.display().to_string(),
-                            recorded: recorded.clone(),
-                            now,
+                            etags: Box::new((recorded.clone(), now)),
                         });
                     }
                 }
