@@ -72,19 +72,19 @@ struct Cli {
 enum Command {
     /// Find out why RDP cannot reach the VM, from the disk alone: every check on the way of a connection.
     #[command(
-        after_help = "Examples:\n  winrescue diagnose osdisk.vhd\n  winrescue diagnose /dev/sdc --json\n  winrescue diagnose SYSTEM        (a bare SYSTEM hive file)"
+        after_help = "Examples:\n  winrescue diagnose osdisk.vhd\n  winrescue diagnose 'https://md-x.blob.core.windows.net/abcd/abcd?sv=...&sig=...'   (a SAS URL)\n  winrescue diagnose --targets-from disks.txt --shard \"$JOB_COMPLETION_INDEX/8\" --jobs 8 --json"
     )]
     Diagnose(cmd::diagnose::DiagnoseArgs),
     /// Fix what diagnose finds on the disk (a dry run unless --apply; an undo journal is kept).
     #[command(
-        after_help = "Examples:\n  winrescue repair osdisk.vhd              (a dry run: shows the changes)\n  winrescue repair osdisk.vhd --apply      (writes them, prints the undo command)\n  winrescue repair osdisk.vhd --own-process --apply"
+        after_help = "Examples:\n  winrescue repair osdisk.vhd              (a dry run: shows the changes)\n  winrescue repair osdisk.vhd --apply      (writes them, prints the undo command)\n  winrescue repair 'https://md-x.blob.core.windows.net/abcd/abcd?sv=...&sp=rw&sig=...' --apply   (a SAS with write access: az disk grant-access --access-level Write)"
     )]
     Repair(cmd::repair::RepairArgs),
     /// The checks diagnose runs, with the Microsoft article each comes from.
     Rules(cmd::rules::RulesArgs),
     /// Put back what a repair wrote, from its journal.
     #[command(
-        after_help = "Examples:\n  winrescue undo osdisk.vhd.winrescue-undo-20261130T160000Z.json\n  winrescue undo osdisk.vhd.winrescue-journal            (an interrupted write: back to before it)\n  winrescue undo --redo osdisk.vhd.winrescue-journal     (an interrupted write: finish it)"
+        after_help = "Examples:\n  winrescue undo osdisk.vhd.winrescue-undo-20261130T160000Z.json\n  winrescue undo --redo osdisk.vhd.winrescue-journal     (an interrupted write: finish it; without --redo: back to before it)\n  winrescue undo abcd-0123456789abcdef.winrescue-undo-20261130T160000Z.json --url 'https://md-x.blob.core.windows.net/abcd/abcd?sv=...&sp=rw&sig=...'   (a blob: the journal never keeps its SAS)"
     )]
     Undo(cmd::undo::UndoArgs),
     /// Read, check, export and replay registry hive files (regf).

@@ -102,7 +102,16 @@ fn diagnose_text_over_http_names_the_url_redacted() {
     assert_no_secret(&stdout);
     assert!(stdout.contains("sig=REDACTED"), "{stdout}");
     assert!(stdout.contains("will not start: error 1058"), "{stdout}");
-    assert!(stdout.contains("rescue VM"), "{stdout}");
+    // The repair command to run names no URL (the one shown is redacted), and says how to
+    // get a writable one.
+    assert!(
+        stdout.contains("winrescue repair 'URL' --apply"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("az disk grant-access --access-level Write"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -299,4 +308,113 @@ fn many_url_targets_run_concurrently() {
         "16 URL targets, 20 ms per request: --jobs 1 {:.2} s, --jobs 8 {:.2} s",
         times[0], times[1]
     );
+}
+
+/// `--targets-from FILE` (comments and blank lines skipped, after the command line's targets)
+/// and `--shard I/N`: the N shards together diagnose every target exactly once, target k in
+/// shard k mod N (0-based), each shard in the list's order; a shard with nothing to do says
+/// nothing and exits 0.
+#[test]
+fn a_target_list_split_into_shards() {
+    let (_server, url) = serve(Behaviour::default());
+    let broken = fixtures::path(IMAGE);
+    let healthy = fixtures::path("images/gen2-gpt-win7-system.raw");
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("disks.txt");
+    let names = [
+        url.clone(),
+        healthy.display().to_string(),
+        "/nonexistent/a.vhd".to_string(),
+        broken.display().to_string(),
+        "/nonexistent/b.vhd".to_string(),
+    ];
+    std::fs::write(
+        &list,
+        format!(
+            "# the fleet\n\n{}\n   # a comment after blanks\n{}\n{}\n\n{}\n",
+            names[1], names[2], names[3], names[4]
+        ),
+    )
+    .unwrap();
+    let run = |shard: Option<&str>| {
+        let mut cmd = winrescue();
+        cmd.args([
+            "diagnose",
+            "--json",
+            "--jobs",
+            "2",
+            "--rule",
+            "service:Dhcp",
+        ])
+        .arg(&url)
+        .arg("--targets-from")
+        .arg(&list);
+        if let Some(s) = shard {
+            cmd.args(["--shard", s]);
+        }
+        let out = cmd.timeout(Duration::from_secs(180)).output().unwrap();
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        assert_no_secret(&stdout);
+        assert_no_secret(&String::from_utf8(out.stderr).unwrap());
+        let lines: Vec<Value> = stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        (lines, out.status.code().unwrap())
+    };
+    let target_of = |v: &Value| v["target"].as_str().unwrap().to_string();
+    let (all, code) = run(None);
+    assert_eq!(code, 3, "the worst: an unreadable target");
+    let shown: Vec<String> = all.iter().map(target_of).collect();
+    assert_eq!(shown.len(), 5);
+    assert!(shown[0].contains("sig=REDACTED"));
+    assert_eq!(shown[1..], names[1..]);
+
+    for n in [1usize, 2, 3, 7] {
+        let mut seen = Vec::new();
+        for i in 0..n {
+            let (lines, code) = run(Some(&format!("{i}/{n}")));
+            let mine: Vec<String> = lines.iter().map(target_of).collect();
+            let want: Vec<String> = shown
+                .iter()
+                .enumerate()
+                .filter(|(k, _)| k % n == i)
+                .map(|(_, t)| t.clone())
+                .collect();
+            assert_eq!(mine, want, "shard {i}/{n}");
+            let worst = lines
+                .iter()
+                .map(|l| match l["exit_code"].as_u64() {
+                    Some(c) => c as i32,
+                    None if dhcp(l)["code"].is_null() => 0,
+                    None => 1,
+                })
+                .max()
+                .unwrap_or(0);
+            assert_eq!(code, worst, "shard {i}/{n}: {lines:?}");
+            seen.extend(mine);
+        }
+        seen.sort();
+        let mut every = shown.clone();
+        every.sort();
+        assert_eq!(seen, every, "{n} shards cover the list once");
+    }
+
+    for bad in ["2/2", "1/0", "x"] {
+        let out = winrescue()
+            .args(["diagnose", "--targets-from"])
+            .arg(&list)
+            .args(["--shard", bad])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{bad}");
+    }
+    let out = winrescue()
+        .args(["diagnose", "--targets-from", "/nonexistent/list.txt"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8(out.stderr)
+        .unwrap()
+        .contains("/nonexistent/list.txt"));
 }

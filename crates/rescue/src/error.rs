@@ -103,6 +103,22 @@ pub enum Error {
         newer: Vec<PathBuf>,
     },
 
+    /// A journal writes a disk behind a URL, and no URL of that blob was given: journals
+    /// never keep the URL's query string (its SAS), so it must be given again.
+    #[error("journal {journal}: it writes {blob}, and no URL of that blob (with a SAS that allows writing) was given")]
+    NeedsUrl { journal: PathBuf, blob: String },
+
+    /// A blob's ETag is not the one its journal recorded after the write: someone else wrote
+    /// it since. Nothing was changed.
+    #[error("journal {journal}: {blob} was written by someone else since this journal's write (its ETag is {}, the journal recorded {}); nothing was changed", etags.1, etags.0)]
+    RemoteChanged {
+        journal: PathBuf,
+        blob: String,
+        /// The ETag recorded after the write, and the one now (boxed: a rare error keeps
+        /// every `Result` of the crate small).
+        etags: Box<(String, String)>,
+    },
+
     #[error("verification failed after writing {path}: {what}")]
     Verify { path: PathBuf, what: String },
 
@@ -143,10 +159,16 @@ impl Error {
             | Error::IncompleteHive { .. }
             | Error::HiveFileFull { .. }
             | Error::Interrupted { .. }
-            | Error::Changed { .. } => true,
+            | Error::Changed { .. }
+            | Error::RemoteChanged { .. }
+            | Error::NeedsUrl { .. } => true,
             Error::Disk(e) => matches!(
                 e,
-                vdisk::Error::Locked { .. } | vdisk::Error::ReadOnlyImage { .. }
+                vdisk::Error::Locked { .. }
+                    | vdisk::Error::ReadOnlyImage { .. }
+                    | vdisk::Error::RemoteReadOnly { .. }
+                    // A blob changed by someone else since it was opened (If-Match failed).
+                    | vdisk::Error::RemoteRefused { status: 412, .. }
             ),
             Error::Hive(regf::Error::NoRoom { .. } | regf::Error::Edit(_)) => true,
             _ => false,

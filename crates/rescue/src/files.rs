@@ -165,7 +165,13 @@ pub(crate) fn journal_key() -> Result<Vec<u8>> {
 /// `/var/lib/winrescue/journal.key` for root, else `$XDG_STATE_HOME/winrescue/journal.key` or
 /// `~/.local/state/winrescue/journal.key`.
 pub fn key_path() -> PathBuf {
-    let dir = if let Some(d) = std::env::var_os("WINRESCUE_STATE_DIR") {
+    state_dir().join("journal.key")
+}
+
+/// winrescue's own folder: `$WINRESCUE_STATE_DIR`, else `/var/lib/winrescue` for root, else
+/// `$XDG_STATE_HOME/winrescue` or `~/.local/state/winrescue`.
+pub fn state_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("WINRESCUE_STATE_DIR") {
         PathBuf::from(d)
     } else if rustix::process::geteuid().is_root() {
         PathBuf::from("/var/lib/winrescue")
@@ -175,8 +181,7 @@ pub fn key_path() -> PathBuf {
         PathBuf::from(h).join(".local/state/winrescue")
     } else {
         PathBuf::from("/var/lib/winrescue")
-    };
-    dir.join("journal.key")
+    }
 }
 
 fn read_key(path: &Path) -> Result<Vec<u8>> {

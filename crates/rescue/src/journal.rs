@@ -41,6 +41,21 @@
 //! an older winrescue, which would not truncate, refuses them; the others stay format 2.
 //! Disk images never change length: growth there is refused before anything is written.
 //!
+//! # Disks behind a URL
+//! An Azure page blob reached with a SAS URL is written with Put Page, each request guarded by
+//! `If-Match` with the ETag read at open (then the one each of this process's writes gave), so
+//! that a change made by anyone else in between is refused by the service. The journal is kept
+//! locally (in `$WINRESCUE_JOURNAL_DIR`, else `journals/` in winrescue's state folder, see
+//! [`files::state_dir`]); it names the blob by its address without the query string: the SAS
+//! is never written anywhere, and `undo` needs the URL with a SAS given again (see
+//! [`undo_remote`]). The device record keeps the ETag before the write and after it: an undo
+//! of a complete journal is refused when the blob's ETag is no longer the recorded one (someone
+//! else wrote it since). Each Put Page is atomic on the service (its pages are all written or
+//! none), and every range is at most 4 KiB here, so a dropped connection or a 503 leaves each
+//! range old or new, and the pending journal, written before the first request, says which
+//! (`undo` or `undo --redo` end in the original or the repaired disk). A VHDX is not written
+//! through a URL (Azure disks are fixed VHDs): its header could not be restored byte for byte.
+//!
 //! For a VHDX, the container's own header changes on the first write (a new DataWriteGuid, as
 //! the specification requires); the journal also keeps the raw first MiB of the file (the
 //! header section) so that undo gives back a file identical to the original, byte for byte.
@@ -75,7 +90,7 @@ const MAX_JOURNAL_BYTES: u64 = 1 << 30;
 pub fn pending_path(anchor: &Path) -> PathBuf {
     // One device reached by several names (a symlink, /dev/disk/by-id/...) must find the same
     // journal: resolve the name first.
-    let anchor = fs::canonicalize(anchor).unwrap_or_else(|_| anchor.to_path_buf());
+    let anchor = canonical(anchor).unwrap_or_else(|_| anchor.to_path_buf());
     let name = anchor
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -92,9 +107,24 @@ pub fn pending_path(anchor: &Path) -> PathBuf {
     };
     match std::env::var_os("WINRESCUE_JOURNAL_DIR") {
         Some(d) => shared(PathBuf::from(d)),
+        // A blob has no folder here: its journals go to winrescue's own.
+        None if is_url(&anchor) => shared(files::state_dir().join("journals")),
         None if anchor.starts_with("/dev") => shared(PathBuf::from("/var/lib/winrescue")),
         None => files::parent(&anchor).join(format!("{name}.winrescue-journal")),
     }
+}
+
+/// Whether `p` is the address of a disk behind a URL (see [`vdisk::remote::address`]).
+fn is_url(p: &Path) -> bool {
+    p.to_str().is_some_and(vdisk::remote::is_url)
+}
+
+/// `p` with symlinks resolved; a URL's address as it is.
+fn canonical(p: &Path) -> Result<PathBuf> {
+    if is_url(p) {
+        return Ok(p.to_path_buf());
+    }
+    fs::canonicalize(p).map_err(io(p))
 }
 
 /// Fails with [`Error::Interrupted`] if a write to `anchor` was interrupted.
@@ -166,6 +196,14 @@ pub struct DeviceRecord {
     /// (and their authentication code).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grown_len: Option<u64>,
+    /// Disks behind a URL: the blob's ETag when the write began. (Left out of the JSON when
+    /// absent, as `grown_len`.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag_before: Option<String>,
+    /// Disks behind a URL: the blob's ETag after the write (complete journals only); an undo
+    /// is refused when the blob has another one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag_after: Option<String>,
 }
 
 /// One range of a device.
@@ -287,10 +325,14 @@ impl Device {
         Ok(Device::File(real, f))
     }
 
-    /// The canonical path of the device.
+    /// The canonical path of the device; for a disk behind a URL, the blob's address without
+    /// its SAS.
     pub fn path(&self) -> PathBuf {
         match self {
             Device::Disk(d) => {
+                if let Some(address) = d.address() {
+                    return PathBuf::from(address);
+                }
                 let p = d.identity().path;
                 fs::canonicalize(&p).unwrap_or(p)
             }
@@ -346,7 +388,19 @@ impl Device {
 
     fn identity(&self) -> Option<Identity> {
         match self {
-            Device::Disk(d) => Some(d.identity()),
+            // A disk behind a URL is named by its address, never by its URL.
+            Device::Disk(d) => Some(Identity {
+                path: self.path(),
+                ..d.identity()
+            }),
+            Device::File(..) => None,
+        }
+    }
+
+    /// A disk behind a URL: its ETag now.
+    fn etag(&self) -> Option<String> {
+        match self {
+            Device::Disk(d) => d.etag(),
             Device::File(..) => None,
         }
     }
@@ -397,7 +451,7 @@ pub fn write(
     what: &str,
     crash: CrashAfter,
 ) -> Result<Written> {
-    let anchor = fs::canonicalize(anchor).map_err(io(anchor))?;
+    let anchor = canonical(anchor)?;
     let pending = pending_path(&anchor);
     let mut devices = Vec::with_capacity(writes.len());
     let mut records = Vec::with_capacity(writes.len());
@@ -460,13 +514,21 @@ pub fn write(
                 after: p.after.clone(),
             });
         }
+        let raw_header = raw_header(&w.device)?;
+        // The bytes above may have come from the cache: the blob itself must still be the one
+        // they were read from, or the journal's `before` bytes could be someone else's.
+        if let Device::Disk(d) = &w.device {
+            d.revalidate()?;
+        }
         records.push(DeviceRecord {
             path: w.device.path(),
             identity: w.device.identity(),
             file_len: w.device.file_len()?,
             hives: w.hives,
-            raw_header: raw_header(&w.device)?,
+            raw_header,
             grown_len,
+            etag_before: w.device.etag(),
+            etag_after: None,
         });
         devices.push(w.device);
     }
@@ -495,6 +557,9 @@ pub fn write(
     create_pending(&pending, &anchor, &sealed)?;
     apply(&mut devices, &journal, &pending, true, crash)?;
     journal.state = State::Complete;
+    for (rec, d) in journal.devices.iter_mut().zip(&devices) {
+        rec.etag_after = d.etag();
+    }
     let done = finished_path(&anchor, "undo");
     let mut warnings = Vec::new();
     files::save_new(&done, &journal.seal(&key)?).map_err(|e| after_write(&pending, e))?;
@@ -658,6 +723,11 @@ fn raw_header(device: &Device) -> Result<Option<Vec<u8>>> {
     ) {
         return Ok(None);
     }
+    if let Some(address) = d.address() {
+        return Err(Error::Refused(format!(
+            "{address} is a VHDX: winrescue writes a disk behind a URL only as a raw image or a VHD (Azure disks are fixed VHDs), since undo could not give its header back byte for byte"
+        )));
+    }
     let f = File::open(&id.path).map_err(io(&id.path))?;
     let mut buf = vec![0u8; VHDX_HEADER_SECTION.min(id.file_size) as usize];
     f.read_exact_at(&mut buf, 0).map_err(io(&id.path))?;
@@ -685,6 +755,19 @@ pub fn undo(journal_path: &Path, redo: bool) -> Result<Undone> {
 
 /// [`undo`] with a crash hook for tests.
 pub fn undo_with(journal_path: &Path, redo: bool, crash: CrashAfter) -> Result<Undone> {
+    undo_remote(journal_path, redo, &[], crash)
+}
+
+/// [`undo`] of a journal that writes disks behind URLs: `urls` gives each blob's URL with a
+/// SAS that allows writing (the journal names the blob without its SAS; a URL is matched by its
+/// [`vdisk::remote::address`]). A blob whose ETag is no longer the one recorded after the write
+/// is refused with [`Error::RemoteChanged`].
+pub fn undo_remote(
+    journal_path: &Path,
+    redo: bool,
+    urls: &[String],
+    crash: CrashAfter,
+) -> Result<Undone> {
     let journal_path = fs::canonicalize(journal_path).map_err(io(journal_path))?;
     let key = files::journal_key()?;
     let j = load(&journal_path, &key)?;
@@ -713,8 +796,8 @@ pub fn undo_with(journal_path: &Path, redo: bool, crash: CrashAfter) -> Result<U
             journal: pending,
         });
     }
-    check_bounds(&j, &journal_path)?;
-    let mut devices = open_devices(&j, &journal_path)?;
+    check_bounds(&j, &journal_path, urls)?;
+    let mut devices = open_devices(&j, &journal_path, urls)?;
 
     // Only bytes that are still what this journal left may be changed: an undo after later
     // writes (another repair, Windows itself after a boot, another disk at the same path) would
@@ -905,7 +988,7 @@ fn load(path: &Path, key: &[u8]) -> Result<Journal> {
 /// names (found again on the disk now), or inside a hive file. The MAC already says that this
 /// machine's winrescue wrote the journal; this keeps even such a journal from reaching other
 /// bytes if the disk at that path is another one now.
-fn check_bounds(j: &Journal, journal_path: &Path) -> Result<()> {
+fn check_bounds(j: &Journal, journal_path: &Path, urls: &[String]) -> Result<()> {
     let bad = |what: String| Error::Journal {
         path: journal_path.into(),
         what,
@@ -984,7 +1067,8 @@ fn check_bounds(j: &Journal, journal_path: &Path) -> Result<()> {
                 }
             }
             Some(_) => {
-                let extents = crate::target::hive_extents(&d.path, &d.hives)?;
+                let extents =
+                    crate::target::hive_extents(&locate(d, journal_path, urls)?, &d.hives)?;
                 for r in ranges {
                     let end = r.offset.checked_add(r.after.len() as u64);
                     let inside = !r.is_grown()
@@ -1011,13 +1095,41 @@ fn check_bounds(j: &Journal, journal_path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Where to open a journal's device: its path, or for a blob the URL of `urls` that names it.
+fn locate(d: &DeviceRecord, journal_path: &Path, urls: &[String]) -> Result<PathBuf> {
+    if !is_url(&d.path) {
+        return Ok(d.path.clone());
+    }
+    let blob = d.path.to_string_lossy();
+    urls.iter()
+        .find(|u| vdisk::remote::address(u) == blob)
+        .map(PathBuf::from)
+        .ok_or_else(|| Error::NeedsUrl {
+            journal: journal_path.into(),
+            blob: blob.into_owned(),
+        })
+}
+
 /// Opens the journal's devices for writing and checks they are the ones it was made for.
-fn open_devices(j: &Journal, journal_path: &Path) -> Result<Vec<Device>> {
+fn open_devices(j: &Journal, journal_path: &Path, urls: &[String]) -> Result<Vec<Device>> {
     let mut out = Vec::with_capacity(j.devices.len());
     for d in &j.devices {
         let dev = match &d.identity {
             Some(id) => {
-                let disk = Disk::open_rw(&d.path)?;
+                let disk = Disk::open_rw(locate(d, journal_path, urls)?)?;
+                // A complete write recorded the blob's ETag after it: any other ETag now means
+                // someone else wrote the blob since (bytes elsewhere in it included), and
+                // putting old pages back would mix two versions of the disk.
+                if let (State::Complete, Some(recorded)) = (j.state, &d.etag_after) {
+                    let now = disk.etag().unwrap_or_default();
+                    if &now != recorded {
+                        return Err(Error::RemoteChanged {
+                            journal: journal_path.into(),
+                            blob: d.path.display().to_string(),
+                            etags: Box::new((recorded.clone(), now)),
+                        });
+                    }
+                }
                 let now = disk.identity();
                 if now.size != id.size || now.kind != id.kind || now.unique_id != id.unique_id {
                     return Err(Error::Journal {

@@ -13,6 +13,7 @@
 //!   under the same journal as the other hives.
 #![forbid(unsafe_code)]
 
+pub mod batch;
 pub mod change;
 pub mod dhcp;
 pub mod edit;

@@ -138,22 +138,20 @@ pub struct Target {
 
 impl Target {
     /// Opens a target for reading, or for reading and writing (an exclusive lock on images).
-    /// `path` may be an `http://` or `https://` URL of a disk image (read-only).
+    /// `path` may be an `http://` or `https://` URL of a disk image; for writing, an Azure
+    /// page blob with a SAS that allows writing (see [`vdisk::remote`]).
     pub fn open(path: impl AsRef<Path>, write: bool) -> Result<Target> {
         let path = path.as_ref().to_path_buf();
         // A URL is a disk image read over HTTP; it is never looked up on the file system, and
         // only its redacted form is kept (see `vdisk::remote::redact_url`).
         if let Some(url) = path.to_str().filter(|p| vdisk::remote::is_url(p)) {
             let shown = PathBuf::from(vdisk::remote::redact_url(url));
-            if write {
-                // vdisk writes a page blob (Put Page under If-Match), but the undo journal
-                // keeps and re-reads its devices by local path: no write goes around it.
-                return Err(Error::Refused(format!(
-                    "{}: writing through a URL is not available yet (the undo journal handles local disks only); repair the disk attached to a rescue VM (az vm repair create), or a downloaded copy",
-                    shown.display()
-                )));
-            }
-            return Target::on_disk(shown, Disk::open(url)?);
+            let disk = if write {
+                Disk::open_rw(url)?
+            } else {
+                Disk::open(url)?
+            };
+            return Target::on_disk(shown, disk);
         }
         if is_xz(&path) {
             return open_xz(path, write);
@@ -348,12 +346,37 @@ impl Target {
         f(vol, &mut slice)
     }
 
+    /// For a disk behind a URL: fetches the data runs of `files` (of `install`'s volume) into
+    /// the disk's cache with several requests at once, before they are read run by run.
+    fn prefetch(&self, install: &Install, files: &[&FileEntry]) -> Result<()> {
+        let Some(disk) = self.disk.as_ref().filter(|d| d.address().is_some()) else {
+            return Ok(());
+        };
+        let start = install.partition_start.unwrap_or(0);
+        let mut ranges = Vec::new();
+        for f in files {
+            let size = f.size();
+            for e in f.extents() {
+                let (Some(at), true) = (e.partition_offset, e.file_offset < size) else {
+                    continue;
+                };
+                if let Some(at) = start.checked_add(at) {
+                    ranges.push((at, e.len.min(size - e.file_offset)));
+                }
+            }
+        }
+        Ok(disk.prefetch(&ranges)?)
+    }
+
     /// Reads a file of the install by its Windows path (e.g. `Windows\System32\winevt\Logs\System.evtx`).
     /// `None` if it does not exist.
     pub fn read_file(&self, install: &Install, path: &str) -> Result<Option<Vec<u8>>> {
         match self.kind {
             TargetKind::Disk => self.with_volume(install, |vol, s| match vol.lookup(s, path)? {
-                Some(e) if !e.is_directory() => Ok(Some(vol.read_file(s, &e)?)),
+                Some(e) if !e.is_directory() => {
+                    self.prefetch(install, &[&e])?;
+                    Ok(Some(vol.read_file(s, &e)?))
+                }
                 _ => Ok(None),
             }),
             TargetKind::Folder => match find_ci(&self.path, path) {
@@ -427,6 +450,10 @@ impl Target {
         let (on_disk, logs): (Vec<u8>, Vec<(String, Vec<u8>)>) = match self.kind {
             TargetKind::Disk => self.with_volume(install, |vol, s| {
                 let files = vol.hive_files(s, hive_path)?;
+                let logs = [&files.log1, &files.log2, &files.log];
+                let mut all = vec![&files.hive];
+                all.extend(logs.into_iter().flatten());
+                self.prefetch(install, &all)?;
                 let hive = vol.read_file(s, &files.hive)?;
                 let mut logs = Vec::new();
                 for e in [&files.log1, &files.log2, &files.log].into_iter().flatten() {
@@ -917,6 +944,10 @@ impl Target {
     /// image or device, the hive file, or, for a folder, its SYSTEM hive (so that the folder and
     /// the hive file opened on its own find the same journal).
     pub fn anchor(&self, install: &Install) -> PathBuf {
+        // A disk behind a URL: the blob it names, without the SAS (journals never keep it).
+        if let Some(address) = self.disk.as_ref().and_then(Disk::address) {
+            return PathBuf::from(address);
+        }
         let p = match self.kind {
             TargetKind::Folder => self
                 .hive_file_path(install, &install.system_path)

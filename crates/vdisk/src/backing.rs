@@ -138,6 +138,31 @@ impl Backing {
         matches!(self.source, Source::Remote(_))
     }
 
+    /// For a remote image: what its URL names, without secrets (see [`remote::address`]).
+    pub(crate) fn address(&self) -> Option<String> {
+        match &self.source {
+            Source::Remote(r) => Some(r.address()),
+            Source::File(_) => None,
+        }
+    }
+
+    /// For a remote image: fetches `ranges` (file offset, length) into the cache, several at
+    /// once (see [`Remote::prefetch`]). Nothing to do for a local file.
+    pub(crate) fn prefetch(&self, ranges: &[(u64, u64)]) -> Result<()> {
+        match &self.source {
+            Source::Remote(r) => r.prefetch(ranges),
+            Source::File(_) => Ok(()),
+        }
+    }
+
+    /// For a remote image: asks the server whether it is unchanged (see [`Remote::revalidate`]).
+    pub(crate) fn revalidate(&self) -> Result<()> {
+        match &self.source {
+            Source::Remote(r) => r.revalidate(),
+            Source::File(_) => Ok(()),
+        }
+    }
+
     pub(crate) fn path(&self) -> &Path {
         &self.path
     }

@@ -254,6 +254,31 @@ impl Disk {
         self.backing.etag()
     }
 
+    /// For an image behind a URL, the blob or file it names, without the query string (a SAS)
+    /// or user information: what a journal may record. `None` for a local image.
+    pub fn address(&self) -> Option<String> {
+        self.backing.address()
+    }
+
+    /// For an image behind a URL: asks the server, past the cache, whether the image still
+    /// has [`Disk::etag`]; an error (412) if anyone else changed it. Nothing to do locally,
+    /// where the exclusive lock keeps other writers out.
+    pub fn revalidate(&self) -> Result<()> {
+        self.backing.revalidate()
+    }
+
+    /// For an image behind a URL: reads `ranges` (virtual offset, length) into the block cache
+    /// with several requests at once, so that the data runs of a file are fetched together
+    /// rather than one after the other; the reads that follow find them there. Done for raw
+    /// images and fixed VHDs (where virtual offsets are file offsets: an Azure disk); a no-op
+    /// for other containers and for local images.
+    pub fn prefetch(&self, ranges: &[(u64, u64)]) -> Result<()> {
+        match self.container {
+            Container::Flat => self.backing.prefetch(ranges),
+            _ => Ok(()),
+        }
+    }
+
     /// Problems accepted by a lenient open (empty after a strict one).
     pub fn warnings(&self) -> &[String] {
         &self.warnings

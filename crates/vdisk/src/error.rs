@@ -219,7 +219,7 @@ pub enum Error {
     },
     /// A remote image that cannot be written: the SAS is read-only, or the URL is not an Azure
     /// page blob.
-    #[error("{url}: cannot be written: {why}; to repair through a URL, make a disk from the snapshot (az disk create --source SNAPSHOT), grant write access to it (az disk grant-access --access-level Write) and give that URL")]
+    #[error("{url}: cannot be written: {why}; to repair through a URL, create a disk in the upload state (az disk create --for-upload), grant write access to it (az disk grant-access --access-level Write), copy the snapshot into it (azcopy copy) and give that URL")]
     RemoteReadOnly {
         /// The URL, its secrets redacted.
         url: String,

@@ -28,6 +28,14 @@ const READ_AHEAD_BLOCKS: u64 = 16;
 const CACHE_BLOCKS: usize = 1024;
 /// The largest range asked for in one request; a longer read is split.
 const MAX_REQUEST: u64 = 16 << 20;
+/// Prefetched runs are fetched in pieces of at most this size, several at once: one
+/// connection's throughput is bounded (on Azure some tens of MB/s), several are not.
+const PREFETCH_PIECE: u64 = 4 << 20;
+/// Requests a prefetch has in flight at once.
+const PREFETCH_JOBS: usize = 8;
+/// The most one prefetch brings into the cache: half of it, so that it never evicts what it
+/// fetched itself, nor all that was read before.
+const MAX_PREFETCH: u64 = (CACHE_BLOCKS as u64 / 2) * BLOCK;
 /// Attempts per request, the first one included.
 const MAX_ATTEMPTS: u32 = 6;
 /// Total time spent retrying one request before giving up.
@@ -83,6 +91,22 @@ pub fn redact_url(url: &str) -> String {
         out.push_str(&parts.join("&"));
     }
     out
+}
+
+/// The blob (or file) a URL names, without anything secret: `scheme://host/path`, with no user
+/// information, query string (a SAS) or fragment. What an undo journal records: the SAS is
+/// given again on the command line when the journal is undone.
+pub fn address(url: &str) -> String {
+    let url = url.split(['#', '?']).next().unwrap_or(url);
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    format!("{}://{host}{path}", scheme.to_ascii_lowercase())
 }
 
 /// `scheme://user:password@host/...` without the password.
@@ -360,6 +384,17 @@ impl Remote {
                             ),
                             after: retry_after,
                         },
+                        // An attempt before failed without a clear answer (a cut connection, a
+                        // 500 after the service took the pages): it may have been written, which
+                        // gave the blob a new ETag. If the pages hold exactly these bytes now,
+                        // that write was this one; the ETag that came with them is adopted.
+                        412 if attempt > 1 => {
+                            if let Some(tag) = self.holds_already(start, data)? {
+                                *self.etag.lock().unwrap_or_else(|e| e.into_inner()) = Some(tag);
+                                return Ok(());
+                            }
+                            return Err(self.refusal(412, code, ""));
+                        }
                         403 if code.as_deref() == Some("AuthorizationPermissionMismatch") => {
                             return Err(Error::RemoteReadOnly {
                                 url: self.shown.clone(),
@@ -400,6 +435,23 @@ impl Remote {
         }
     }
 
+    /// After a Put Page whose answer was lost: the blob's ETag now if `start..` holds exactly
+    /// `data` (read without `If-Match` and without the cache), `None` if it holds anything else.
+    fn holds_already(&self, start: u64, data: &[u8]) -> Result<Option<String>> {
+        let now = self.fetch(start, data.len() as u64, None)?;
+        Ok((now.data == data).then_some(now.etag).flatten())
+    }
+
+    /// Asks the server, bypassing the cache, whether the image still has the ETag read at open
+    /// (or given by this process's last write): a 412 error if anyone else changed it.
+    pub(crate) fn revalidate(&self) -> Result<()> {
+        let len = PAGE.min(self.len);
+        if len == 0 {
+            return Ok(());
+        }
+        self.fetch(0, len, self.etag().as_deref()).map(|_| ())
+    }
+
     /// Whether this image was opened for writing.
     pub(crate) fn writable(&self) -> bool {
         self.writable
@@ -408,6 +460,11 @@ impl Remote {
     /// The ETag now: read at open, changed by each write of this process.
     pub(crate) fn current_etag(&self) -> Option<String> {
         self.etag()
+    }
+
+    /// What the URL names, without secrets.
+    pub(crate) fn address(&self) -> String {
+        address(&self.url)
     }
 
     /// The URL as it may be shown.
@@ -479,6 +536,76 @@ impl Remote {
             block += 1;
         }
         Ok(())
+    }
+
+    /// Brings the blocks of `ranges` (offset, length) that are not cached yet into the cache,
+    /// with up to [`PREFETCH_JOBS`] ranged GETs at once: the data runs of a hive or a log,
+    /// which would otherwise be read one run after the other. Ranges past the end are
+    /// clipped; nothing is fetched when they hold more than [`MAX_PREFETCH`] bytes.
+    pub(crate) fn prefetch(&self, ranges: &[(u64, u64)]) -> Result<()> {
+        let mut blocks: Vec<u64> = Vec::new();
+        for &(offset, len) in ranges {
+            let end = offset.saturating_add(len).min(self.len);
+            if offset >= end {
+                continue;
+            }
+            let (first, last) = (offset / BLOCK, (end - 1) / BLOCK);
+            if (last - first + 1) * BLOCK > MAX_PREFETCH {
+                return Ok(());
+            }
+            blocks.extend(first..=last);
+        }
+        blocks.sort_unstable();
+        blocks.dedup();
+        {
+            let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            blocks.retain(|b| !cache.contains(*b));
+        }
+        if blocks.len() as u64 * BLOCK > MAX_PREFETCH {
+            return Ok(());
+        }
+        // Runs of consecutive missing blocks, cut into pieces: (first block, block count).
+        let per_piece = PREFETCH_PIECE / BLOCK;
+        let mut pieces: Vec<(u64, u64)> = Vec::new();
+        for b in blocks {
+            match pieces.last_mut() {
+                Some((first, n)) if *first + *n == b && *n < per_piece => *n += 1,
+                _ => pieces.push((b, 1)),
+            }
+        }
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let failed: Mutex<Option<Error>> = Mutex::new(None);
+        std::thread::scope(|scope| {
+            for _ in 0..PREFETCH_JOBS.min(pieces.len()) {
+                scope.spawn(|| loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(&(first, n)) = pieces.get(i) else {
+                        break;
+                    };
+                    let start = first * BLOCK;
+                    let len = ((first + n) * BLOCK).min(self.len) - start;
+                    match self.fetch(start, len, self.etag().as_deref()) {
+                        Ok(f) => {
+                            let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+                            for (k, chunk) in f.data.chunks(BLOCK as usize).enumerate() {
+                                cache.insert(first + k as u64, chunk.to_vec());
+                            }
+                        }
+                        Err(e) => {
+                            failed
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .get_or_insert(e);
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        match failed.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 
     /// GETs `start..start + len` with retries.
@@ -742,6 +869,11 @@ mod tests {
             "http://u:REDACTED@h:8/x?X-Amz-Signature=REDACTED"
         );
         assert_eq!(redact_url("http://h/x.raw"), "http://h/x.raw");
+        assert_eq!(
+            address("HTTPS://u:pw@md-x.blob.core.windows.net/c/abcd?sv=1&sig=c2Vj#f"),
+            "https://md-x.blob.core.windows.net/c/abcd"
+        );
+        assert_eq!(address("http://h:80/a?x"), "http://h:80/a");
     }
 
     #[test]

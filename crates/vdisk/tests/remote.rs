@@ -242,3 +242,46 @@ fn an_image_that_changes_while_it_is_read_is_an_error() {
     );
     assert_no_secret(&err.to_string());
 }
+
+/// `Disk::prefetch` brings scattered runs into the cache with several requests at once (4 MiB
+/// pieces): reading them afterwards costs no request and gives the file's bytes; prefetching
+/// them again costs nothing; a local disk ignores it.
+#[test]
+fn prefetched_runs_are_read_from_the_cache() {
+    let name = "images/container-gpt-fixed.vhd";
+    let (server, url) = serve(
+        name,
+        Behaviour {
+            delay: Duration::from_millis(50),
+            ..Default::default()
+        },
+    );
+    let local = Disk::open(fixtures::path(name)).unwrap();
+    let disk = Disk::open(&url).unwrap();
+    let at_open = server.requests();
+    // Three runs, away from the block the open read: 64 KiB-aligned, one over 4 MiB long.
+    let runs = [(1 << 20, 300_000u64), (3 << 20, 5 << 20), (9 << 20, 4096)];
+    let started = Instant::now();
+    disk.prefetch(&runs).unwrap();
+    let took = started.elapsed();
+    let pieces = server.requests() - at_open;
+    // 1 MiB + 5 MiB (two pieces) + one block: 4 requests, in about one round trip, not four.
+    assert_eq!(pieces, 4, "requests for the runs");
+    assert!(
+        took < Duration::from_millis(4 * 50),
+        "{took:?}: not concurrent"
+    );
+    for &(at, len) in &runs {
+        let mut got = vec![0u8; len as usize];
+        let mut want = vec![0u8; len as usize];
+        disk.read_at(at, &mut got).unwrap();
+        local.read_at(at, &mut want).unwrap();
+        assert!(got == want, "run at {at:#x}");
+    }
+    assert_eq!(server.requests() - at_open, pieces, "read from the cache");
+    // What is cached is not fetched again.
+    disk.prefetch(&runs).unwrap();
+    assert_eq!(server.requests() - at_open, pieces);
+    local.prefetch(&runs).unwrap();
+    assert_no_secret(&format!("{disk:?}"));
+}

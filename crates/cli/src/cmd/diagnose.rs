@@ -17,8 +17,17 @@ pub struct DiagnoseArgs {
     /// SYSTEM hive file, or the http(s) URL of a disk image (an Azure SAS URL: its secrets are
     /// never shown). Several targets are diagnosed concurrently (see --jobs); the exit code is
     /// then the worst one.
-    #[arg(required = true, num_args = 1..)]
+    #[arg(required_unless_present = "targets_from", num_args = 1..)]
     pub targets: Vec<PathBuf>,
+    /// Diagnose the targets listed in FILE too (after those on the command line): one a line;
+    /// blank lines and lines starting with # are skipped; `-` reads standard input.
+    #[arg(long, value_name = "FILE")]
+    pub targets_from: Option<PathBuf>,
+    /// Diagnose only shard I of N of the target list: the target at position k (counted from
+    /// 0, in the list's order) belongs to shard k mod N. I counts from 0, as Kubernetes'
+    /// JOB_COMPLETION_INDEX does: --shard "$JOB_COMPLETION_INDEX/8".
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<rescue::batch::Shard>,
     /// How many targets to diagnose at once.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub jobs: u16,
@@ -47,8 +56,15 @@ pub fn run(a: DiagnoseArgs, out: &mut dyn Write) -> Result<ExitCode> {
             own_process: a.own_process,
         },
     };
-    if a.targets.len() > 1 {
-        return run_many(&a, &opts, out);
+    if a.targets.len() > 1 || a.targets_from.is_some() || a.shard.is_some() {
+        let mut targets = a.targets.clone();
+        if let Some(file) = &a.targets_from {
+            targets.extend(read_target_list(file)?);
+        }
+        if let Some(shard) = a.shard {
+            targets = shard.select(targets);
+        }
+        return run_many(&a, &targets, &opts, out);
     }
     let target = &a.targets[0];
     let report = rules::diagnose(target, &opts).map_err(crate::cmd::rules_error)?;
@@ -80,11 +96,12 @@ pub fn run(a: DiagnoseArgs, out: &mut dyn Write) -> Result<ExitCode> {
                 "to repair (a dry run first, then --apply; an undo journal is kept):"
             )?;
             if report.transfer.is_some() {
+                // The URL shown is redacted: the user gives one with a SAS that allows writing.
                 writeln!(
                     out,
-                    "    winrescue writes to a local image or to the disk attached to a rescue VM: see the README"
+                    "    winrescue repair 'URL' --apply   (the URL of a disk with a SAS that allows writing: az disk grant-access --access-level Write; a snapshot's SAS is read-only, see the README)"
                 )?;
-                return Ok(ExitCode::from(1));
+                return Ok(ExitCode::from(report.exit_code()));
             }
             let shown = target.display().to_string();
             let target = match shown.strip_suffix(".xz") {
@@ -110,19 +127,24 @@ pub fn run(a: DiagnoseArgs, out: &mut dyn Write) -> Result<ExitCode> {
 /// Several targets, `jobs` at a time; output in the order given: JSON Lines with `--json`
 /// (a failure is a record `{"target", "error", "exit_code"}`), otherwise each report and then a
 /// summary table. The exit code is the worst one (an unreadable target: 3).
-fn run_many(a: &DiagnoseArgs, opts: &Selection, out: &mut dyn Write) -> Result<ExitCode> {
+fn run_many(
+    a: &DiagnoseArgs,
+    targets: &[PathBuf],
+    opts: &Selection,
+    out: &mut dyn Write,
+) -> Result<ExitCode> {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Mutex;
 
     let results: Mutex<Vec<Option<std::result::Result<Report, String>>>> =
-        Mutex::new((0..a.targets.len()).map(|_| None).collect());
+        Mutex::new((0..targets.len()).map(|_| None).collect());
     let next = AtomicUsize::new(0);
-    let workers = usize::from(a.jobs).min(a.targets.len());
+    let workers = usize::from(a.jobs).min(targets.len());
     std::thread::scope(|scope| {
         for _ in 0..workers {
             scope.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::SeqCst);
-                let Some(target) = a.targets.get(i) else {
+                let Some(target) = targets.get(i) else {
                     break;
                 };
                 let r = rules::diagnose(target, opts).map_err(|e| e.to_string());
@@ -133,7 +155,7 @@ fn run_many(a: &DiagnoseArgs, opts: &Selection, out: &mut dyn Write) -> Result<E
     let results = results.into_inner().unwrap_or_else(|e| e.into_inner());
     let mut worst = 0u8;
     let mut summary = Vec::new();
-    for (target, r) in a.targets.iter().zip(results) {
+    for (target, r) in targets.iter().zip(results) {
         let shown = crate::input::shown(target);
         let r = r.unwrap_or_else(|| Err("not diagnosed".into()));
         let (code, verdict) = match &r {
@@ -175,4 +197,34 @@ fn run_many(a: &DiagnoseArgs, opts: &Selection, out: &mut dyn Write) -> Result<E
         }
     }
     Ok(ExitCode::from(worst))
+}
+
+/// The targets listed in `file` (`-`: standard input); see [`rescue::batch::parse_target_list`].
+fn read_target_list(file: &std::path::Path) -> Result<Vec<PathBuf>> {
+    use anyhow::Context;
+    use std::io::Read;
+    // A list of a million URLs is some hundreds of megabytes at most.
+    const MAX_LIST_BYTES: u64 = 512 << 20;
+    let mut text = String::new();
+    let shown = file.display();
+    if file.as_os_str() == "-" {
+        std::io::stdin()
+            .take(MAX_LIST_BYTES + 1)
+            .read_to_string(&mut text)
+            .context("cannot read the target list from standard input")?;
+    } else {
+        std::fs::File::open(file)
+            .and_then(|f| f.take(MAX_LIST_BYTES + 1).read_to_string(&mut text))
+            .with_context(|| format!("cannot read the target list {shown}"))?;
+    }
+    if text.len() as u64 > MAX_LIST_BYTES {
+        anyhow::bail!("the target list {shown} is larger than {MAX_LIST_BYTES} bytes");
+    }
+    let list = rescue::batch::parse_target_list(&text).with_context(|| {
+        format!(
+            "the target list {shown} holds more than {} targets: split it",
+            rescue::batch::MAX_TARGETS
+        )
+    })?;
+    Ok(list.into_iter().map(PathBuf::from).collect())
 }

@@ -136,6 +136,9 @@ pub fn advice(e: &rescue::Error) -> Option<String> {
             shell_quote(&journal.display().to_string())
         )),
         rescue::Error::SeveralWindows { .. } => Some("choose one with --partition N".into()),
+        rescue::Error::NeedsUrl { blob, .. } => Some(format!(
+            "give it with --url '{blob}?SAS' (a SAS that allows writing: az disk grant-access --access-level Write)"
+        )),
         rescue::Error::IncompleteHive { .. } => Some(
             "nothing was changed (--allow-incomplete writes anyway, and those changes are lost)"
                 .into(),

@@ -14,6 +14,12 @@ Examples:
   winrescue undo osdisk.vhd.winrescue-undo-20261125T140521Z.json
   winrescue undo osdisk.vhd.winrescue-journal           # an interrupted write: back to before it
   winrescue undo --redo osdisk.vhd.winrescue-journal    # an interrupted write: finish it
+  winrescue undo ~/.local/state/winrescue/journals/abcd-*.winrescue-undo-*.json \
+      --url 'https://md-x.blob.core.windows.net/abcd/abcd?sv=...&sp=rw&sig=...'
+
+A journal of a disk behind a URL names the blob without its SAS (journals never keep it):
+give the URL again with --url, with a SAS that allows writing (az disk grant-access
+--access-level Write). The undo is refused if anyone else wrote the blob since (its ETag).
 
 A journal is obeyed only on the machine that wrote it (it is authenticated with the key in
 /var/lib/winrescue/journal.key for root, ~/.local/state/winrescue/journal.key otherwise, or
@@ -27,10 +33,20 @@ pub struct UndoArgs {
     /// Finish an interrupted write instead of undoing it.
     #[arg(long)]
     pub redo: bool,
+    /// The URL, with a SAS that allows writing, of a blob the journal writes (repeat for
+    /// several). Its secrets are never shown or written down.
+    #[arg(long = "url", value_name = "URL")]
+    pub urls: Vec<String>,
 }
 
 pub fn run(a: UndoArgs, out: &mut dyn Write) -> Result<ExitCode> {
-    let done = rescue::journal::undo(&a.journal, a.redo).map_err(crate::cmd::refusal)?;
+    let done = rescue::journal::undo_remote(
+        &a.journal,
+        a.redo,
+        &a.urls,
+        rescue::journal::CrashAfter(None),
+    )
+    .map_err(crate::cmd::refusal)?;
     let target = done.target.display();
     if done.already {
         writeln!(
