@@ -984,12 +984,21 @@ fn check_bounds(j: &Journal, journal_path: &Path) -> Result<()> {
                 }
             }
             Some(_) => {
-                let extents = crate::target::hive_extents(&d.path, &d.hives)?;
+                let bounds = crate::target::hive_extents(&d.path, &d.hives)?;
+                let allocated = bounds.allocated(
+                    ranges
+                        .clone()
+                        .map(|r| (r.offset, r.before.as_slice(), r.after.as_slice())),
+                );
                 for r in ranges {
                     let end = r.offset.checked_add(r.after.len() as u64);
                     let inside = !r.is_grown()
                         && end.is_some_and(|end| {
-                            extents.iter().any(|&(s, l)| r.offset >= s && end <= s + l)
+                            bounds
+                                .extents
+                                .iter()
+                                .chain(&allocated)
+                                .any(|&(s, l)| r.offset >= s && end <= s + l)
                         });
                     if !inside {
                         return Err(bad(format!(
