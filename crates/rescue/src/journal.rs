@@ -39,7 +39,13 @@
 //! never goes below the old one. So a crash at any point ends, after `undo` or `undo --redo`,
 //! in the original file (length included) or the grown one. Such journals are format 3, so that
 //! an older winrescue, which would not truncate, refuses them; the others stay format 2.
-//! Disk images never change length: growth there is refused before anything is written.
+//! Disk images never change length. A hive file that grows inside an NTFS volume of a disk
+//! changes NTFS metadata instead: its MFT record and bytes of `$Bitmap`, besides its new
+//! clusters. Those ranges are ordinary ones (bytes before and after); a journal naming the hive
+//! may write its MFT record and its volume's `$Bitmap`, and clusters outside the hive's only
+//! where the journal's own bitmap ranges allocate them (a bit clear before, set after): that is
+//! the one way a growing hive's new clusters, written before its MFT record takes them, are
+//! allowed (see [`crate::target::DiskBounds`]).
 //!
 //! For a VHDX, the container's own header changes on the first write (a new DataWriteGuid, as
 //! the specification requires); the journal also keeps the raw first MiB of the file (the

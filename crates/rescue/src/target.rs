@@ -455,11 +455,12 @@ impl Target {
     /// file otherwise.
     ///
     /// A hive file may grow: the pieces past its old end have no `before` bytes, and the
-    /// caller extends the file to `new.len()` under the journal. Inside a disk image the hive
-    /// must fit in the bytes its file already has and has valid (slack after the hive bins
-    /// included): more is refused with [`Error::HiveFileFull`], since it would change NTFS
-    /// metadata. Also refused: a shorter hive, a dirty or hibernated NTFS volume, a compressed,
-    /// encrypted, sparse or resident hive.
+    /// caller extends the file to `new.len()` under the journal. Inside a disk image a hive
+    /// that needs more than the bytes its file has and has valid grows its NTFS file
+    /// ([`volume::Volume::plan_grow`]; the pieces then include the volume bitmap and the MFT
+    /// record, ordered as `grow_pieces` says); what that plan refuses is refused with
+    /// [`Error::HiveFileFull`]. Also refused: a shorter hive, a dirty or hibernated NTFS volume,
+    /// a compressed, encrypted, sparse or resident hive.
     pub fn plan_hive_write(
         &self,
         install: &Install,

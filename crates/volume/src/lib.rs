@@ -1,7 +1,8 @@
 //! NTFS on one partition, for offline repair: facts about the volume, case-insensitive path
 //! lookup, file reads, and in-place writes into clusters a file already owns.
 //!
-//! Built on the read-only [`ntfs`] crate. The crate writes no NTFS metadata itself: a write goes
+//! Built on the read-only [`ntfs`] crate. The crate writes no NTFS metadata itself (growth is
+//! planned as patches for the caller to write, see [`Volume::plan_grow`]): a write goes
 //! only into data clusters of an existing, plain (non-resident, uncompressed, unencrypted,
 //! non-sparse in the range) file, and never past its size, so the file keeps its size, runs and
 //! timestamps and the volume stays consistent for chkdsk.
