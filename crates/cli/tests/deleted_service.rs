@@ -227,9 +227,19 @@ fn ntfs_partition(image: &Path, dir: &Path) -> Option<PathBuf> {
         let raw = dir.join("converted.raw");
         let o = tool(
             "qemu-img",
-            &["convert".as_ref(), "-O".as_ref(), "raw".as_ref(), image.as_os_str(), raw.as_os_str()],
+            &[
+                "convert".as_ref(),
+                "-O".as_ref(),
+                "raw".as_ref(),
+                image.as_os_str(),
+                raw.as_os_str(),
+            ],
         )?;
-        assert!(o.status.success(), "qemu-img: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "qemu-img: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         raw
     };
     let bytes = std::fs::read(&raw).unwrap();
@@ -248,7 +258,11 @@ fn ntfs3g_read(part: &Path, path: &str) -> Option<Vec<u8>> {
         String::from_utf8_lossy(&fix.stderr)
     );
     let cat = tool("ntfscat", &[part.as_os_str(), path.as_ref()])?;
-    assert!(cat.status.success(), "ntfscat: {}", String::from_utf8_lossy(&cat.stderr));
+    assert!(
+        cat.status.success(),
+        "ntfscat: {}",
+        String::from_utf8_lossy(&cat.stderr)
+    );
     Some(cat.stdout)
 }
 
@@ -293,14 +307,30 @@ fn deleted_dhcp_inside_an_image(format: Option<&str>) {
         }
         Some(f) => {
             let p = dir.path().join(format!("disk.{f}"));
-            let (fmt, opts) = if f == "vhd" { ("vpc", "subformat=fixed") } else { ("vhdx", "subformat=dynamic") };
+            let (fmt, opts) = if f == "vhd" {
+                ("vpc", "subformat=fixed")
+            } else {
+                ("vhdx", "subformat=dynamic")
+            };
             let Some(o) = tool(
                 "qemu-img",
-                &["convert".as_ref(), "-O".as_ref(), fmt.as_ref(), "-o".as_ref(), opts.as_ref(), source.as_os_str(), p.as_os_str()],
+                &[
+                    "convert".as_ref(),
+                    "-O".as_ref(),
+                    fmt.as_ref(),
+                    "-o".as_ref(),
+                    opts.as_ref(),
+                    source.as_os_str(),
+                    p.as_os_str(),
+                ],
             ) else {
                 return;
             };
-            assert!(o.status.success(), "qemu-img: {}", String::from_utf8_lossy(&o.stderr));
+            assert!(
+                o.status.success(),
+                "qemu-img: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
             p
         }
     };
@@ -308,28 +338,63 @@ fn deleted_dhcp_inside_an_image(format: Option<&str>) {
     let system = "Windows/System32/config/SYSTEM";
     let old_hive = ntfs_partition(&image, dir.path()).and_then(|p| ntfs3g_read(&p, system));
 
-    let out = winrescue().arg("diagnose").arg("--json").arg(&image).assert().code(1).get_output().stdout.clone();
+    let out = winrescue()
+        .arg("diagnose")
+        .arg("--json")
+        .arg(&image)
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
     let j: serde_json::Value = serde_json::from_slice(&out).unwrap();
     assert_eq!(dhcp(&j)["code"], 1060);
 
-    let out = winrescue().args(["repair", "--apply"]).arg(&image).assert().success().get_output().stdout.clone();
+    let out = winrescue()
+        .args(["repair", "--apply"])
+        .arg(&image)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
     let text = String::from_utf8_lossy(&out);
-    assert!(text.contains("verified: read back from the disk, healthy now: service:Dhcp"), "{text}");
-    let journal = text.lines().find_map(|l| l.strip_prefix("undo:    winrescue undo ")).unwrap().to_string();
-    winrescue().arg("diagnose").arg(&image).assert().success().stdout(predicate::str::contains("verdict:  healthy"));
+    assert!(
+        text.contains("verified: read back from the disk, healthy now: service:Dhcp"),
+        "{text}"
+    );
+    let journal = text
+        .lines()
+        .find_map(|l| l.strip_prefix("undo:    winrescue undo "))
+        .unwrap()
+        .to_string();
+    winrescue()
+        .arg("diagnose")
+        .arg(&image)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("verdict:  healthy"));
 
     if let (Some(old_hive), Some(part)) = (&old_hive, ntfs_partition(&image, dir.path())) {
         let hive = ntfs3g_read(&part, system).unwrap();
         // Measured: the re-created key fits in the cells hivexregedit freed when it deleted the
         // old one, so this repair keeps the file's 11,771,904 bytes; the values below grow it.
-        assert!(hive.len() >= old_hive.len(), "ntfs-3g reads {} bytes, {} before", hive.len(), old_hive.len());
+        assert!(
+            hive.len() >= old_hive.len(),
+            "ntfs-3g reads {} bytes, {} before",
+            hive.len(),
+            old_hive.len()
+        );
         let copy = dir.path().join("SYSTEM");
         std::fs::write(&copy, &hive).unwrap();
         let key = r"\ControlSet001\services\Dhcp";
         assert_eq!(hivexget(&copy, key, "Start"), "2");
         assert_eq!(hivexget(&copy, key, "Type"), "32");
         assert_eq!(hivexget(&copy, key, "ErrorControl"), "1");
-        assert_eq!(hivexget(&copy, key, "ObjectName"), r"NT Authority\LocalService");
+        assert_eq!(
+            hivexget(&copy, key, "ObjectName"),
+            r"NT Authority\LocalService"
+        );
         assert_eq!(hivexget(&copy, key, "Group"), "TDI");
         assert_eq!(
             hivexget(&copy, key, "ImagePath"),
@@ -345,7 +410,10 @@ fn deleted_dhcp_inside_an_image(format: Option<&str>) {
     }
 
     winrescue().arg("undo").arg(&journal).assert().success();
-    assert!(std::fs::read(&image).unwrap() == original, "undo is not bit for bit");
+    assert!(
+        std::fs::read(&image).unwrap() == original,
+        "undo is not bit for bit"
+    );
     winrescue().arg("diagnose").arg(&image).assert().code(1);
 }
 
@@ -365,7 +433,9 @@ fn win7_deleted_dhcp_inside_a_vhdx_is_recreated_and_undone() {
 }
 
 fn big_reg(dir: &Path, len: u32) -> PathBuf {
-    let hex: Vec<String> = (0..len).map(|i| format!("{:02x}", (i * 7 % 251) as u8)).collect();
+    let hex: Vec<String> = (0..len)
+        .map(|i| format!("{:02x}", (i * 7 % 251) as u8))
+        .collect();
     let reg = dir.join("big.reg");
     std::fs::write(
         &reg,
@@ -387,7 +457,13 @@ fn an_image_hive_grows_for_a_large_value() {
     std::fs::copy(fixtures::path("images/gen2-gpt-win7-system.raw"), &image).unwrap();
     let len = fixtures::bytes("hives/win7-SYSTEM").len();
     let reg = big_reg(dir.path(), 512 * 1024);
-    winrescue().arg("reg").arg(&image).arg("import").arg(&reg).assert().success();
+    winrescue()
+        .arg("reg")
+        .arg(&image)
+        .arg("import")
+        .arg(&reg)
+        .assert()
+        .success();
     if let Some(part) = ntfs_partition(&image, dir.path()) {
         let hive = ntfs3g_read(&part, "Windows/System32/config/SYSTEM").unwrap();
         assert!(hive.len() > len + 512 * 1024, "{} bytes", hive.len());
@@ -409,10 +485,22 @@ fn an_image_hive_that_cannot_grow_for_lack_of_space_is_refused_with_exit_4() {
     // the 4 MiB value needs.
     let filler = dir.path().join("filler");
     std::fs::write(&filler, vec![0x5a; 26 << 20]).unwrap();
-    let Some(o) = tool("ntfscp", &["-f".as_ref(), part.as_os_str(), filler.as_os_str(), "filler.bin".as_ref()]) else {
+    let Some(o) = tool(
+        "ntfscp",
+        &[
+            "-f".as_ref(),
+            part.as_os_str(),
+            filler.as_os_str(),
+            "filler.bin".as_ref(),
+        ],
+    ) else {
         return;
     };
-    assert!(o.status.success(), "ntfscp: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "ntfscp: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     bytes[PART_START..PART_START + PART_LEN].copy_from_slice(&std::fs::read(&part).unwrap());
     std::fs::write(&image, &bytes).unwrap();
     let original = bytes;
@@ -424,6 +512,12 @@ fn an_image_hive_that_cannot_grow_for_lack_of_space_is_refused_with_exit_4() {
         .arg(&reg)
         .assert()
         .code(4)
-        .stderr(predicate::str::contains("more bytes are needed").and(predicate::str::contains("free clusters")));
-    assert!(std::fs::read(&image).unwrap() == original, "the image changed");
+        .stderr(
+            predicate::str::contains("more bytes are needed")
+                .and(predicate::str::contains("free clusters")),
+        );
+    assert!(
+        std::fs::read(&image).unwrap() == original,
+        "the image changed"
+    );
 }

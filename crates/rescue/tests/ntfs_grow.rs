@@ -75,7 +75,11 @@ fn run(tool: &str, args: &[&std::ffi::OsStr]) -> Option<std::process::Output> {
 fn partition(image: &Path, dir: &Path) -> PathBuf {
     let bytes = std::fs::read(image).unwrap();
     let p = dir.join("part");
-    std::fs::write(&p, &bytes[PART_START as usize..(PART_START + PART_LEN) as usize]).unwrap();
+    std::fs::write(
+        &p,
+        &bytes[PART_START as usize..(PART_START + PART_LEN) as usize],
+    )
+    .unwrap();
     p
 }
 
@@ -144,9 +148,16 @@ fn grows_inside_the_image(len: usize) {
     drop(t);
 
     journal::undo(&journal_path, false).unwrap();
-    assert_eq!(sha256(&img), original, "undo restores the image bit for bit");
+    assert_eq!(
+        sha256(&img),
+        original,
+        "undo restores the image bit for bit"
+    );
     if let Some(hive) = independent_view(&img, dir.path()) {
-        assert!(hive == old_hive, "ntfs-3g reads the original hive after undo");
+        assert!(
+            hive == old_hive,
+            "ntfs-3g reads the original hive after undo"
+        );
     }
 }
 
@@ -190,7 +201,10 @@ fn every_crash_point_of_a_growth_inside_an_image_ends_in_the_original_or_the_gro
     let pristine = image(dir.path(), "pristine.raw");
     let original = sha256(&pristine);
     let full = image(dir.path(), "full.raw");
-    let n = add_big(&full, &data, CrashAfter(None)).unwrap().ranges.len();
+    let n = add_big(&full, &data, CrashAfter(None))
+        .unwrap()
+        .ranges
+        .len();
     let grown = sha256(&full);
     assert!(n > 4, "{n} ranges");
     for k in 0..=n {

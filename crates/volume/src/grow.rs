@@ -17,7 +17,9 @@ use std::io::{Read, Seek, SeekFrom};
 use ntfs::KnownNtfsFileRecordNumber;
 
 use crate::error::{io_at, Error, Result};
-use crate::file::{DataLayout, Extent, FileEntry, Storage, ATTR_COMPRESSED, ATTR_ENCRYPTED, ATTR_SPARSE};
+use crate::file::{
+    DataLayout, Extent, FileEntry, Storage, ATTR_COMPRESSED, ATTR_ENCRYPTED, ATTR_SPARSE,
+};
 use crate::record::RawRecord;
 use crate::volume::{guarded, Volume};
 
@@ -45,7 +47,9 @@ const RESTART_PAGE: usize = 4096;
 #[non_exhaustive]
 pub enum GrowRefusal {
     /// The new size is smaller than the file.
-    #[error("the new size {new} is smaller than the file ({size} bytes): files are never shortened")]
+    #[error(
+        "the new size {new} is smaller than the file ({size} bytes): files are never shortened"
+    )]
     Smaller {
         /// The file's size.
         size: u64,
@@ -101,7 +105,9 @@ pub enum GrowRefusal {
         needed: u64,
     },
     /// `$LogFile` holds transactions Windows would replay over the change.
-    #[error("$LogFile is not clean ({what}): Windows would replay its transactions over the change")]
+    #[error(
+        "$LogFile is not clean ({what}): Windows would replay its transactions over the change"
+    )]
     LogFileNotClean {
         /// What was found.
         what: String,
@@ -315,12 +321,16 @@ impl Volume {
             FindError::Corrupt(what) => corrupt(what),
         })?;
         let data = record.data();
-        let runs = match decode_runs(&data[attr.offset + attr.mapping_pairs..attr.offset + attr.length])
-        {
-            None => return Err(corrupt("malformed mapping pairs in the $DATA attribute".into())),
-            Some(Err(vcn)) => return Err(refuse(GrowRefusal::SparseRun { vcn })),
-            Some(Ok(r)) => r,
-        };
+        let runs =
+            match decode_runs(&data[attr.offset + attr.mapping_pairs..attr.offset + attr.length]) {
+                None => {
+                    return Err(corrupt(
+                        "malformed mapping pairs in the $DATA attribute".into(),
+                    ))
+                }
+                Some(Err(vcn)) => return Err(refuse(GrowRefusal::SparseRun { vcn })),
+                Some(Ok(r)) => r,
+            };
         // The runs read here must be the ones the file was looked up with.
         let same = runs.len() == extents.len()
             && runs.iter().zip(extents).all(|(&(lcn, n), e)| {
@@ -394,7 +404,8 @@ impl Volume {
             let tail = attr.offset + attr.length..in_use;
             fixed.copy_within(tail, attr.offset + new_len);
             fixed[0x18..0x1c].copy_from_slice(&((in_use + grow) as u32).to_le_bytes());
-            fixed[attr.offset + 4..attr.offset + 8].copy_from_slice(&(new_len as u32).to_le_bytes());
+            fixed[attr.offset + 4..attr.offset + 8]
+                .copy_from_slice(&(new_len as u32).to_le_bytes());
         }
         let a = attr.offset;
         let attr_len = new_len.max(attr.length);
@@ -453,22 +464,28 @@ impl Volume {
     /// Reads MFT record `number`: parsed (fixups applied) and as it is on disk.
     fn read_record<T: Read + Seek>(&self, fs: &mut T, number: u64) -> Result<(RawRecord, Vec<u8>)> {
         let file = self.ntfs.file(fs, number)?;
-        let position = file.position().value().map(|p| p.get()).ok_or(Error::Corrupt {
-            record: number,
-            offset: 0,
-            what: "MFT record without a position".into(),
-        })?;
+        let position = file
+            .position()
+            .value()
+            .map(|p| p.get())
+            .ok_or(Error::Corrupt {
+                record: number,
+                offset: 0,
+                what: "MFT record without a position".into(),
+            })?;
         let size = self.ntfs.file_record_size();
         let record = RawRecord::read(fs, number, position, size)?;
         let mut raw = vec![0u8; size as usize];
-        fs.seek(SeekFrom::Start(position)).map_err(io_at(position))?;
+        fs.seek(SeekFrom::Start(position))
+            .map_err(io_at(position))?;
         fs.read_exact(&mut raw).map_err(io_at(position))?;
         Ok((record, raw))
     }
 
     /// The `$Bitmap` file and its bytes.
     fn read_bitmap<T: Read + Seek>(&self, fs: &mut T) -> Result<(FileEntry, Vec<u8>)> {
-        let entry = self.metadata_file(fs, KnownNtfsFileRecordNumber::Bitmap as u64, "\\$Bitmap")?;
+        let entry =
+            self.metadata_file(fs, KnownNtfsFileRecordNumber::Bitmap as u64, "\\$Bitmap")?;
         let cluster = u64::from(self.ntfs.cluster_size());
         let total = self.ntfs.size() / cluster;
         // One bit per cluster: a bitmap shorter than that is damaged.
@@ -486,7 +503,12 @@ impl Volume {
         Ok((entry, bits))
     }
 
-    fn metadata_file<T: Read + Seek>(&self, fs: &mut T, number: u64, path: &str) -> Result<FileEntry> {
+    fn metadata_file<T: Read + Seek>(
+        &self,
+        fs: &mut T,
+        number: u64,
+        path: &str,
+    ) -> Result<FileEntry> {
         let file = self.ntfs.file(fs, number)?;
         let data = self.data_layout(fs, &file)?;
         Ok(FileEntry {
@@ -513,11 +535,15 @@ impl Volume {
     pub fn record_range<T: Read + Seek>(&self, fs: &mut T, file: &FileEntry) -> Result<(u64, u64)> {
         guarded("finding an MFT record", || {
             let f = self.ntfs.file(fs, file.record_number())?;
-            let position = f.position().value().map(|p| p.get()).ok_or(Error::Corrupt {
-                record: file.record_number(),
-                offset: 0,
-                what: "MFT record without a position".into(),
-            })?;
+            let position = f
+                .position()
+                .value()
+                .map(|p| p.get())
+                .ok_or(Error::Corrupt {
+                    record: file.record_number(),
+                    offset: 0,
+                    what: "MFT record without a position".into(),
+                })?;
             Ok((position, u64::from(self.ntfs.file_record_size())))
         })
     }
@@ -526,7 +552,8 @@ impl Volume {
     /// unmount: Windows would replay those transactions at the next mount, over what this plan
     /// changes. An empty log (all 0xFF, as mkntfs and ntfs-3g leave it) is clean.
     fn check_logfile_clean<T: Read + Seek>(&self, fs: &mut T) -> Result<()> {
-        let entry = self.metadata_file(fs, KnownNtfsFileRecordNumber::LogFile as u64, "\\$LogFile")?;
+        let entry =
+            self.metadata_file(fs, KnownNtfsFileRecordNumber::LogFile as u64, "\\$LogFile")?;
         let not_clean = |what: String| Error::CannotGrow {
             path: "\\$LogFile".into(),
             record: KnownNtfsFileRecordNumber::LogFile as u64,
@@ -551,12 +578,18 @@ impl Volume {
         let area = u16_le(&page, 0x18).unwrap_or(0) as usize;
         let (in_use_at, flags_at) = (area + 0x0c, area + 0x0e);
         // Bytes at the end of a 512-byte block are replaced by the fixup: never trusted raw.
-        if RawRecord::is_fixup_protected(in_use_at + 1) || RawRecord::is_fixup_protected(flags_at + 1)
+        if RawRecord::is_fixup_protected(in_use_at + 1)
+            || RawRecord::is_fixup_protected(flags_at + 1)
         {
-            return Err(not_clean("its restart area lies across a sector end".into()));
+            return Err(not_clean(
+                "its restart area lies across a sector end".into(),
+            ));
         }
-        let (Some(in_use), Some(flags)) = (u16_le(&page, in_use_at), u16_le(&page, flags_at)) else {
-            return Err(not_clean(format!("restart area offset {area:#x} is outside its page")));
+        let (Some(in_use), Some(flags)) = (u16_le(&page, in_use_at), u16_le(&page, flags_at))
+        else {
+            return Err(not_clean(format!(
+                "restart area offset {area:#x} is outside its page"
+            )));
         };
         if in_use != LOGFILE_NO_CLIENT && flags & RESTART_VOLUME_IS_CLEAN == 0 {
             return Err(not_clean(format!(
@@ -599,7 +632,8 @@ fn find_data(record: &RawRecord) -> std::result::Result<DataAttr, FindError> {
             if mapping_pairs < 0x40 || mapping_pairs >= len {
                 return Err(bad("mapping pairs offset outside the $DATA attribute"));
             }
-            let lowest = u64::from_le_bytes(data[at + 0x10..at + 0x18].try_into().unwrap_or([0; 8]));
+            let lowest =
+                u64::from_le_bytes(data[at + 0x10..at + 0x18].try_into().unwrap_or([0; 8]));
             if lowest != 0 {
                 return Err(FindError::AttributeList);
             }
@@ -682,7 +716,11 @@ fn bitmap_patches(entry: &FileEntry, old: &[u8], new: &[u8]) -> Result<Vec<Patch
     let Some(first) = old.iter().zip(new).position(|(a, b)| a != b) else {
         return Ok(Vec::new());
     };
-    let last = old.iter().zip(new).rposition(|(a, b)| a != b).unwrap_or(first);
+    let last = old
+        .iter()
+        .zip(new)
+        .rposition(|(a, b)| a != b)
+        .unwrap_or(first);
     let mut out = Vec::new();
     for piece in entry.plan_write(first as u64, (last - first + 1) as u64)? {
         let (from, n) = (piece.file_offset as usize, piece.len as usize);
