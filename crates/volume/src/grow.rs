@@ -617,7 +617,7 @@ fn find_data(record: &RawRecord) -> std::result::Result<DataAttr, FindError> {
             return found.ok_or_else(|| bad("no unnamed $DATA attribute"));
         }
         let len = u32_le(data, at + 4).ok_or_else(|| bad("attribute beyond the record"))? as usize;
-        if len < 0x18 || len % 8 != 0 || at.checked_add(len).is_none_or(|e| e > data.len()) {
+        if len < 0x18 || !len.is_multiple_of(8) || at.checked_add(len).is_none_or(|e| e > data.len()) {
             return Err(bad("attribute length out of the record"));
         }
         if ty == ATTR_TYPE_ATTRIBUTE_LIST {
