@@ -334,7 +334,8 @@ impl Volume {
         // The runs read here must be the ones the file was looked up with.
         let same = runs.len() == extents.len()
             && runs.iter().zip(extents).all(|(&(lcn, n), e)| {
-                e.partition_offset == Some(lcn * cluster) && e.len == n * cluster
+                e.partition_offset == lcn.checked_mul(cluster)
+                    && Some(e.len) == n.checked_mul(cluster)
             });
         if !same || attr.allocated_size != layout.allocated_size {
             return Err(corrupt(
@@ -617,7 +618,10 @@ fn find_data(record: &RawRecord) -> std::result::Result<DataAttr, FindError> {
             return found.ok_or_else(|| bad("no unnamed $DATA attribute"));
         }
         let len = u32_le(data, at + 4).ok_or_else(|| bad("attribute beyond the record"))? as usize;
-        if len < 0x18 || !len.is_multiple_of(8) || at.checked_add(len).is_none_or(|e| e > data.len()) {
+        if len < 0x18
+            || !len.is_multiple_of(8)
+            || at.checked_add(len).is_none_or(|e| e > data.len())
+        {
             return Err(bad("attribute length out of the record"));
         }
         if ty == ATTR_TYPE_ATTRIBUTE_LIST {

@@ -16,6 +16,22 @@ fn open_edge() -> (Cursor<Vec<u8>>, Volume) {
     (fs, vol)
 }
 
+/// ntfsinfo's count of free clusters (ntfs-3g counts the bits clear in `$Bitmap`).
+fn free_clusters(volume: &std::path::Path) -> Option<u64> {
+    let bin = tool("ntfsinfo")?;
+    let out = std::process::Command::new(bin)
+        .arg("-m")
+        .arg(volume)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.contains("Free Clusters:"))
+        .unwrap_or_else(|| panic!("ntfsinfo -m: {text}"));
+    Some(line.split_whitespace().nth(2).unwrap().parse().unwrap())
+}
+
 fn seq_20000() -> Vec<u8> {
     (1..=20000)
         .map(|i| format!("{i}\n"))
@@ -54,6 +70,9 @@ fn grow_plain(new_len: usize, check: impl Fn(&GrowthPlan)) {
     let mut new = old.clone();
     new.extend((0..new_len - old.len()).map(|i| b'a' + (i % 26) as u8));
     let mut bytes = fs.into_inner();
+    let dir = tempfile::tempdir().unwrap();
+    let before = dir.path().join("before.raw");
+    std::fs::write(&before, &bytes).unwrap();
     apply(&mut bytes, &plan, &new);
 
     let mut fs = Cursor::new(bytes);
@@ -62,9 +81,12 @@ fn grow_plain(new_len: usize, check: impl Fn(&GrowthPlan)) {
     assert_eq!(f.size(), new_len as u64);
     assert!(vol.read_file(&mut fs, &f).unwrap() == new);
 
-    let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("grown.raw");
     std::fs::write(&path, fs.get_ref()).unwrap();
+    if let (Some(was), Some(now)) = (free_clusters(&before), free_clusters(&path)) {
+        let taken: u64 = plan.new_clusters.iter().map(|r| r.1).sum();
+        assert_eq!(now + taken, was, "ntfsinfo's free clusters");
+    }
     if let Some((clean, text)) = ntfsfix_clean(&path) {
         assert!(clean && !text.contains("FAILED"), "ntfsfix -n: {text}");
     }
@@ -131,4 +153,40 @@ fn what_the_plan_does_not_cover_is_refused_with_the_reason() {
         refusal("plain.txt", 64 << 20),
         GrowRefusal::NoSpace { .. }
     ));
+}
+
+/// A `$LogFile` whose restart area says a log client was active at the last unmount (Windows
+/// would replay it over the change) is refused; the same area with the clean flag is not.
+/// ntfs-3g leaves the log empty (0xFF), so the restart page is written here by hand: "RSTR",
+/// the restart area at 0x30, its client-in-use list at 0x3C and its flags at 0x3E (ntfs-3g's
+/// logfile.h).
+#[test]
+fn an_unclean_logfile_is_refused() {
+    let (mut fs, vol) = open_edge();
+    let log = vol.open_file(&mut fs, "$LogFile").unwrap();
+    let at = log.extents()[0].partition_offset.unwrap() as usize;
+    let file = vol.open_file(&mut fs, "plain.txt").unwrap();
+    for (flags, clean) in [(0u16, false), (2, true)] {
+        let mut bytes = fs.get_ref().clone();
+        bytes[at..at + 4096].fill(0);
+        bytes[at..at + 4].copy_from_slice(b"RSTR");
+        bytes[at + 0x18..at + 0x1a].copy_from_slice(&0x30u16.to_le_bytes());
+        bytes[at + 0x3c..at + 0x3e].copy_from_slice(&0u16.to_le_bytes());
+        bytes[at + 0x3e..at + 0x40].copy_from_slice(&flags.to_le_bytes());
+        let mut c = Cursor::new(bytes);
+        let v = Volume::open(&mut c).unwrap();
+        let got = v.plan_grow(&mut c, &file, 1 << 20);
+        if clean {
+            assert!(got.is_ok(), "{got:?}");
+        } else {
+            match got {
+                Err(Error::CannotGrow {
+                    path,
+                    why: GrowRefusal::LogFileNotClean { .. },
+                    ..
+                }) => assert_eq!(path, "\\plain.txt"),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
 }
