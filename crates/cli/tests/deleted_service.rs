@@ -1,6 +1,7 @@
 //! A deleted service key (error 1060) re-created by `repair` from the healthy configuration of
-//! the hive's Windows version, in every control set that lost it; and a write that would have to
-//! grow a hive file inside a disk image refused with exit 4. The broken hives are made by hivex's
+//! the hive's Windows version, in every control set that lost it, in hive files and inside the
+//! NTFS volume of raw, VHD and VHDX disks (the hive file grows there); and a growth the volume
+//! has no room for refused with exit 4. The broken hives are made by hivex's
 //! hivexregedit, so the damage does not come from winrescue's own writer; hivexget reads the
 //! result.
 
@@ -202,19 +203,240 @@ fn win10_deleted_dhcp_is_recreated_and_undone() {
     );
 }
 
-/// A value larger than the hive file's bytes, imported into a disk image: exit 4 (write
-/// refused), the bytes needed named, the image unchanged. The same import into the bare hive
-/// file grows it.
-#[test]
-fn an_image_hive_that_would_have_to_grow_is_refused_with_exit_4() {
+/// Partition 3 (NTFS, Windows) of the Gen2 fixtures: sectors 102400..194559.
+const PART_START: usize = 102_400 * 512;
+const PART_LEN: usize = 92_160 * 512;
+
+/// Runs an independent tool; `None` when it is not installed (outside CI only).
+fn tool(name: &str, args: &[&std::ffi::OsStr]) -> Option<std::process::Output> {
+    match Std::new(name).args(args).output() {
+        Ok(o) => Some(o),
+        Err(_) => {
+            assert!(!ci(), "{name} is required in CI");
+            None
+        }
+    }
+}
+
+/// The raw disk of `image` (qemu-img for VHD and VHDX: an independent reader of the
+/// container), its NTFS partition cut out into `dir/part`.
+fn ntfs_partition(image: &Path, dir: &Path) -> Option<PathBuf> {
+    let raw = if image.extension().is_some_and(|e| e == "raw") {
+        image.to_path_buf()
+    } else {
+        let raw = dir.join("converted.raw");
+        let o = tool(
+            "qemu-img",
+            &[
+                "convert".as_ref(),
+                "-O".as_ref(),
+                "raw".as_ref(),
+                image.as_os_str(),
+                raw.as_os_str(),
+            ],
+        )?;
+        assert!(
+            o.status.success(),
+            "qemu-img: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        raw
+    };
+    let bytes = std::fs::read(&raw).unwrap();
+    let part = dir.join("part");
+    std::fs::write(&part, &bytes[PART_START..PART_START + PART_LEN]).unwrap();
+    Some(part)
+}
+
+/// `ntfsfix -n` finds the volume consistent, and ntfs-3g's `ntfscat` reads `path` from it.
+fn ntfs3g_read(part: &Path, path: &str) -> Option<Vec<u8>> {
+    let fix = tool("ntfsfix", &["-n".as_ref(), part.as_os_str()])?;
+    let text = String::from_utf8_lossy(&fix.stdout).into_owned();
+    assert!(
+        fix.status.success() && !text.contains("FAILED"),
+        "ntfsfix -n: {text}{}",
+        String::from_utf8_lossy(&fix.stderr)
+    );
+    let cat = tool("ntfscat", &[part.as_os_str(), path.as_ref()])?;
+    assert!(
+        cat.status.success(),
+        "ntfscat: {}",
+        String::from_utf8_lossy(&cat.stderr)
+    );
+    Some(cat.stdout)
+}
+
+/// The Gen2 disk whose Windows 7 SYSTEM lost `ControlSet001\Services\Dhcp` to hivexregedit,
+/// put on NTFS by ntfs-3g: built by `make-windows-fixtures.sh broken-raw` (root, FUSE, ntfs-3g
+/// and hivex needed: a failure fails the test under CI and skips it elsewhere).
+fn dhcp_deleted_image() -> Option<PathBuf> {
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/fixture-images");
+    let raw = out.join("gen2-gpt-win7-dhcp-deleted.raw");
+    if !raw.exists() {
+        let script = fixtures::testdata_dir().join("images/make-windows-fixtures.sh");
+        let ok = Std::new(&script)
+            .arg("broken-raw")
+            .arg(&out)
+            .arg("dhcp-deleted")
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            assert!(!ci(), "{} could not build dhcp-deleted", script.display());
+            eprintln!("skipped: {} could not build dhcp-deleted", script.display());
+            return None;
+        }
+    }
+    Some(raw)
+}
+
+/// The Windows 7 hive (no slack) with Dhcp deleted, inside an NTFS volume of a raw, VHD or
+/// VHDX disk: diagnose says 1060, `repair --apply` re-creates the key (its file grows: new
+/// clusters, MFT record), diagnose says healthy, ntfs-3g reads the grown file from a volume
+/// `ntfsfix -n` finds consistent and hivex reads every value in it; undo gives the disk image
+/// back bit for bit.
+fn deleted_dhcp_inside_an_image(format: Option<&str>) {
+    let Some(source) = dhcp_deleted_image() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
-    let image = dir.path().join("disk.raw");
-    std::fs::copy(fixtures::path("images/gen2-gpt-win7-system.raw"), &image).unwrap();
+    let image = match format {
+        None => {
+            let p = dir.path().join("disk.raw");
+            std::fs::copy(&source, &p).unwrap();
+            p
+        }
+        Some(f) => {
+            let p = dir.path().join(format!("disk.{f}"));
+            let (fmt, opts) = if f == "vhd" {
+                ("vpc", "subformat=fixed")
+            } else {
+                ("vhdx", "subformat=dynamic")
+            };
+            let Some(o) = tool(
+                "qemu-img",
+                &[
+                    "convert".as_ref(),
+                    "-O".as_ref(),
+                    fmt.as_ref(),
+                    "-o".as_ref(),
+                    opts.as_ref(),
+                    source.as_os_str(),
+                    p.as_os_str(),
+                ],
+            ) else {
+                return;
+            };
+            assert!(
+                o.status.success(),
+                "qemu-img: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            p
+        }
+    };
     let original = std::fs::read(&image).unwrap();
-    let hex: Vec<String> = (0..512 * 1024u32)
+    let system = "Windows/System32/config/SYSTEM";
+    let old_hive = ntfs_partition(&image, dir.path()).and_then(|p| ntfs3g_read(&p, system));
+
+    let out = winrescue()
+        .arg("diagnose")
+        .arg("--json")
+        .arg(&image)
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    let j: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(dhcp(&j)["code"], 1060);
+
+    let out = winrescue()
+        .args(["repair", "--apply"])
+        .arg(&image)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8_lossy(&out);
+    assert!(
+        text.contains("verified: read back from the disk, healthy now: service:Dhcp"),
+        "{text}"
+    );
+    let journal = text
+        .lines()
+        .find_map(|l| l.strip_prefix("undo:    winrescue undo "))
+        .unwrap()
+        .to_string();
+    winrescue()
+        .arg("diagnose")
+        .arg(&image)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("verdict:  healthy"));
+
+    if let (Some(old_hive), Some(part)) = (&old_hive, ntfs_partition(&image, dir.path())) {
+        let hive = ntfs3g_read(&part, system).unwrap();
+        // Measured: the re-created key fits in the cells hivexregedit freed when it deleted the
+        // old one, so this repair keeps the file's 11,771,904 bytes; the values below grow it.
+        assert!(
+            hive.len() >= old_hive.len(),
+            "ntfs-3g reads {} bytes, {} before",
+            hive.len(),
+            old_hive.len()
+        );
+        let copy = dir.path().join("SYSTEM");
+        std::fs::write(&copy, &hive).unwrap();
+        let key = r"\ControlSet001\services\Dhcp";
+        assert_eq!(hivexget(&copy, key, "Start"), "2");
+        assert_eq!(hivexget(&copy, key, "Type"), "32");
+        assert_eq!(hivexget(&copy, key, "ErrorControl"), "1");
+        assert_eq!(
+            hivexget(&copy, key, "ObjectName"),
+            r"NT Authority\LocalService"
+        );
+        assert_eq!(hivexget(&copy, key, "Group"), "TDI");
+        assert_eq!(
+            hivexget(&copy, key, "ImagePath"),
+            r"%SystemRoot%\system32\svchost.exe -k LocalServiceNetworkRestricted"
+        );
+        let deps = hivexget(&copy, key, "DependOnService");
+        assert!(deps.contains("NSI") && deps.contains("Afd"), "{deps}");
+        assert_eq!(
+            hivexget(&copy, &format!(r"{key}\Parameters"), "ServiceDll"),
+            r"%SystemRoot%\system32\dhcpcore.dll"
+        );
+        assert!(regf::check::check(&hive).is_sound());
+    }
+
+    winrescue().arg("undo").arg(&journal).assert().success();
+    assert!(
+        std::fs::read(&image).unwrap() == original,
+        "undo is not bit for bit"
+    );
+    winrescue().arg("diagnose").arg(&image).assert().code(1);
+}
+
+#[test]
+fn win7_deleted_dhcp_inside_a_raw_image_is_recreated_and_undone() {
+    deleted_dhcp_inside_an_image(None);
+}
+
+#[test]
+fn win7_deleted_dhcp_inside_a_vhd_is_recreated_and_undone() {
+    deleted_dhcp_inside_an_image(Some("vhd"));
+}
+
+#[test]
+fn win7_deleted_dhcp_inside_a_vhdx_is_recreated_and_undone() {
+    deleted_dhcp_inside_an_image(Some("vhdx"));
+}
+
+fn big_reg(dir: &Path, len: u32) -> PathBuf {
+    let hex: Vec<String> = (0..len)
         .map(|i| format!("{:02x}", (i * 7 % 251) as u8))
         .collect();
-    let reg = dir.path().join("big.reg");
+    let reg = dir.join("big.reg");
     std::fs::write(
         &reg,
         format!(
@@ -223,6 +445,66 @@ fn an_image_hive_that_would_have_to_grow_is_refused_with_exit_4() {
         ),
     )
     .unwrap();
+    reg
+}
+
+/// A value larger than the hive file's bytes, imported into a disk image: the file grows inside
+/// the NTFS volume, and ntfs-3g reads it at its new length from a consistent volume.
+#[test]
+fn an_image_hive_grows_for_a_large_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("disk.raw");
+    std::fs::copy(fixtures::path("images/gen2-gpt-win7-system.raw"), &image).unwrap();
+    let len = fixtures::bytes("hives/win7-SYSTEM").len();
+    let reg = big_reg(dir.path(), 512 * 1024);
+    winrescue()
+        .arg("reg")
+        .arg(&image)
+        .arg("import")
+        .arg(&reg)
+        .assert()
+        .success();
+    if let Some(part) = ntfs_partition(&image, dir.path()) {
+        let hive = ntfs3g_read(&part, "Windows/System32/config/SYSTEM").unwrap();
+        assert!(hive.len() > len + 512 * 1024, "{} bytes", hive.len());
+    }
+}
+
+/// A volume with too little free space (ntfs-3g's ntfscp filled it): the import is refused
+/// with exit 4, the reason named, the image unchanged.
+#[test]
+fn an_image_hive_that_cannot_grow_for_lack_of_space_is_refused_with_exit_4() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("disk.raw");
+    std::fs::copy(fixtures::path("images/gen2-gpt-win7-system.raw"), &image).unwrap();
+    let mut bytes = std::fs::read(&image).unwrap();
+    let part = dir.path().join("part");
+    std::fs::write(&part, &bytes[PART_START..PART_START + PART_LEN]).unwrap();
+    // 26 MiB is the largest whole number of MiB ntfscp fits in the volume's 7479 free 4 KiB
+    // clusters (it keeps the MFT zone for last); 823 clusters (3.2 MiB) stay free, less than
+    // the 4 MiB value needs.
+    let filler = dir.path().join("filler");
+    std::fs::write(&filler, vec![0x5a; 26 << 20]).unwrap();
+    let Some(o) = tool(
+        "ntfscp",
+        &[
+            "-f".as_ref(),
+            part.as_os_str(),
+            filler.as_os_str(),
+            "filler.bin".as_ref(),
+        ],
+    ) else {
+        return;
+    };
+    assert!(
+        o.status.success(),
+        "ntfscp: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    bytes[PART_START..PART_START + PART_LEN].copy_from_slice(&std::fs::read(&part).unwrap());
+    std::fs::write(&image, &bytes).unwrap();
+    let original = bytes;
+    let reg = big_reg(dir.path(), 4 << 20);
     winrescue()
         .arg("reg")
         .arg(&image)
@@ -230,21 +512,12 @@ fn an_image_hive_that_would_have_to_grow_is_refused_with_exit_4() {
         .arg(&reg)
         .assert()
         .code(4)
-        .stderr(predicate::str::contains("more bytes are needed"));
+        .stderr(
+            predicate::str::contains("more bytes are needed")
+                .and(predicate::str::contains("free clusters")),
+        );
     assert!(
         std::fs::read(&image).unwrap() == original,
         "the image changed"
     );
-
-    let hive = dir.path().join("SYSTEM");
-    std::fs::copy(fixtures::path("hives/win7-SYSTEM"), &hive).unwrap();
-    let len = std::fs::metadata(&hive).unwrap().len();
-    winrescue()
-        .arg("reg")
-        .arg(&hive)
-        .arg("import")
-        .arg(&reg)
-        .assert()
-        .success();
-    assert!(std::fs::metadata(&hive).unwrap().len() > len + 512 * 1024);
 }

@@ -10,8 +10,9 @@
 //! Every editor may append hive bins (see `regf::edit::Editor::allow_growth`). They go first
 //! into the slack the file already has after its hive bins, so the file keeps its length. Past
 //! that, a hive file (a bare hive, or one in a folder) is extended in place under the journal;
-//! inside a disk image the write is refused ([`Error::HiveFileFull`]) before anything is
-//! written, naming the bytes needed, because growing a file there changes NTFS metadata.
+//! inside a disk image its NTFS file grows (`volume::Volume::plan_grow`: MFT record, volume
+//! bitmap, new clusters, all journaled with the hive's pages), and what that plan refuses is
+//! refused ([`Error::HiveFileFull`]) before anything is written, naming the bytes needed and why.
 
 use std::path::{Path, PathBuf};
 

@@ -56,15 +56,17 @@ pub enum Error {
     IncompleteHive { hive: String },
 
     /// An edit needs the hive file inside a disk image to be longer than the bytes it can be
-    /// written in place (its length, or its valid data length if shorter): growing a file
-    /// inside an NTFS volume changes the volume's metadata, which winrescue does not write.
-    #[error("write refused: the edited {hive} needs {needed} bytes, but its file in the disk image can take {available} bytes in place: {} more bytes are needed, and winrescue does not grow a file inside an NTFS volume (that changes the volume's metadata)", needed.saturating_sub(*available))]
+    /// written in place (its length, or its valid data length if shorter), and its file cannot
+    /// be grown: `why` says what stops it.
+    #[error("write refused: the edited {hive} needs {needed} bytes, but its file in the disk image can take {available} bytes in place: {} more bytes are needed, and the file cannot grow: {why}", needed.saturating_sub(*available))]
     HiveFileFull {
         hive: String,
         /// Bytes the edited hive needs (its base block and hive bins).
         needed: u64,
         /// Bytes of the file that can be written in place.
         available: u64,
+        /// What stops the file from growing.
+        why: GrowthBlocked,
     },
 
     /// A write was refused before anything was changed.
@@ -130,6 +132,25 @@ pub enum Error {
         what: String,
         journal: PathBuf,
     },
+}
+
+/// What stops a hive file inside a disk image from growing.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum GrowthBlocked {
+    /// The NTFS growth plan refuses it.
+    #[error("{0}")]
+    Ntfs(volume::GrowRefusal),
+    /// The file is on a FAT volume (an EFI system partition's boot store).
+    #[error("it is on a FAT volume, where winrescue does not allocate clusters")]
+    Fat,
+    /// Boot stores keep their length inside images.
+    #[error("winrescue grows the hives of a Windows installation, not a boot store, inside a disk image")]
+    BootStore,
+    /// Two hives of one volume would grow in one transaction (each plan would take the same
+    /// free clusters).
+    #[error("another hive of the same volume already grows in this transaction")]
+    AnotherGrowth,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

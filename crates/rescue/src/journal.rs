@@ -39,7 +39,13 @@
 //! never goes below the old one. So a crash at any point ends, after `undo` or `undo --redo`,
 //! in the original file (length included) or the grown one. Such journals are format 3, so that
 //! an older winrescue, which would not truncate, refuses them; the others stay format 2.
-//! Disk images never change length: growth there is refused before anything is written.
+//! Disk images never change length. A hive file that grows inside an NTFS volume of a disk
+//! changes NTFS metadata instead: its MFT record and bytes of `$Bitmap`, besides its new
+//! clusters. Those ranges are ordinary ones (bytes before and after); a journal naming the hive
+//! may write its MFT record and its volume's `$Bitmap`, and clusters outside the hive's only
+//! where the journal's own bitmap ranges allocate them (a bit clear before, set after): that is
+//! the one way a growing hive's new clusters, written before its MFT record takes them, are
+//! allowed (see [`crate::target::DiskBounds`]).
 //!
 //! # Disks behind a URL
 //! An Azure page blob reached with a SAS URL is written with Put Page, each request guarded by
@@ -1067,13 +1073,22 @@ fn check_bounds(j: &Journal, journal_path: &Path, urls: &[String]) -> Result<()>
                 }
             }
             Some(_) => {
-                let extents =
+                let bounds =
                     crate::target::hive_extents(&locate(d, journal_path, urls)?, &d.hives)?;
+                let allocated = bounds.allocated(
+                    ranges
+                        .clone()
+                        .map(|r| (r.offset, r.before.as_slice(), r.after.as_slice())),
+                );
                 for r in ranges {
                     let end = r.offset.checked_add(r.after.len() as u64);
                     let inside = !r.is_grown()
                         && end.is_some_and(|end| {
-                            extents.iter().any(|&(s, l)| r.offset >= s && end <= s + l)
+                            bounds
+                                .extents
+                                .iter()
+                                .chain(&allocated)
+                                .any(|&(s, l)| r.offset >= s && end <= s + l)
                         });
                     if !inside {
                         return Err(bad(format!(

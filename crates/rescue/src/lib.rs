@@ -24,4 +24,4 @@ pub mod journal;
 pub mod offline;
 pub mod target;
 
-pub use error::{Error, Result};
+pub use error::{Error, GrowthBlocked, Result};

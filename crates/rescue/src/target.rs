@@ -16,7 +16,7 @@ use serde::Serialize;
 use vdisk::{Disk, Partition, Slice};
 use volume::{FileEntry, Volume};
 
-use crate::error::{io, Error, Result};
+use crate::error::{io, Error, GrowthBlocked, Result};
 use crate::journal::{HiveRef, Piece};
 
 /// Where the SYSTEM hive lives inside a Windows volume.
@@ -134,6 +134,9 @@ pub struct Target {
     /// The opened NTFS volume and partition of each install (disk targets), in `installs` order:
     /// opened once, since opening reads the upcase table and the MFT's first records.
     volumes: Vec<(Volume, Partition)>,
+    /// A hive of this target already grows in the transaction being planned: a second growth
+    /// would be planned from the same volume bitmap and take the same free clusters.
+    growing: std::cell::Cell<bool>,
 }
 
 impl Target {
@@ -181,6 +184,7 @@ impl Target {
                 disk: None,
                 installs: vec![install],
                 volumes: Vec::new(),
+                growing: Default::default(),
             });
         }
         // One sector is the least a disk image holds (its MBR, or a VHD's footer copy); the
@@ -218,6 +222,7 @@ impl Target {
                 disk: None,
                 installs: vec![install],
                 volumes: Vec::new(),
+                growing: Default::default(),
             });
         }
         let text = got > 0
@@ -255,6 +260,7 @@ impl Target {
             disk: Some(Arc::new(disk)),
             installs,
             volumes,
+            growing: Default::default(),
         })
     }
 
@@ -557,11 +563,12 @@ impl Target {
     /// file otherwise.
     ///
     /// A hive file may grow: the pieces past its old end have no `before` bytes, and the
-    /// caller extends the file to `new.len()` under the journal. Inside a disk image the hive
-    /// must fit in the bytes its file already has and has valid (slack after the hive bins
-    /// included): more is refused with [`Error::HiveFileFull`], since it would change NTFS
-    /// metadata. Also refused: a shorter hive, a dirty or hibernated NTFS volume, a compressed,
-    /// encrypted, sparse or resident hive.
+    /// caller extends the file to `new.len()` under the journal. Inside a disk image a hive
+    /// that needs more than the bytes its file has and has valid grows its NTFS file
+    /// ([`volume::Volume::plan_grow`]; the pieces then include the volume bitmap and the MFT
+    /// record, ordered as `grow_pieces` says); what that plan refuses is refused with
+    /// [`Error::HiveFileFull`]. Also refused: a shorter hive, a dirty or hibernated NTFS volume,
+    /// a compressed, encrypted, sparse or resident hive.
     pub fn plan_hive_write(
         &self,
         install: &Install,
@@ -599,8 +606,8 @@ impl Target {
                         "the hive changed on the disk since it was read".into(),
                     ));
                 }
-                // Bytes past the valid data length read as zeros and cannot be written without
-                // moving it (NTFS metadata): the hive bins must end before it.
+                // Bytes past the valid data length read as zeros: writing there means moving it
+                // (NTFS metadata), as growing the file does.
                 let available = hive
                     .data()
                     .map_or(0, |d| d.valid_size.min(d.size))
@@ -608,15 +615,33 @@ impl Target {
                 let bins_end = regf::BaseBlock::parse(new)
                     .map(|b| regf::BASE_BLOCK_SIZE as u64 + u64::from(b.hive_bins_size))?;
                 if bins_end > available || new.len() > old.len() {
-                    return Err(Error::HiveFileFull {
+                    let needed = if bins_end > available {
+                        bins_end
+                    } else {
+                        new.len() as u64
+                    };
+                    let full = |why| Error::HiveFileFull {
                         hive: hive_path.to_string(),
-                        needed: if bins_end > available {
-                            bins_end
-                        } else {
-                            new.len() as u64
-                        },
+                        needed,
                         available,
+                        why,
+                    };
+                    if self.growing.replace(true) {
+                        return Err(full(GrowthBlocked::AnotherGrowth));
+                    }
+                    let grown = self.with_volume(install, |vol, s| {
+                        match vol.plan_grow(s, &hive, (new.len() as u64).max(needed)) {
+                            Ok(plan) => grow_pieces(s, p.start, &plan, &pages, old, new),
+                            Err(volume::Error::CannotGrow { why, .. }) => {
+                                Err(full(GrowthBlocked::Ntfs(why)))
+                            }
+                            Err(e) => Err(e.into()),
+                        }
                     });
+                    if grown.is_err() {
+                        self.growing.set(false);
+                    }
+                    return grown;
                 }
                 let mut pieces = Vec::new();
                 for page in pages {
@@ -904,6 +929,10 @@ impl Target {
                 hive: loc.path.clone(),
                 needed: bins_end.max(new.len() as u64),
                 available,
+                why: match files {
+                    BootFiles::Fat { .. } => GrowthBlocked::Fat,
+                    BootFiles::Ntfs { .. } => GrowthBlocked::BootStore,
+                },
             });
         }
         let mut pieces = Vec::new();
@@ -945,7 +974,7 @@ impl Target {
     /// the hive file opened on its own find the same journal).
     pub fn anchor(&self, install: &Install) -> PathBuf {
         // A disk behind a URL: the blob it names, without the SAS (journals never keep it).
-        if let Some(address) = self.disk.as_ref().and_then(Disk::address) {
+        if let Some(address) = self.disk.as_ref().and_then(|d| d.address()) {
             return PathBuf::from(address);
         }
         let p = match self.kind {
@@ -1251,11 +1280,137 @@ fn file_pieces(pages: &[u64], old: &[u8], new: &[u8]) -> Vec<Piece> {
     pieces
 }
 
-/// The disk extents (offset, length) of the clusters holding each hive in `hives`, on the disk
-/// image or device at `path`: where a journal's ranges may lie.
-pub fn hive_extents(path: &Path, hives: &[HiveRef]) -> Result<Vec<(u64, u64)>> {
+/// The pieces that grow a hive file inside an NTFS volume to `plan.new_size`, in the order of
+/// [`volume::GrowthPlan`], so that the disk is consistent between any two of them:
+/// 1. the file's new bytes past its old valid data length (into its slack clusters or into
+///    free clusters, which nothing reads yet), page by page;
+/// 2. the volume bitmap bytes that mark the new clusters used;
+/// 3. the file's MFT record (new runs, sizes), which makes step 1's bytes part of the file;
+/// 4. the changed pages below the old valid data length, the base block last (as for a hive
+///    that keeps its length: its old base block stays valid for its old bins until then).
+///
+/// A crash after step 2 leaves clusters marked used that no file owns (chkdsk frees them);
+/// after step 3 a longer file whose hive still ends where it did (the base block is not yet
+/// written): both read as the original hive, and the pending journal takes the disk to either
+/// side. `before` bytes are read from the device, not from `old`: past the valid data length
+/// the file reads as zeros whatever its clusters hold, and the journal must restore the
+/// clusters themselves.
+fn grow_pieces(
+    s: &mut Slice<&Disk>,
+    start: u64,
+    plan: &volume::GrowthPlan,
+    pages: &[u64],
+    old: &[u8],
+    new: &[u8],
+) -> Result<Vec<Piece>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut read = |off: u64, n: u64| -> Result<Vec<u8>> {
+        let mut buf = vec![0u8; n as usize];
+        s.seek(SeekFrom::Start(off))
+            .and_then(|_| s.read_exact(&mut buf))
+            .map_err(|source| volume::Error::Io {
+                offset: off,
+                source,
+            })?;
+        Ok(buf)
+    };
+    let page = regf::edit::PAGE as u64;
+    let mut pieces = Vec::new();
+    let mut pos = plan.old_valid_size;
+    while pos < plan.new_size {
+        let len = ((pos / page + 1) * page).min(plan.new_size) - pos;
+        for ext in plan.grown.plan_write(pos, len)? {
+            let before = read(ext.partition_offset, ext.len)?;
+            // The new size may pass the hive's end only by the zeros of a whole page.
+            let mut after = vec![0u8; ext.len as usize];
+            let from = (ext.file_offset as usize).min(new.len());
+            let to = ((ext.file_offset + ext.len) as usize).min(new.len());
+            after[..to - from].copy_from_slice(&new[from..to]);
+            pieces.push(Piece {
+                offset: start + ext.partition_offset,
+                before,
+                after,
+            });
+        }
+        pos += len;
+    }
+    for patch in plan.bitmap.iter().chain([&plan.record]) {
+        pieces.push(Piece {
+            offset: start + patch.partition_offset,
+            before: patch.before.clone(),
+            after: patch.after.clone(),
+        });
+    }
+    for &pg in pages.iter().filter(|&&pg| pg < plan.old_valid_size) {
+        let len = page.min(plan.old_valid_size - pg);
+        for ext in plan.grown.plan_write(pg, len)? {
+            let (from, n) = (ext.file_offset as usize, ext.len as usize);
+            pieces.push(Piece {
+                offset: start + ext.partition_offset,
+                before: old[from..from + n].to_vec(),
+                after: new[from..from + n].to_vec(),
+            });
+        }
+    }
+    Ok(pieces)
+}
+
+/// Where the ranges of a journal on one disk may lie: found again on the disk when the journal
+/// is obeyed (see [`crate::journal`]).
+#[derive(Debug, Default)]
+pub struct DiskBounds {
+    /// Disk extents (offset, length): the clusters of each hive, and for the hives of an
+    /// installation their MFT record and their volume's `$Bitmap` clusters (a hive that grows
+    /// writes both).
+    pub extents: Vec<(u64, u64)>,
+    /// Per NTFS volume holding a hive: its partition start, cluster size and `$Bitmap` runs.
+    bitmaps: Vec<(u64, u64, Vec<volume::Extent>)>,
+}
+
+impl DiskBounds {
+    /// The disk extents of the clusters that the bitmap ranges among `ranges` (disk offset,
+    /// bytes before, bytes after) allocate: bits clear before and set after. A growing hive's
+    /// new clusters are written before they belong to it, so they are allowed by the same
+    /// journal's allocation of them, and by nothing else.
+    pub fn allocated<'a>(
+        &self,
+        ranges: impl Iterator<Item = (u64, &'a [u8], &'a [u8])> + Clone,
+    ) -> Vec<(u64, u64)> {
+        let mut out: Vec<(u64, u64)> = Vec::new();
+        for (start, cluster, runs) in &self.bitmaps {
+            for (offset, before, after) in ranges.clone() {
+                for run in runs {
+                    let Some(base) = run.partition_offset.map(|p| start + p) else {
+                        continue;
+                    };
+                    for (i, (b, a)) in before.iter().zip(after).enumerate() {
+                        let at = offset + i as u64;
+                        if at < base || at >= base + run.len {
+                            continue;
+                        }
+                        let byte = run.file_offset + (at - base);
+                        for bit in 0..8 {
+                            if b & (1 << bit) == 0 && a & (1 << bit) != 0 {
+                                let disk = start + (byte * 8 + bit) * cluster;
+                                match out.last_mut() {
+                                    Some(last) if last.0 + last.1 == disk => last.1 += cluster,
+                                    _ => out.push((disk, *cluster)),
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Where the ranges of a journal naming `hives` may lie on the disk image or device at `path`
+/// (see [`DiskBounds`]).
+pub fn hive_extents(path: &Path, hives: &[HiveRef]) -> Result<DiskBounds> {
     let target = Target::open(path, false)?;
-    let mut out = Vec::new();
+    let mut out = DiskBounds::default();
     for h in hives {
         if h.boot_store {
             let loc = BootStore {
@@ -1264,7 +1419,7 @@ pub fn hive_extents(path: &Path, hives: &[HiveRef]) -> Result<Vec<(u64, u64)>> {
                 filesystem: None,
                 path: h.path.clone(),
             };
-            out.extend(target.boot_store_extents(&loc)?);
+            out.extents.extend(target.boot_store_extents(&loc)?);
             continue;
         }
         let install = target
@@ -1279,9 +1434,22 @@ pub fn hive_extents(path: &Path, hives: &[HiveRef]) -> Result<Vec<(u64, u64)>> {
                 ),
             })?;
         let start = install.partition_start.unwrap_or(0);
-        let entry = target.with_volume(install, |vol, s| Ok(vol.hive_files(s, &h.path)?.hive))?;
+        let (entry, record, (bitmap, cluster)) = target.with_volume(install, |vol, s| {
+            let entry = vol.hive_files(s, &h.path)?.hive;
+            let record = vol.record_range(s, &entry)?;
+            Ok((entry, record, vol.bitmap_extents(s)?))
+        })?;
         for ext in entry.plan_write(0, entry.size())? {
-            out.push((start + ext.partition_offset, ext.len));
+            out.extents.push((start + ext.partition_offset, ext.len));
+        }
+        out.extents.push((start + record.0, record.1));
+        if !out.bitmaps.iter().any(|b| b.0 == start) {
+            for ext in &bitmap {
+                if let Some(p) = ext.partition_offset {
+                    out.extents.push((start + p, ext.len));
+                }
+            }
+            out.bitmaps.push((start, u64::from(cluster), bitmap));
         }
     }
     Ok(out)

@@ -279,7 +279,7 @@ struct Found<'h> {
 }
 
 /// The keys `need` names below `cs` (several for a `*`), with their stored names.
-fn resolve<'h>(hive: &'h Hive<&[u8]>, cs: &ControlSet, need: Need) -> Vec<Found<'h>> {
+fn resolve<'h, B: regf::Source>(hive: &'h Hive<B>, cs: &ControlSet, need: Need) -> Vec<Found<'h>> {
     let (parent, all) = match need.key.strip_suffix(r"\*") {
         Some(p) => (p, true),
         None => (need.key, false),

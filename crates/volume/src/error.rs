@@ -243,6 +243,17 @@ pub enum Error {
         volume: u64,
     },
 
+    /// A file cannot be grown by [`Volume::plan_grow`](crate::Volume::plan_grow).
+    #[error("{path} (MFT record {record}) cannot be grown: {why}")]
+    CannotGrow {
+        /// Path of the file (or of the metadata file that blocks the growth).
+        path: String,
+        /// Its MFT record number.
+        record: u64,
+        /// What is wrong.
+        why: crate::grow::GrowRefusal,
+    },
+
     /// A file is larger than what [`Volume::read_file`](crate::Volume::read_file) loads into memory.
     #[error("{path}: {len} bytes exceed the in-memory read limit of {limit} bytes")]
     TooLarge {

@@ -1,7 +1,8 @@
 //! NTFS on one partition, for offline repair: facts about the volume, case-insensitive path
 //! lookup, file reads, and in-place writes into clusters a file already owns.
 //!
-//! Built on the read-only [`ntfs`] crate. The crate never changes NTFS metadata: a write goes
+//! Built on the read-only [`ntfs`] crate. The crate writes no NTFS metadata itself (growth is
+//! planned as patches for the caller to write, see [`Volume::plan_grow`]): a write goes
 //! only into data clusters of an existing, plain (non-resident, uncompressed, unencrypted,
 //! non-sparse in the range) file, and never past its size, so the file keeps its size, runs and
 //! timestamps and the volume stays consistent for chkdsk.
@@ -18,6 +19,8 @@
 //! 4. Read it with [`Volume::read_file`] or [`Volume::reader`].
 //! 5. Patch it with [`Volume::write_file_range`] on a `Write + Seek` view of the same partition
 //!    ([`Volume::plan_write`] shows the partition ranges first).
+//! 6. To make a file longer, [`Volume::plan_grow`] plans the NTFS metadata changes (MFT record,
+//!    volume bitmap) as byte patches for the caller's journal; nothing is written here.
 //!
 //! ```no_run
 //! # fn main() -> Result<(), volume::Error> {
@@ -35,6 +38,7 @@
 
 mod error;
 mod file;
+mod grow;
 mod record;
 mod security;
 mod volume;
@@ -44,6 +48,7 @@ pub use crate::file::{
     DataLayout, Extent, FileEntry, FileReader, Storage, WriteExtent, ATTR_COMPRESSED,
     ATTR_ENCRYPTED, ATTR_SPARSE,
 };
+pub use crate::grow::{GrowRefusal, GrowthPlan, Patch};
 pub use crate::security::{find_in_sds, DescriptorSource, FileSecurity};
 pub use crate::volume::{
     Hibernation, HiveFiles, Volume, VolumeFacts, MAX_READ_TO_VEC, VOLUME_DIRTY,

@@ -140,6 +140,32 @@ impl RawRecord {
         Ok(())
     }
 
+    /// The record's bytes with the fixup applied (what NTFS reads).
+    pub(crate) fn data(&self) -> &[u8] {
+        &self.data
+    }
+
+    /// The on-disk form of `fixed` (a changed copy of [`RawRecord::data`], same length): the last
+    /// two bytes of every 512-byte block move into the update sequence array and the block ends
+    /// get the update sequence number back. The number is kept as it is: the check NTFS makes is
+    /// only that every block end equals it, and keeping it leaves the blocks whose bytes did not
+    /// change identical on disk (fewer bytes written and journaled).
+    pub(crate) fn protect(&self, fixed: &[u8]) -> Result<Vec<u8>> {
+        let mut out = fixed.to_vec();
+        let usa_offset = self.u16_at(4)? as usize;
+        let usn = self.u16_at(usa_offset)?.to_le_bytes();
+        for i in 1..=out.len() / FIXUP_STRIDE {
+            let at = i * FIXUP_STRIDE - 2;
+            let slot = usa_offset + 2 * i;
+            // Both positions were checked by `fixup` when the record was read.
+            let (a, b) = (out[at], out[at + 1]);
+            out[slot] = a;
+            out[slot + 1] = b;
+            out[at..at + 2].copy_from_slice(&usn);
+        }
+        Ok(out)
+    }
+
     /// Whether `offset` (from the start of the record) is one of the bytes replaced by the fixup:
     /// patching those on disk would not change what NTFS reads.
     pub(crate) fn is_fixup_protected(offset: usize) -> bool {

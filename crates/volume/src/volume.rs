@@ -107,8 +107,8 @@ pub struct VolumeFacts {
 /// files in turn.
 #[derive(Debug)]
 pub struct Volume {
-    ntfs: Ntfs,
-    facts: VolumeFacts,
+    pub(crate) ntfs: Ntfs,
+    pub(crate) facts: VolumeFacts,
 }
 
 /// A hive and the transaction logs next to it, found case-insensitively.
@@ -407,7 +407,7 @@ impl Volume {
 
     /// Collects the pieces of the unnamed `$DATA` attribute of `file`, following an
     /// `$ATTRIBUTE_LIST` when there is one.
-    fn data_layout<T: Read + Seek>(
+    pub(crate) fn data_layout<T: Read + Seek>(
         &self,
         fs: &mut T,
         file: &NtfsFile<'_>,

@@ -39,6 +39,9 @@ fn exercise(image: Vec<u8>, paths: &[&str]) {
         };
         let _ = f.plan_write(0, 2);
         let _ = f.plan_write(f.size().saturating_sub(3), 2);
+        if let Err(e) = vol.plan_grow(&mut fs, &f, f.size().saturating_add(1 << 20)) {
+            note(&e);
+        }
         if let Ok(mut r) = vol.reader(&mut fs, &f) {
             // Bounded: a damaged size may claim terabytes.
             let mut buf = vec![0u8; 64 * 1024];

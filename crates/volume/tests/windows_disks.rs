@@ -246,6 +246,10 @@ fn dirty_volume_is_readable_but_not_writable() {
     );
     assert!(matches!(vol.check_writable(), Err(Error::Dirty { .. })));
     assert!(matches!(
+        vol.plan_grow(&mut s, &hive, hive.size() + 4096),
+        Err(Error::Dirty { .. })
+    ));
+    assert!(matches!(
         vol.write_file_range(&mut s, &hive, 0, b"xx"),
         Err(Error::Dirty { .. })
     ));
