@@ -210,6 +210,8 @@ impl Rule for ServiceRule {
         });
         if status == Status::Broken {
             f.changes = a.plan.changes.iter().map(Change::from_plan).collect();
+            let security = recreated_keys_security(w, &f.changes);
+            f.changes.extend(security);
             f.unresolved = a.plan.unresolved.clone();
             f.runbook = runbook(&f.changes, &boot.name);
         }
@@ -232,6 +234,43 @@ impl Rule for ServiceRule {
         }));
         f
     }
+}
+
+/// The descriptors of the keys a plan re-creates, as a healthy install of this Windows version
+/// has them. A key created without one inherits its parent's, which does not grant the service's
+/// own SID what it needs: the service would then fail with error 5 (the access rule says so).
+fn recreated_keys_security(w: &Offline, changes: &[Change]) -> Vec<Change> {
+    let Ok(hive) = w.system().hive() else {
+        return Vec::new();
+    };
+    let family = w.version().family;
+    let mut keys: Vec<&str> = changes
+        .iter()
+        .filter(|c| c.hive == HiveId::System)
+        .map(|c| c.key.as_str())
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    let mut out = Vec::new();
+    for key in keys {
+        if !matches!(hive.key(key), Ok(None)) {
+            continue;
+        }
+        // The baselines name keys below the control set.
+        let Some((_, below)) = key.split_once('\\') else {
+            continue;
+        };
+        let Some(sd) = crate::access::baseline(family, below) else {
+            continue;
+        };
+        let reason =
+            format!("the re-created key gets the descriptor of a healthy {family:?} install");
+        if let Ok(c) = Change::set_security(HiveId::System, key, sd.to_bytes(), Vec::new(), reason)
+        {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Serial-console commands that make the planned changes in the running system: `sc config`
