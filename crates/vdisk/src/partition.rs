@@ -14,8 +14,10 @@ use crate::util::{crc32, le32, le64, Guid};
 /// Most GPT partition entries accepted. The UEFI minimum array holds 128; no partitioning tool
 /// writes more than a few hundred. Keeps the entry array read under 4 MiB.
 const MAX_GPT_ENTRIES: u32 = 4096;
-/// Largest GPT entry accepted (the specification's is 128 * 2^n; 128 in practice).
-const MAX_GPT_ENTRY_SIZE: u32 = 1024;
+/// The one GPT entry size read. The specification allows 128 * 2^n, but every partitioning
+/// tool writes 128, and gptman checks the entry array's CRC32 with an assertion that only holds
+/// for 128-byte entries: any other size would panic there instead of failing with a reason.
+const GPT_ENTRY_SIZE: u32 = 128;
 /// Most logical partitions followed in an MBR extended partition's EBR chain.
 const MAX_LOGICAL: usize = 128;
 
@@ -248,8 +250,8 @@ fn precheck_gpt_header(disk: &Disk, at: u64, ss: u64) -> Result<bool> {
     if count > MAX_GPT_ENTRIES {
         return Err(table_err("GPT", format!("header at offset {at:#x}: NumberOfPartitionEntries is {count}, expected at most {MAX_GPT_ENTRIES}")));
     }
-    if !(128..=MAX_GPT_ENTRY_SIZE).contains(&esize) || !esize.is_multiple_of(8) {
-        return Err(table_err("GPT", format!("header at offset {at:#x}: SizeOfPartitionEntry is {esize}, expected a multiple of 8 from 128 to {MAX_GPT_ENTRY_SIZE}")));
+    if esize != GPT_ENTRY_SIZE {
+        return Err(table_err("GPT", format!("header at offset {at:#x}: SizeOfPartitionEntry is {esize}; only {GPT_ENTRY_SIZE}-byte entries are read")));
     }
     let array_len = u64::from(count) * u64::from(esize);
     let array_at = entry_lba.checked_mul(ss);
