@@ -79,19 +79,7 @@ impl<'h> Bins<'h> {
                 ),
             ));
         };
-        if size >= 0 {
-            return Err(bad(
-                off,
-                &format!("cell is free (size field {size}), a record was expected"),
-            ));
-        }
-        let size = size.unsigned_abs() as usize;
-        if size < 8 {
-            return Err(bad(
-                off,
-                &format!("cell size {size} is below the minimum of 8"),
-            ));
-        }
+        let size = allocated_size(off, size)?;
         slice(data, o + 4, size - 4).ok_or_else(|| {
             bad(
                 off,
@@ -145,4 +133,23 @@ pub(crate) fn bad(cell: CellOffset, what: &str) -> Error {
         cell,
         what: what.to_string(),
     }
+}
+
+/// The length of the allocated cell at `off` whose size field reads `size`: a free cell
+/// (positive size) or one below the 8-byte minimum is an error where a record is expected.
+pub(crate) fn allocated_size(off: CellOffset, size: i32) -> Result<usize> {
+    if size >= 0 {
+        return Err(bad(
+            off,
+            &format!("cell is free (size field {size}), a record was expected"),
+        ));
+    }
+    let size = size.unsigned_abs() as usize;
+    if size < 8 {
+        return Err(bad(
+            off,
+            &format!("cell size {size} is below the minimum of 8"),
+        ));
+    }
+    Ok(size)
 }

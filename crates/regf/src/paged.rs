@@ -245,19 +245,7 @@ impl Paged {
                 "cell size field runs past the end of its hive bin",
             ));
         };
-        if size >= 0 {
-            return Err(bad(
-                off,
-                &format!("cell is free (size field {size}), a record was expected"),
-            ));
-        }
-        let size = size.unsigned_abs() as usize;
-        if size < 8 {
-            return Err(bad(
-                off,
-                &format!("cell size {size} is below the minimum of 8"),
-            ));
-        }
+        let size = crate::cell::allocated_size(off, size)?;
         slice(bin, rel + 4, size - 4).ok_or_else(|| {
             bad(
                 off,
