@@ -8,106 +8,23 @@
 
 #[path = "common/azurite.rs"]
 mod azurite;
+#[path = "common/blob_run.rs"]
+mod blob_run;
 #[path = "common/fault_proxy.rs"]
 mod fault_proxy;
 
-use std::path::{Path, PathBuf};
-use std::time::Duration;
-
-use assert_cmd::Command;
-use azurite::{assert_no_sas, blob_sas, start, Azurite};
+use azurite::{blob_sas, start, Azurite};
+use blob_run::{journal_json, sha256, unhex, Run};
 use fault_proxy::{Faults, Proxy};
-use sha2::{Digest, Sha256};
 
 /// The Windows 7 disk whose DHCP Client is disabled (1058): `repair` enables it.
 const IMAGE: &str = "images/gen2-gpt-win7-dhcp-disabled.raw";
 const FOREVER: &str = "2099-01-01T00:00:00Z";
 
-fn sha256(b: &[u8]) -> String {
-    Sha256::digest(b)
-        .iter()
-        .map(|x| format!("{x:02x}"))
-        .collect()
-}
-
-/// One folder for journals and the journal key, and every output, to search for secrets.
-struct Run {
-    state: tempfile::TempDir,
-    outputs: String,
-}
-
-impl Run {
-    fn new() -> Run {
-        Run {
-            state: tempfile::tempdir().unwrap(),
-            outputs: String::new(),
-        }
-    }
-
-    /// Runs winrescue with `args`: (exit code, stdout, stderr); both kept for [`Run::no_secret`].
-    fn winrescue(&mut self, args: &[&str]) -> (i32, String, String) {
-        let out = Command::cargo_bin("winrescue")
-            .unwrap()
-            .args(args)
-            .env("WINRESCUE_STATE_DIR", self.state.path())
-            .env("WINRESCUE_JOURNAL_DIR", self.state.path().join("journals"))
-            .env("NO_COLOR", "1")
-            .timeout(Duration::from_secs(300))
-            .output()
-            .unwrap();
-        let (o, e) = (
-            String::from_utf8(out.stdout).unwrap(),
-            String::from_utf8(out.stderr).unwrap(),
-        );
-        self.outputs.push_str(&o);
-        self.outputs.push_str(&e);
-        (out.status.code().unwrap_or(-1), o, e)
-    }
-
-    fn journals(&self, suffix: &str) -> Vec<PathBuf> {
-        let dir = self.state.path().join("journals");
-        let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
-            .map(|rd| rd.flatten().map(|e| e.path()).collect())
-            .unwrap_or_default();
-        v.retain(|p| p.to_string_lossy().ends_with(suffix));
-        v.sort();
-        v
-    }
-
-    /// No output and no file under the state folder (journals, key) holds a value of `sas`.
-    fn no_secret(&self, sas: &str) {
-        assert_no_sas(&self.outputs, sas);
-        let sig = sas.split('&').find_map(|p| p.strip_prefix("sig=")).unwrap();
-        let mut stack = vec![self.state.path().to_path_buf()];
-        while let Some(p) = stack.pop() {
-            if p.is_dir() {
-                stack.extend(std::fs::read_dir(&p).unwrap().flatten().map(|e| e.path()));
-                continue;
-            }
-            let bytes = std::fs::read(&p).unwrap();
-            let text = String::from_utf8_lossy(&bytes);
-            assert_no_sas(&text, sas);
-            assert!(!text.contains(sig), "{} holds the signature", p.display());
-            assert!(!text.contains("sig="), "{} names a SAS field", p.display());
-        }
-    }
-}
-
-fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
-}
-
 fn upload(az: &Azurite, blob: &str) -> Vec<u8> {
     let data = std::fs::read(fixtures::path(IMAGE)).unwrap();
     az.upload_page_blob(blob, &data);
     data
-}
-
-fn journal_json(p: &Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
 }
 
 #[test]

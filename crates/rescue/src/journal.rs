@@ -59,8 +59,9 @@
 //! else wrote it since). Each Put Page is atomic on the service (its pages are all written or
 //! none), and every range is at most 4 KiB here, so a dropped connection or a 503 leaves each
 //! range old or new, and the pending journal, written before the first request, says which
-//! (`undo` or `undo --redo` end in the original or the repaired disk). A VHDX is not written
-//! through a URL (Azure disks are fixed VHDs): its header could not be restored byte for byte.
+//! (`undo` or `undo --redo` end in the original or the repaired disk). A VHDX behind a URL is
+//! written as a local one is (only into payload blocks it already has; its header section
+//! saved in the journal, read and put back through the URL).
 //!
 //! For a VHDX, the container's own header changes on the first write (a new DataWriteGuid, as
 //! the specification requires); the journal also keeps the raw first MiB of the file (the
@@ -72,7 +73,7 @@ use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use vdisk::{ContainerKind, Disk, Identity};
+use vdisk::{Disk, Identity};
 
 use crate::error::{io, Error, Result};
 use crate::files;
@@ -719,25 +720,11 @@ fn after_write(pending: &Path, cause: Error) -> Error {
 }
 
 fn raw_header(device: &Device) -> Result<Option<Vec<u8>>> {
-    let Device::Disk(d) = device else {
-        return Ok(None);
-    };
-    let id = d.identity();
-    if !matches!(
-        id.kind,
-        ContainerKind::VhdxFixed | ContainerKind::VhdxDynamic
-    ) {
-        return Ok(None);
+    match device {
+        // Read through the disk's own backing: the image file, or the blob behind a URL.
+        Device::Disk(d) => Ok(d.vhdx_header_section()?),
+        Device::File(..) => Ok(None),
     }
-    if let Some(address) = d.address() {
-        return Err(Error::Refused(format!(
-            "{address} is a VHDX: winrescue writes a disk behind a URL only as a raw image or a VHD (Azure disks are fixed VHDs), since undo could not give its header back byte for byte"
-        )));
-    }
-    let f = File::open(&id.path).map_err(io(&id.path))?;
-    let mut buf = vec![0u8; VHDX_HEADER_SECTION.min(id.file_size) as usize];
-    f.read_exact_at(&mut buf, 0).map_err(io(&id.path))?;
-    Ok(Some(buf))
 }
 
 /// What [`undo`] did.
@@ -880,20 +867,15 @@ pub fn undo_remote(
         create_pending(&pending, &j.target, &record.seal(&key)?)?;
     }
     apply(&mut devices, &record, &pending, redo, crash)?;
-    drop(devices);
     if !redo {
-        for d in &j.devices {
-            if let Some(raw) = &d.raw_header {
+        for (d, dev) in j.devices.iter().zip(devices) {
+            if let (Some(raw), Device::Disk(disk)) = (&d.raw_header, dev) {
                 // Put the container header back as it was (the undo's own writes gave it a
-                // new DataWriteGuid): the image becomes the original, byte for byte.
-                let f = OpenOptions::new()
-                    .write(true)
-                    .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
-                    .open(&d.path)
-                    .map_err(io(&d.path))?;
-                f.write_all_at(raw, 0)
-                    .and_then(|()| f.sync_all())
-                    .map_err(|e| interrupted(&pending, io(&d.path)(e)))?;
+                // new DataWriteGuid): the image becomes the original, byte for byte. Through
+                // the handle that wrote the payload, still locked (a file) or still guarded
+                // by the ETag its own writes gave (a blob).
+                disk.restore_vhdx_header_section(raw)
+                    .map_err(|e| interrupted(&pending, e.into()))?;
             }
         }
     }

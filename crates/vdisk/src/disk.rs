@@ -279,6 +279,52 @@ impl Disk {
         }
     }
 
+    /// For a VHDX: the bytes of its header section as they are in the file now (the first
+    /// MiB: file identifier, both headers, both region tables), read through the image's own
+    /// backing, a file or a URL. The first write of a handle gives the headers new write GUIDs
+    /// ([MS-VHDX] 2.2.2.1); these bytes, put back with [`Disk::restore_vhdx_header_section`],
+    /// make the file what it was. `None` for other containers.
+    pub fn vhdx_header_section(&self) -> Result<Option<Vec<u8>>> {
+        if !matches!(self.container, Container::Vhdx(_)) {
+            return Ok(None);
+        }
+        let mut buf = vec![0u8; vhdx::HEADER_SECTION.min(self.backing.len()) as usize];
+        self.backing
+            .read_exact_at(&mut buf, 0, "VHDX header section")?;
+        Ok(Some(buf))
+    }
+
+    /// Writes back a VHDX header section saved by [`Disk::vhdx_header_section`] (through a URL
+    /// too: one Put Page, guarded like every other) and makes it durable. The handle is
+    /// consumed: its idea of the current header is no longer the file's. Refused, with
+    /// nothing written, when this is not a VHDX or `raw` is not a header section of one.
+    pub fn restore_vhdx_header_section(self, raw: &[u8]) -> Result<()> {
+        let path = self.backing.path().to_path_buf();
+        if !matches!(self.container, Container::Vhdx(_)) {
+            return Err(Error::Unsupported {
+                path,
+                what: "a VHDX header section can only be written back to a VHDX".into(),
+            });
+        }
+        if !raw.starts_with(b"vhdxfile")
+            || raw.len() as u64 > vhdx::HEADER_SECTION
+            || raw.len() as u64 > self.backing.len()
+        {
+            return Err(Error::Unsupported {
+                path,
+                what: format!(
+                    "{} bytes that do not start with \"vhdxfile\" or are longer than the header section are not a VHDX header section",
+                    raw.len()
+                ),
+            });
+        }
+        if !self.backing.writable() {
+            return Err(Error::ReadOnlyOpen { path });
+        }
+        self.backing.write_all_at(raw, 0, "VHDX header section")?;
+        self.backing.sync()
+    }
+
     /// Problems accepted by a lenient open (empty after a strict one).
     pub fn warnings(&self) -> &[String] {
         &self.warnings

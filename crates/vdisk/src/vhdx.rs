@@ -11,6 +11,8 @@ use crate::util::{arr16, crc32c, end_of, le16, le32, le64, sig_text, Guid};
 
 const KIB: u64 = 1024;
 const MIB: u64 = 1024 * KIB;
+/// The header section: file type identifier, two headers, two region tables, reserved space.
+pub(crate) const HEADER_SECTION: u64 = MIB;
 const HEADER_OFFSETS: [u64; 2] = [64 * KIB, 128 * KIB];
 const HEADER_LEN: usize = 4 * KIB as usize;
 const REGION_TABLE_OFFSETS: [u64; 2] = [192 * KIB, 256 * KIB];

@@ -147,9 +147,21 @@ pub fn account_sas() -> String {
 
 /// A service SAS for one blob with permissions `sp`, from `st` (may be empty) to `se`.
 pub fn blob_sas(blob: &str, sp: &str, st: &str, se: &str) -> String {
+    service_sas(blob, "", sp, st, se)
+}
+
+/// A service SAS for the snapshot `snapshot` (its time, as Snapshot Blob gave it) of `blob`
+/// (`sr=bs`), with permissions `sp` until `se`.
+pub fn snapshot_sas(blob: &str, snapshot: &str, sp: &str, se: &str) -> String {
+    service_sas(blob, snapshot, sp, "", se)
+}
+
+fn service_sas(blob: &str, snapshot: &str, sp: &str, st: &str, se: &str) -> String {
     let resource = format!("/blob/{ACCOUNT}/{CONTAINER}/{blob}");
-    let sts = format!("{sp}\n{st}\n{se}\n{resource}\n\n\n\n{VERSION}\nb\n\n\n\n\n\n\n");
-    let mut q = format!("sv={VERSION}&sr=b&sp={sp}");
+    let sr = if snapshot.is_empty() { "b" } else { "bs" };
+    let sts =
+        format!("{sp}\n{st}\n{se}\n{resource}\n\n\n\n{VERSION}\n{sr}\n{snapshot}\n\n\n\n\n\n");
+    let mut q = format!("sv={VERSION}&sr={sr}&sp={sp}");
     if !st.is_empty() {
         q.push_str(&format!("&st={}", enc(st)));
     }
@@ -163,16 +175,7 @@ impl Azurite {
     pub fn upload_page_blob(&self, blob: &str, data: &[u8]) {
         assert_eq!(data.len() % 512, 0, "a page blob is made of 512-byte pages");
         let sas = account_sas();
-        let container = format!("{}/{CONTAINER}?restype=container&{sas}", self.base);
-        match self
-            .agent
-            .put(&container)
-            .header("x-ms-version", VERSION)
-            .send_empty()
-        {
-            Ok(_) | Err(ureq::Error::StatusCode(409)) => {}
-            Err(e) => panic!("create container: {e}"),
-        }
+        self.create_container();
         let url = format!("{}/{CONTAINER}/{blob}", self.base);
         self.agent
             .put(&format!("{url}?{sas}"))
@@ -199,8 +202,41 @@ impl Azurite {
         }
     }
 
+    /// Creates the container of the blobs (once: it may exist already).
+    pub fn create_container(&self) {
+        let container = format!(
+            "{}/{CONTAINER}?restype=container&{}",
+            self.base,
+            account_sas()
+        );
+        match self
+            .agent
+            .put(&container)
+            .header("x-ms-version", VERSION)
+            .send_empty()
+        {
+            Ok(_) | Err(ureq::Error::StatusCode(409)) => {}
+            Err(e) => panic!("create container: {e}"),
+        }
+    }
+
     pub fn blob_url(&self, blob: &str, sas: &str) -> String {
         format!("{}/{CONTAINER}/{blob}?{sas}", self.base)
+    }
+
+    /// The URL of the snapshot `snapshot` of `blob`, with a read-only SAS for it.
+    pub fn snapshot_url(&self, blob: &str, snapshot: &str) -> String {
+        format!(
+            "{}/{CONTAINER}/{blob}?snapshot={}&{}",
+            self.base,
+            enc(snapshot),
+            snapshot_sas(blob, snapshot, "r", "2099-01-01T00:00:00Z")
+        )
+    }
+
+    /// `blob?snapshot=...`: what [`Azurite::download`] takes for a snapshot.
+    pub fn snapshot_name(blob: &str, snapshot: &str) -> String {
+        format!("{blob}?snapshot={}", enc(snapshot))
     }
 }
 
@@ -218,9 +254,10 @@ pub fn assert_no_sas(text: &str, sas: &str) {
 }
 
 impl Azurite {
-    /// The whole blob, downloaded with the account SAS.
+    /// The whole blob (`name`, or `name?snapshot=...`), downloaded with the account SAS.
     pub fn download(&self, blob: &str) -> Vec<u8> {
-        let url = format!("{}/{CONTAINER}/{blob}?{}", self.base, account_sas());
+        let sep = if blob.contains('?') { '&' } else { '?' };
+        let url = format!("{}/{CONTAINER}/{blob}{sep}{}", self.base, account_sas());
         let mut r = self
             .agent
             .get(&url)
@@ -271,5 +308,73 @@ pub fn put_pages(agent: &ureq::Agent, base: &str, blob: &str, offset: usize, dat
             )
             .send(data)
             .expect("Put Page");
+    }
+}
+
+impl Azurite {
+    /// Takes a snapshot of `blob` (Snapshot Blob): its time, which names it (`?snapshot=`).
+    pub fn snapshot_blob(&self, blob: &str) -> String {
+        let url = format!(
+            "{}/{CONTAINER}/{blob}?comp=snapshot&{}",
+            self.base,
+            account_sas()
+        );
+        let r = self
+            .agent
+            .put(&url)
+            .header("x-ms-version", VERSION)
+            .send_empty()
+            .expect("Snapshot Blob");
+        r.headers()["x-ms-snapshot"].to_str().unwrap().to_string()
+    }
+
+    /// Creates an empty page blob of `size` bytes (reads as zeros), as `az disk create
+    /// --for-upload --upload-size-bytes` does.
+    pub fn create_page_blob(&self, blob: &str, size: u64) {
+        let url = format!("{}/{CONTAINER}/{blob}?{}", self.base, account_sas());
+        self.agent
+            .put(&url)
+            .header("x-ms-version", VERSION)
+            .header("x-ms-blob-type", "PageBlob")
+            .header("x-ms-blob-content-length", size.to_string())
+            .send_empty()
+            .expect("Put Blob");
+    }
+
+    /// Copies the blob `source` (a URL with a SAS that allows reading) into `blob` on the
+    /// service (Copy Blob, `x-ms-copy-source`): nothing passes through this machine. Waits for
+    /// the copy to end and returns its status.
+    pub fn copy_blob(&self, source: &str, blob: &str) -> String {
+        let url = format!("{}/{CONTAINER}/{blob}?{}", self.base, account_sas());
+        let r = self
+            .agent
+            .put(&url)
+            .header("x-ms-version", VERSION)
+            .header("x-ms-copy-source", source)
+            .send_empty()
+            .expect("Copy Blob");
+        let mut status = r
+            .headers()
+            .get("x-ms-copy-status")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        for _ in 0..600 {
+            if status != "pending" {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+            let r = self
+                .agent
+                .head(&url)
+                .header("x-ms-version", VERSION)
+                .call()
+                .expect("Get Blob Properties");
+            status = r.headers()["x-ms-copy-status"]
+                .to_str()
+                .unwrap()
+                .to_string();
+        }
+        status
     }
 }

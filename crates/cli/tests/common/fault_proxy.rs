@@ -4,7 +4,8 @@
 //! after the service took the pages and before its answer came back (the client cannot tell
 //! whether it was written). It can also run a hook before the first request that checks the
 //! blob's ETag on its own (a 512-byte ranged GET with `If-Match`: winrescue's last check before
-//! a write), to play another writer changing the blob in between.
+//! a write), to play another writer changing the blob in between, and add a delay to every
+//! request (`bench/azurite-127g.sh` runs it through `examples/azurite_bench.rs`).
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Write};
@@ -33,6 +34,9 @@ pub struct Faults {
     pub cut_puts_after: Option<u64>,
     /// Run once, before forwarding the first revalidation (see the module docs).
     pub before_revalidate: Option<Hook>,
+    /// Added to every request before it is forwarded: a network farther away (the
+    /// measurements of `bench/`).
+    pub delay: Duration,
 }
 
 pub struct Proxy {
@@ -207,6 +211,8 @@ fn serve(conn: TcpStream, state: &State) -> std::io::Result<()> {
         lose_answer = f.lose_put_answer_every > 0 && n.is_multiple_of(f.lose_put_answer_every);
         state.forwarded.fetch_add(1, Ordering::SeqCst);
     }
+    let delay = state.faults.lock().unwrap().delay;
+    std::thread::sleep(delay);
     let mut up = TcpStream::connect(state.upstream)?;
     up.set_read_timeout(Some(Duration::from_secs(60)))?;
     up.write_all(&closing(&lines, &body, false))?;
