@@ -7,12 +7,12 @@
 #
 #   bench/remote-127g.sh [IMAGE]
 #
-# IMAGE defaults to target/fixture-images/bench-127g-gen2-dhcp-disabled.fixed.vhd, built when
+# IMAGE defaults to target/fixture-images/bench-127g-gen2-software80m.fixed.vhd, built when
 # missing by `testdata/images/make-windows-fixtures.sh bench` (sparse: some 15 MB on the host).
 # Builds winrescue and the server (cargo build, dev profile, which is optimised).
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
-IMAGE=${1:-$REPO/target/fixture-images/bench-127g-gen2-dhcp-disabled.fixed.vhd}
+IMAGE=${1:-$REPO/target/fixture-images/bench-127g-gen2-software80m.fixed.vhd}
 [[ -f $IMAGE ]] || "$REPO/testdata/images/make-windows-fixtures.sh" bench "$(dirname "$IMAGE")"
 cargo build -q -p winrescue -p fixtures --example serve
 BIN=${CARGO_TARGET_DIR:-$REPO/target}/debug

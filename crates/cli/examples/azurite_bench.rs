@@ -1,12 +1,14 @@
 //! Puts a disk image into Azurite as page blobs, for the measurements of `bench/`:
 //!
-//!     cargo run -p winrescue --example azurite_bench -- IMAGE BLOBS DELAY_MS
+//!     cargo run -p winrescue --example azurite_bench -- IMAGE BLOBS DELAY_MS [URLS_PER_BLOB]
 //!
 //! Starts the emulator (in memory, as the tests do), uploads IMAGE as the page blobs `disk-0`
 //! .. `disk-{BLOBS-1}` (only its data: the holes of a sparse file are skipped with SEEK_DATA /
 //! SEEK_HOLE, and 4 MiB pieces that are all zeros are not sent, since a new page blob reads as
 //! zeros), starts the tests' fault proxy with DELAY_MS added to every request, and prints one
-//! line per blob: its URL with a read SAS, a tab, the same URL through the proxy. Then, when
+//! line per URL: a blob's URL with a read SAS, a tab, the same URL through the proxy;
+//! URLS_PER_BLOB (default 1) URLs per blob, each with its own SAS (another expiry second), so
+//! that many targets can be measured with few blobs in the emulator's memory. Then, when
 //! standard input closes, the requests the proxy forwarded, and stops (the emulator with it).
 
 #[path = "../tests/common/azurite.rs"]
@@ -22,9 +24,13 @@ use rustix::fs::SeekFrom;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let [image, blobs, delay] = &args[..] else {
-        eprintln!("usage: azurite_bench IMAGE BLOBS DELAY_MS");
-        std::process::exit(2);
+    let (image, blobs, delay, per_blob) = match &args[..] {
+        [i, b, d] => (i, b, d, 1u32),
+        [i, b, d, n] => (i, b, d, n.parse().expect("URLS_PER_BLOB is a number")),
+        _ => {
+            eprintln!("usage: azurite_bench IMAGE BLOBS DELAY_MS [URLS_PER_BLOB]");
+            std::process::exit(2);
+        }
     };
     let blobs: usize = blobs.parse().expect("BLOBS is a number");
     let delay: u64 = delay.parse().expect("DELAY_MS is a number");
@@ -70,11 +76,16 @@ fn main() {
     );
     for i in 0..blobs {
         let blob = format!("disk-{i}");
-        let url = az.blob_url(
-            &blob,
-            &azurite::blob_sas(&blob, "r", "", "2099-01-01T00:00:00Z"),
-        );
-        println!("{url}\t{}", proxy.url(&url));
+        for k in 0..per_blob {
+            let se = format!(
+                "2099-01-01T{:02}:{:02}:{:02}Z",
+                k / 3600,
+                k / 60 % 60,
+                k % 60
+            );
+            let url = az.blob_url(&blob, &azurite::blob_sas(&blob, "r", "", &se));
+            println!("{url}\t{}", proxy.url(&url));
+        }
     }
     let _ = std::io::stdin().read_to_end(&mut Vec::new());
 }
