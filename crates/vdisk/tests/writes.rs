@@ -270,3 +270,54 @@ fn two_writers_never_run() {
     assert!(matches!(Disk::open_rw(&path), Err(Error::Locked { .. })));
     drop(r1);
 }
+
+/// A VHDX's header section saved before a write and put back after it gives the file back
+/// byte for byte (the write changed the headers' write GUIDs and a payload block; the payload
+/// is put back by writing its old bytes, as undo does). Anything that is not a header section
+/// of a VHDX, or a disk that is not one, is refused with nothing written.
+#[test]
+fn vhdx_header_section_is_saved_and_put_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = copy_fixture(dir.path(), "images/container-gpt-dynamic.vhdx", "disk.vhdx");
+    let original = std::fs::read(&path).unwrap();
+    let mut disk = Disk::open_rw(&path).unwrap();
+    let saved = disk.vhdx_header_section().unwrap().expect("a VHDX");
+    assert_eq!(saved.len() as u64, MIB);
+    assert!(saved == original[..MIB as usize]);
+    let at = 4 * MIB + 1234;
+    let mut old = vec![0u8; 300];
+    disk.read_at(at, &mut old).unwrap();
+    disk.write_at(at, &[0x5a; 300]).unwrap();
+    disk.write_at(at, &old).unwrap();
+    assert!(
+        std::fs::read(&path).unwrap()[..MIB as usize] != original[..MIB as usize],
+        "the first write gave the headers new write GUIDs"
+    );
+    drop(disk);
+    // Refused: not a header section (nothing written).
+    let before = file_sha256(&path);
+    let e = Disk::open_rw(&path)
+        .unwrap()
+        .restore_vhdx_header_section(&saved[1..])
+        .unwrap_err();
+    assert!(matches!(e, Error::Unsupported { .. }), "{e}");
+    assert_eq!(file_sha256(&path), before);
+    Disk::open_rw(&path)
+        .unwrap()
+        .restore_vhdx_header_section(&saved)
+        .unwrap();
+    assert!(
+        std::fs::read(&path).unwrap() == original,
+        "the file is the original, byte for byte"
+    );
+    qemu_check(&path);
+
+    // Not a VHDX: nothing to save, and nothing is written back.
+    let raw = copy_fixture(dir.path(), "images/container-mbr-logical.raw", "disk.raw");
+    let before = file_sha256(&raw);
+    let disk = Disk::open_rw(&raw).unwrap();
+    assert!(disk.vhdx_header_section().unwrap().is_none());
+    let e = disk.restore_vhdx_header_section(&saved).unwrap_err();
+    assert!(matches!(e, Error::Unsupported { .. }), "{e}");
+    assert_eq!(file_sha256(&raw), before);
+}
