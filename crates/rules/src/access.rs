@@ -471,7 +471,7 @@ impl AccessDenial {
                 .healthy_ace
                 .as_deref()
                 .map(|a| format!("the ACE {a} for {} no longer matches the token", self.sid_name))
-                .unwrap_or_else(|| format!("no ACE matches the token any more"));
+                .unwrap_or_else(|| "no ACE matches the token any more".to_string());
             return format!(
                 "{}: the {} service's token is not granted {}{restricted}: {values}, so {ace}",
                 self.key,
@@ -774,11 +774,11 @@ fn token_diff(svc: &Service, healthy: &ServiceConfig) -> Vec<TokenValue> {
     {
         out.push(TokenValue {
             value: "ObjectName",
-            current: name.map_or_else(|| "(absent)".into(), |n| format!("{n:?}")),
+            current: name.map_or_else(|| "(absent)".into(), |n| format!("\"{n}\"")),
             healthy: healthy
                 .object_name
                 .as_deref()
-                .map_or_else(|| "(absent)".into(), |n| format!("{n:?}")),
+                .map_or_else(|| "(absent)".into(), |n| format!("\"{n}\"")),
         });
     }
     out
