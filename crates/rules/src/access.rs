@@ -14,13 +14,21 @@
 //! hives by `tests/access_baselines.rs`; `reglookup -s` shows the same DACLs). A repair gives
 //! the key that version's DACL and keeps its owner, group and SACL, through the one journaled
 //! applier ([`Change::set_security`]).
+//!
+//! The token itself may be the cause: with `ServiceSidType` 0 the service SID is not in the
+//! token, so the ACE that grants `NT SERVICE\<name>` its access no longer applies (the same for
+//! another `ObjectName`). When the key's own DACL grants the token that the healthy `ObjectName`
+//! and `ServiceSidType` of that Windows version give (read from the same real hives,
+//! [`healthy_config`]), the finding names each value with its data and its healthy data and the
+//! ACE that no longer matches, and the repair restores those values ([`Change::set`]), not the
+//! DACL.
 
 use std::sync::OnceLock;
 
 use regf::security::{
     key_rights, Decider, GenericMapping, SecurityDescriptor, ServiceAccount, Sid, Token, DELETE,
-    KEY_CREATE_SUB_KEY, KEY_READ, KEY_SET_VALUE, READ_CONTROL, SE_DACL_AUTO_INHERITED, SE_DACL_AUTO_INHERIT_REQ,
-    SE_DACL_PROTECTED,
+    KEY_CREATE_SUB_KEY, KEY_READ, KEY_SET_VALUE, READ_CONTROL, SE_DACL_AUTO_INHERITED,
+    SE_DACL_AUTO_INHERIT_REQ, SE_DACL_PROTECTED,
 };
 use regf::{Data, Hive, Key};
 use rescue::change::Change;
@@ -383,7 +391,10 @@ pub fn token_for(
             ))
         }
     };
-    Ok((Token::for_service(&account, Some((name, sid_type))), account))
+    Ok((
+        Token::for_service(&account, Some((name, sid_type))),
+        account,
+    ))
 }
 
 /// A SID as people read it: `NT SERVICE\Dhcp (S-1-5-80-...)`, or the well-known name.
@@ -470,7 +481,12 @@ impl AccessDenial {
             let ace = self
                 .healthy_ace
                 .as_deref()
-                .map(|a| format!("the ACE {a} for {} no longer matches the token", self.sid_name))
+                .map(|a| {
+                    format!(
+                        "the ACE {a} for {} no longer matches the token",
+                        self.sid_name
+                    )
+                })
                 .unwrap_or_else(|| "no ACE matches the token any more".to_string());
             return format!(
                 "{}: the {} service's token is not granted {}{restricted}: {values}, so {ace}",
@@ -770,7 +786,8 @@ fn token_diff(svc: &Service, healthy: &ServiceConfig) -> Vec<TokenValue> {
     let name = svc.object_name.ok().map(String::as_str);
     // Accounts compare as the service control manager reads them ("NT AUTHORITY\LocalService"
     // and "NT Authority\LocalService" are one account).
-    if Account::classify(name).canonical() != Account::classify(healthy.object_name.as_deref()).canonical()
+    if Account::classify(name).canonical()
+        != Account::classify(healthy.object_name.as_deref()).canonical()
     {
         out.push(TokenValue {
             value: "ObjectName",
@@ -800,8 +817,7 @@ fn blame_token(
         let ace = aces.iter().find(|a| {
             a.ace_type.is_allow()
                 && !a.is_inherit_only()
-                && a
-                    .sid
+                && a.sid
                     .as_ref()
                     .is_some_and(|s| healthy_token.has(s) && !token.has(s))
                 && regf::security::map_generic(a.mask) & d.mask != 0
@@ -851,8 +867,10 @@ fn token_changes(
                         reason,
                     )
                     .was(svc.object_name.ok().map(|v| Data::Sz(v.clone()))),
-                    None => Change::delete_value(HiveId::System, &svc.key_path, "ObjectName", reason)
-                        .was(svc.object_name.ok().map(|v| Data::Sz(v.clone()))),
+                    None => {
+                        Change::delete_value(HiveId::System, &svc.key_path, "ObjectName", reason)
+                            .was(svc.object_name.ok().map(|v| Data::Sz(v.clone())))
+                    }
                 },
             }
         })
@@ -979,9 +997,8 @@ impl Rule for AccessRule {
                         key: f.path.clone(),
                         value: None,
                     });
-                    let grants = |d: &SecurityDescriptor, t: &Token| {
-                        d.access(t, need.rights).allowed()
-                    };
+                    let grants =
+                        |d: &SecurityDescriptor, t: &Token| d.access(t, need.rights).allowed();
                     // The token is the cause when the key's own DACL grants the token of a
                     // healthy configuration: the values are repaired, not the DACL.
                     if let (Some(sd), Some(ht)) = (&sd, &healthy_token) {
@@ -1138,9 +1155,45 @@ mod tests {
             for n in r.needs {
                 for fam in [Family::Windows7, Family::Windows8, Family::Windows10] {
                     assert!(baseline(fam, n.key).is_some(), "{fam:?} {}", n.key);
+                    assert!(
+                        healthy_config(fam, r.service).is_some(),
+                        "{fam:?} {}",
+                        r.service
+                    );
                 }
             }
         }
+    }
+
+    fn service(object_name: Option<&str>, sid_type: Option<u32>) -> Service {
+        let hive = Hive::open(fixtures::bytes("hives/win7-SYSTEM")).unwrap();
+        let model = winsvc::SystemModel::read(&hive, None).unwrap();
+        let mut svc = model.boot_set().unwrap().service("Dhcp").unwrap().clone();
+        svc.object_name =
+            object_name.map_or(winsvc::Field::Missing, |n| winsvc::Field::Ok(n.to_string()));
+        svc.service_sid_type = sid_type.map_or(winsvc::Field::Missing, winsvc::Field::Ok);
+        svc
+    }
+
+    #[test]
+    fn token_values_compare_as_the_service_control_manager_reads_them() {
+        let healthy = healthy_config(Family::Windows7, "Dhcp").unwrap();
+        // Another spelling of the same account is not a difference.
+        assert!(token_diff(
+            &service(Some(r"NT AUTHORITY\LOCALSERVICE"), Some(1)),
+            healthy
+        )
+        .is_empty());
+        let d = token_diff(&service(Some("LocalSystem"), None), healthy);
+        let names: Vec<_> = d.iter().map(|t| (t.value, t.current.as_str())).collect();
+        assert_eq!(
+            names,
+            [
+                ("ServiceSidType", "(absent)"),
+                ("ObjectName", "\"LocalSystem\"")
+            ]
+        );
+        assert_eq!(d[0].healthy, "1");
     }
 
     #[test]

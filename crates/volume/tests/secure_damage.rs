@@ -145,7 +145,10 @@ fn lookup_all(image: Vec<u8>, ours: bool) -> usize {
                 assert!(s.descriptor.len() <= len);
             }
             Err(Error::ParserPanic { during }) => {
-                assert!(!ours, "{path}: a panic while {during} on damaged $SDS bytes");
+                assert!(
+                    !ours,
+                    "{path}: a panic while {during} on damaged $SDS bytes"
+                );
             }
             Err(_) => {}
         }
