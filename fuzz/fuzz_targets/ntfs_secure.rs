@@ -15,9 +15,7 @@
 use std::io::Cursor;
 
 use libfuzzer_sys::fuzz_target;
-use regf::security::{
-    GenericMapping, SecurityDescriptor, ServiceAccount, Token, MAXIMUM_ALLOWED,
-};
+use regf::security::{GenericMapping, SecurityDescriptor, ServiceAccount, Token, MAXIMUM_ALLOWED};
 use volume::{find_in_sds, Volume};
 
 /// Files of the seed volumes, system files (security id 256, 257) and test files.
@@ -68,7 +66,10 @@ fuzz_target!(|data: &[u8]| {
             continue;
         };
         if let Ok(s) = vol.security(&mut fs, &f) {
-            assert!(s.descriptor.len() <= rest.len(), "a descriptor larger than the volume");
+            assert!(
+                s.descriptor.len() <= rest.len(),
+                "a descriptor larger than the volume"
+            );
             descriptor(&s.descriptor);
         }
     }
