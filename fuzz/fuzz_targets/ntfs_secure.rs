@@ -38,39 +38,48 @@ fn descriptor(d: &[u8]) {
     }
 }
 
-fuzz_target!(|data: &[u8]| {
-    let Some((&mode, rest)) = data.split_first() else {
-        return;
-    };
-    if mode & 1 == 0 {
-        if rest.len() < 4 {
+fuzz_target!(
+    init: {
+        // The volume crate catches the `ntfs` crate's panics on damaged metadata and returns
+        // them as `Error::ParserPanic`; libFuzzer's panic hook would abort on those caught ones
+        // too. The default hook lets them be caught; a panic that escapes (ours, in the `$SDS`
+        // walk or the descriptor parser, which nothing catches) still aborts the run.
+        let _ = std::panic::take_hook();
+    },
+    |data: &[u8]| {
+        let Some((&mode, rest)) = data.split_first() else {
+            return;
+        };
+        if mode & 1 == 0 {
+            if rest.len() < 4 {
+                return;
+            }
+            let id = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]);
+            let sds = &rest[4..];
+            if let Some((off, d)) = find_in_sds(sds, id) {
+                let at = off as usize;
+                assert!(at + 20 + d.len() <= sds.len(), "an entry past the data");
+                assert_eq!(&sds[at + 4..at + 8], &id.to_le_bytes()[..]);
+                assert_eq!(&sds[at + 8..at + 16], &off.to_le_bytes()[..]);
+                descriptor(d);
+            }
             return;
         }
-        let id = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]);
-        let sds = &rest[4..];
-        if let Some((off, d)) = find_in_sds(sds, id) {
-            let at = off as usize;
-            assert!(at + 20 + d.len() <= sds.len(), "an entry past the data");
-            assert_eq!(&sds[at + 4..at + 8], &id.to_le_bytes()[..]);
-            assert_eq!(&sds[at + 8..at + 16], &off.to_le_bytes()[..]);
-            descriptor(d);
-        }
-        return;
-    }
-    let mut fs = Cursor::new(rest);
-    let Ok(vol) = Volume::open(&mut fs) else {
-        return;
-    };
-    for path in PATHS {
-        let Ok(Some(f)) = vol.lookup(&mut fs, path) else {
-            continue;
+        let mut fs = Cursor::new(rest);
+        let Ok(vol) = Volume::open(&mut fs) else {
+            return;
         };
-        if let Ok(s) = vol.security(&mut fs, &f) {
-            assert!(
-                s.descriptor.len() <= rest.len(),
-                "a descriptor larger than the volume"
-            );
-            descriptor(&s.descriptor);
+        for path in PATHS {
+            let Ok(Some(f)) = vol.lookup(&mut fs, path) else {
+                continue;
+            };
+            if let Ok(s) = vol.security(&mut fs, &f) {
+                assert!(
+                    s.descriptor.len() <= rest.len(),
+                    "a descriptor larger than the volume"
+                );
+                descriptor(&s.descriptor);
+            }
         }
     }
-});
+);
