@@ -80,6 +80,42 @@ const CASES: &[Case] = &[
         ace_index: Some(0),
         right: "QueryValue",
     },
+    Case {
+        name: "win7: the service SID's ACE on nsi\\Parameters turned into a deny",
+        fixture: "win7-SYSTEM",
+        merge: None,
+        key: r"ControlSet001\services\nsi\Parameters",
+        mode: &["deny", "service:nsi"],
+        rule: "access:nsi",
+        sid: "S-1-5-80-2310782386-4237065203-3688974353-390202159-3511571085",
+        decided_by: "deny_ace",
+        ace_index: Some(4),
+        right: "CreateSubKey",
+    },
+    Case {
+        name: "win10: the service SID's ACE on BFE's Policy reduced to read (a write-restricted token)",
+        fixture: "win10-dirty-SYSTEM",
+        merge: Some("rdp-cases/prelude-win10.reg"),
+        key: r"ControlSet001\Services\BFE\Parameters\Policy",
+        mode: &["read", "service:BFE"],
+        rule: "access:BFE",
+        sid: "S-1-5-80-1383147646-27650227-2710666058-1662982300-1023958487",
+        decided_by: "no_ace_grants",
+        ace_index: None,
+        right: "SetValue",
+    },
+    Case {
+        name: "win8.1: the Windows Firewall's ACE on FirewallPolicy given the SID of NT SERVICE\\Dnscache",
+        fixture: "win81-dirty-nologs-SYSTEM",
+        merge: Some("access-cases/no-change.reg"),
+        key: r"ControlSet001\Services\SharedAccess\Parameters\FirewallPolicy",
+        mode: &["sid", "service:MpsSvc", "service:Dnscache"],
+        rule: "access:MpsSvc",
+        sid: "S-1-5-80-3088073201-1464728630-1879813800-1107566885-823218052",
+        decided_by: "no_ace_grants",
+        ace_index: None,
+        right: "SetValue",
+    },
 ];
 
 fn tests_dir() -> PathBuf {
@@ -363,5 +399,205 @@ fn file_permissions_are_read_from_secure_and_a_denial_is_named() {
             .any(|c| c.as_str().unwrap().contains(fix)));
         // Diagnosing wrote nothing.
         assert_eq!(sha256(&image), before);
+    }
+}
+
+/// A case where the token itself is the cause: the service's values changed by hivex's
+/// `hivexregedit --merge` (not by winrescue), every DACL left as Windows wrote it.
+struct TokenCase {
+    name: &'static str,
+    fixture: &'static str,
+    /// Merged in order with hivexregedit (the Windows 10 prelude first, where RDP is off).
+    merges: &'static [&'static str],
+    rule: &'static str,
+    service_key: &'static str,
+    /// A key whose DACL no longer grants the token what the service needs.
+    key: &'static str,
+    /// The service SID whose ACE no longer matches.
+    sid: &'static str,
+    /// Each changed value: its name, its data now, its healthy data as hivexget prints it.
+    values: &'static [(&'static str, &'static str, &'static str)],
+}
+
+const TOKEN_CASES: &[TokenCase] = &[
+    TokenCase {
+        name: "win7: the DHCP Client's ServiceSidType 0",
+        fixture: "win7-SYSTEM",
+        merges: &["access-cases/token-win7-dhcp-sidtype-0.reg"],
+        rule: "access:Dhcp",
+        service_key: r"ControlSet001\services\Dhcp",
+        key: r"ControlSet001\services\Dhcp",
+        sid: DHCP_SID,
+        values: &[("ServiceSidType", "0", "1")],
+    },
+    TokenCase {
+        name: "win8.1: the Network Store Interface Service's ServiceSidType 0",
+        fixture: "win81-dirty-nologs-SYSTEM",
+        merges: &["access-cases/token-win81-nsi-sidtype-0.reg"],
+        rule: "access:nsi",
+        service_key: r"ControlSet001\Services\nsi",
+        key: r"ControlSet001\Services\nsi\Parameters",
+        sid: "S-1-5-80-2310782386-4237065203-3688974353-390202159-3511571085",
+        values: &[("ServiceSidType", "0", "1")],
+    },
+    TokenCase {
+        name: "win10: Remote Desktop Services as LocalService without its service SID",
+        fixture: "win10-dirty-SYSTEM",
+        merges: &[
+            "rdp-cases/prelude-win10.reg",
+            "access-cases/token-win10-termservice-account.reg",
+        ],
+        rule: "access:TermService",
+        service_key: r"ControlSet001\Services\TermService",
+        key: r"ControlSet001\Control\Terminal Server\RCM",
+        sid: "S-1-5-80-446051430-1559341753-4161941529-1950928533-810483104",
+        values: &[
+            (
+                "ObjectName",
+                "\"NT AUTHORITY\\LocalService\"",
+                "NT Authority\\NetworkService",
+            ),
+            ("ServiceSidType", "0", "1"),
+        ],
+    },
+    TokenCase {
+        name: "win10: the Base Filtering Engine's ServiceSidType 0",
+        fixture: "win10-dirty-SYSTEM",
+        merges: &[
+            "rdp-cases/prelude-win10.reg",
+            "access-cases/token-win10-bfe-sidtype-0.reg",
+        ],
+        rule: "access:BFE",
+        service_key: r"ControlSet001\Services\BFE",
+        key: r"ControlSet001\Services\BFE\Parameters\Policy",
+        sid: "S-1-5-80-1383147646-27650227-2710666058-1662982300-1023958487",
+        values: &[("ServiceSidType", "0", "3")],
+    },
+];
+
+fn hivexget(hive: &Path, key: &str, value: &str) -> String {
+    run(Std::new("hivexget")
+        .arg(hive)
+        .arg(format!("\\{key}"))
+        .arg(value))
+    .trim_end()
+    .to_string()
+}
+
+fn run_token_case(c: &TokenCase) {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    let hive = tmp.path().join("SYSTEM");
+    std::fs::copy(fixtures::path(&format!("hives/{}", c.fixture)), &hive).unwrap();
+    let dacl_before = reglookup_dacl(&hive, c.key);
+    for reg in c.merges {
+        run(Std::new("hivexregedit")
+            .arg("--merge")
+            .arg(&hive)
+            .arg(tests_dir().join(reg)));
+    }
+    // hivex changed values only: the key's DACL is the one Windows wrote.
+    assert_eq!(reglookup_dacl(&hive, c.key), dacl_before, "{}", c.name);
+    let broken = sha256(&hive);
+
+    let o = winrescue(&state)
+        .args(["diagnose", "--json"])
+        .arg(&hive)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", c.name);
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let f = access_finding(&report, c.rule);
+    assert_eq!(f["status"], "broken", "{}: {f}", c.name);
+    assert_eq!(f["severity"], "blocks_rdp", "{}", c.name);
+    let title = f["title"].as_str().unwrap();
+    assert!(title.contains("error 5 ERROR_ACCESS_DENIED"), "{title}");
+    let denial = f["access"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["key"].as_str().unwrap().eq_ignore_ascii_case(c.key))
+        .unwrap_or_else(|| panic!("{}: no denial on {}: {f}", c.name, c.key));
+    // The finding names the ACE of the service SID that no longer matches, and every value
+    // with its data now and its healthy data.
+    assert_eq!(denial["sid"], c.sid, "{}: {denial}", c.name);
+    assert!(
+        denial["healthy_ace"].as_str().unwrap().contains(c.sid),
+        "{denial}"
+    );
+    let token = denial["token"].as_array().unwrap();
+    assert_eq!(token.len(), c.values.len(), "{}: {denial}", c.name);
+    for (value, now, healthy) in c.values {
+        let t = token
+            .iter()
+            .find(|t| t["value"] == *value)
+            .unwrap_or_else(|| panic!("{}: {value} not named: {denial}", c.name));
+        assert_eq!(t["current"], *now, "{}", c.name);
+        assert!(
+            t["healthy"]
+                .as_str()
+                .unwrap()
+                .trim_matches('"')
+                .eq_ignore_ascii_case(healthy),
+            "{}: {t}",
+            c.name
+        );
+    }
+    let sentence = f["found"].as_str().unwrap();
+    assert!(
+        sentence.contains("no longer matches the token") && sentence.contains(c.sid),
+        "{sentence}"
+    );
+    // Only values are planned: no DACL is touched.
+    let changes = f["changes"].as_array().unwrap();
+    assert_eq!(changes.len(), c.values.len(), "{}: {changes:?}", c.name);
+    assert!(changes.iter().all(|ch| ch["op"] == "set"), "{changes:?}");
+
+    let o = winrescue(&state)
+        .args(["repair", "--apply", "--json", "--only", c.rule])
+        .arg(&hive)
+        .output()
+        .unwrap();
+    let repaired: serde_json::Value = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|_| panic!("{}: {}", c.name, String::from_utf8_lossy(&o.stderr)));
+    assert_eq!(repaired["applied"], true, "{}", c.name);
+    assert_eq!(
+        access_finding(&repaired["after"], c.rule)["status"],
+        "healthy",
+        "{}",
+        c.name
+    );
+    // hivex reads the healthy values back; the DACL is still Windows'; our checker agrees.
+    for (value, _, healthy) in c.values {
+        assert!(
+            hivexget(&hive, c.service_key, value).eq_ignore_ascii_case(healthy),
+            "{}: {value}",
+            c.name
+        );
+    }
+    assert_eq!(reglookup_dacl(&hive, c.key), dacl_before, "{}", c.name);
+    let check = winrescue(&state)
+        .args(["hive", "check"])
+        .arg(&hive)
+        .output()
+        .unwrap();
+    let check = String::from_utf8_lossy(&check.stdout);
+    assert!(check.contains(" 0 errors"), "{check}");
+
+    let journal = repaired["outcome"]["written"]["undo_journal"]
+        .as_str()
+        .unwrap();
+    winrescue(&state)
+        .arg("undo")
+        .arg(journal)
+        .assert()
+        .success();
+    assert_eq!(sha256(&hive), broken, "{}: undo is not bit for bit", c.name);
+}
+
+#[test]
+fn a_token_without_its_service_sid_is_found_and_its_values_restored() {
+    for c in TOKEN_CASES {
+        run_token_case(c);
     }
 }

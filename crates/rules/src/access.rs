@@ -14,15 +14,23 @@
 //! hives by `tests/access_baselines.rs`; `reglookup -s` shows the same DACLs). A repair gives
 //! the key that version's DACL and keeps its owner, group and SACL, through the one journaled
 //! applier ([`Change::set_security`]).
+//!
+//! The token itself may be the cause: with `ServiceSidType` 0 the service SID is not in the
+//! token, so the ACE that grants `NT SERVICE\<name>` its access no longer applies (the same for
+//! another `ObjectName`). When the key's own DACL grants the token that the healthy `ObjectName`
+//! and `ServiceSidType` of that Windows version give (read from the same real hives,
+//! [`healthy_config`]), the finding names each value with its data and its healthy data and the
+//! ACE that no longer matches, and the repair restores those values ([`Change::set`]), not the
+//! DACL.
 
 use std::sync::OnceLock;
 
 use regf::security::{
     key_rights, Decider, GenericMapping, SecurityDescriptor, ServiceAccount, Sid, Token, DELETE,
-    KEY_CREATE_SUB_KEY, KEY_READ, KEY_SET_VALUE, SE_DACL_AUTO_INHERITED, SE_DACL_AUTO_INHERIT_REQ,
-    SE_DACL_PROTECTED,
+    KEY_CREATE_SUB_KEY, KEY_READ, KEY_SET_VALUE, READ_CONTROL, SE_DACL_AUTO_INHERITED,
+    SE_DACL_AUTO_INHERIT_REQ, SE_DACL_PROTECTED,
 };
-use regf::{Hive, Key};
+use regf::{Data, Hive, Key};
 use rescue::change::Change;
 use rescue::offline::{HiveId, Offline};
 use serde::{Deserialize, Serialize};
@@ -52,16 +60,44 @@ pub struct AccessRule {
     pub needs: &'static [Need],
 }
 
-/// KEY_READ and KEY_CREATE_SUB_KEY: what the service SID of the DHCP Client is granted on its
-/// own keys in every real hive (`CCLCSWRPRC`, 0x2001d).
+/// KEY_READ and KEY_CREATE_SUB_KEY (`CCLCSWRPRC`, 0x2001d).
 const READ_CREATE: u32 = KEY_READ | KEY_CREATE_SUB_KEY;
-/// Read, set values, create subkeys and delete: what the DHCP Client's token is granted on the
-/// interfaces in every real hive (0x3001f on Windows 10; Windows 7 and 8.1 grant also
-/// KEY_CREATE_LINK, which it does not need).
+/// Read, set values, create subkeys and delete (0x3001f).
 const READ_WRITE: u32 = KEY_READ | KEY_SET_VALUE | KEY_CREATE_SUB_KEY | DELETE;
+/// Read, set values and create subkeys, without delete (0x2001f).
+const READ_WRITE_NO_DELETE: u32 = KEY_READ | KEY_SET_VALUE | KEY_CREATE_SUB_KEY;
+/// KEY_READ without READ_CONTROL (0x19): what a write-restricted service (`ServiceSidType` 3:
+/// BFE, MpsSvc) is granted on a key whose DACL has no ACE for its restricting SIDs. READ_CONTROL
+/// is part of KEY_WRITE (STANDARD_RIGHTS_WRITE), so the second check of such a token refuses
+/// it; the service does not need it.
+const READ_NO_CONTROL: u32 = KEY_READ & !READ_CONTROL;
+/// Read and set values, without READ_CONTROL (0x1b), for a write-restricted service as above.
+const READ_SET_NO_CONTROL: u32 = READ_NO_CONTROL | KEY_SET_VALUE;
+
+/// The rights a service may be required to hold on a key: reading, setting values, creating
+/// subkeys and deleting (0x3001f). WRITE_DAC and WRITE_OWNER are administration, and
+/// KEY_CREATE_LINK (which Windows 7 and 8.1 grant the DHCP Client on the interfaces, and Remote
+/// Desktop Services on `RCM`) is not used on these keys: requiring them would call broken an
+/// install that works.
+pub const USABLE: u32 = READ_WRITE;
 
 /// The access rules, in the order the report shows them.
-pub static RULES: [AccessRule; 2] = [
+///
+/// Every key's `rights` are measured, not chosen: they are what the real SYSTEM hives of
+/// Windows 7, 8.1 and 10 (`testdata/hives`, the control set Windows boots) grant the service's
+/// own token (its `ObjectName` and its service SID, as [`service_token`] builds it), within
+/// [`USABLE`], in all three versions (the intersection). `tests/access_baselines.rs` computes
+/// them from the hives, writes them with each version's grant into
+/// `data/access-baselines.json` (`measured`) and fails if a figure here differs. The keys are
+/// the service's own key and those its service SID is granted by an ACE of its own (not
+/// inherited) in all three hives (`reglookup -s` lists them), plus the keys of the RDP listener
+/// that Remote Desktop Services reads. Keys granted to a service SID in some versions only (BFE
+/// on `Control\Nsi` in 8.1 and 10, MpsSvc on `Dnscache` in 10) are not required.
+///
+/// Not here: `netvsc` is a kernel driver (its keys are opened in kernel mode, where no access
+/// check is made), and no real hive of `testdata` has the Azure VM agent installed
+/// (WindowsAzureGuestAgent, RdAgent), so no right of theirs can be measured.
+pub static RULES: [AccessRule; 5] = [
     AccessRule {
         service: "Dhcp",
         display_name: "DHCP Client",
@@ -80,8 +116,8 @@ pub static RULES: [AccessRule; 2] = [
             },
             Need {
                 key: r"Services\Tcpip\Parameters",
-                rights: KEY_READ,
-                what: "reads the TCP/IP parameters",
+                rights: READ_WRITE,
+                what: "reads and writes the TCP/IP parameters",
             },
             Need {
                 key: r"Services\Tcpip\Parameters\Interfaces",
@@ -92,6 +128,100 @@ pub static RULES: [AccessRule; 2] = [
                 key: r"Services\Tcpip\Parameters\Interfaces\*",
                 rights: READ_WRITE,
                 what: "stores each interface's lease (DhcpIPAddress, Lease, ...)",
+            },
+        ],
+    },
+    AccessRule {
+        service: "nsi",
+        display_name: "Network Store Interface Service",
+        stage: Stage::Network,
+        severity: Severity::BlocksRdp,
+        needs: &[
+            Need {
+                key: r"Services\nsi",
+                rights: KEY_READ,
+                what: "reads its configuration",
+            },
+            Need {
+                key: r"Services\nsi\Parameters",
+                rights: READ_CREATE,
+                what: "reads and extends its parameters",
+            },
+        ],
+    },
+    AccessRule {
+        service: "BFE",
+        display_name: "Base Filtering Engine",
+        stage: Stage::Firewall,
+        severity: Severity::BlocksRdp,
+        needs: &[
+            Need {
+                key: r"Services\BFE",
+                rights: READ_NO_CONTROL,
+                what: "reads its configuration",
+            },
+            Need {
+                key: r"Services\BFE\Parameters\Policy",
+                rights: READ_WRITE_NO_DELETE,
+                what: "keeps the filtering policy",
+            },
+            Need {
+                key: r"Services\BFE\Parameters\Policy\BootTime\Filter",
+                rights: READ_WRITE_NO_DELETE,
+                what: "stores the boot-time filters",
+            },
+            Need {
+                key: r"Services\BFE\Parameters\Policy\Persistent\Filter",
+                rights: READ_WRITE_NO_DELETE,
+                what: "stores the persistent filters",
+            },
+        ],
+    },
+    AccessRule {
+        service: "MpsSvc",
+        display_name: "Windows Firewall",
+        stage: Stage::Firewall,
+        severity: Severity::BlocksRdp,
+        needs: &[
+            Need {
+                key: r"Services\MpsSvc",
+                rights: READ_NO_CONTROL,
+                what: "reads its configuration",
+            },
+            Need {
+                key: r"Services\SharedAccess\Parameters\FirewallPolicy",
+                rights: READ_WRITE,
+                what: "reads and writes the firewall policy",
+            },
+            Need {
+                key: r"Services\SharedAccess\Parameters\FirewallPolicy\FirewallRules",
+                rights: READ_WRITE,
+                what: "reads and writes the firewall rules (the RDP rules among them)",
+            },
+            Need {
+                key: r"Services\SharedAccess\Parameters\FirewallPolicy\DomainProfile",
+                rights: READ_WRITE,
+                what: "reads the domain profile",
+            },
+            Need {
+                key: r"Services\SharedAccess\Parameters\FirewallPolicy\StandardProfile",
+                rights: READ_WRITE,
+                what: "reads the private profile",
+            },
+            Need {
+                key: r"Services\SharedAccess\Parameters\FirewallPolicy\PublicProfile",
+                rights: READ_WRITE,
+                what: "reads the public profile",
+            },
+            Need {
+                key: r"Services\SharedAccess\Defaults\FirewallPolicy",
+                rights: READ_WRITE,
+                what: "reads the default policy",
+            },
+            Need {
+                key: r"Services\SharedAccess\Epoch",
+                rights: READ_SET_NO_CONTROL,
+                what: "counts the policy's changes",
             },
         ],
     },
@@ -126,6 +256,16 @@ pub static RULES: [AccessRule; 2] = [
                 rights: KEY_READ,
                 what: "reads the RDP listener (port, security layer, certificate)",
             },
+            Need {
+                key: r"Control\Terminal Server\RCM",
+                rights: READ_WRITE,
+                what: "keeps the Remote Connection Manager's state",
+            },
+            Need {
+                key: r"Control\Terminal Server\RCM\Licensing Core",
+                rights: READ_WRITE,
+                what: "keeps the licensing state",
+            },
         ],
     },
 ];
@@ -143,9 +283,44 @@ pub struct Baseline {
     pub descriptor: String,
 }
 
+/// The token configuration of a service on a healthy install of one Windows version, read from
+/// a real hive: what a repair gives back when the token itself is the cause.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ServiceConfig {
+    pub family: Family,
+    pub hive: String,
+    pub service: String,
+    /// `None`: the value is absent (LocalSystem).
+    pub object_name: Option<String>,
+    pub service_sid_type: u32,
+}
+
+/// What one version's healthy hive grants a service's token on a key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Grant {
+    pub family: Family,
+    /// The rights granted (MAXIMUM_ALLOWED), in hex.
+    pub granted: String,
+}
+
+/// How a [`Need::rights`] figure was measured: the grant of every version, and their
+/// intersection within [`USABLE`], which is the figure.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Measured {
+    pub service: String,
+    pub key: String,
+    pub grants: Vec<Grant>,
+    pub required: String,
+    pub required_names: Vec<String>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Baselines {
     pub source: String,
+    #[serde(default)]
+    pub services: Vec<ServiceConfig>,
+    #[serde(default)]
+    pub measured: Vec<Measured>,
     pub baselines: Vec<Baseline>,
 }
 
@@ -178,10 +353,30 @@ pub fn baseline(family: Family, key: &str) -> Option<SecurityDescriptor> {
     SecurityDescriptor::parse(&unhex(&b.descriptor)?).ok()
 }
 
+/// The healthy `ObjectName` and `ServiceSidType` of `service` on `family`.
+pub fn healthy_config(family: Family, service: &str) -> Option<&'static ServiceConfig> {
+    baselines()
+        .services
+        .iter()
+        .find(|c| c.family == family && c.service.eq_ignore_ascii_case(service))
+}
+
 /// The token the service control manager gives `svc`, and its account; an error says why it
 /// cannot be built offline.
 pub fn service_token(svc: &Service) -> Result<(Token, ServiceAccount), String> {
-    let object_name = svc.object_name.ok().map(String::as_str);
+    token_for(
+        &svc.name,
+        svc.object_name.ok().map(String::as_str),
+        svc.service_sid_type.ok().copied().unwrap_or(0),
+    )
+}
+
+/// The token of service `name` running as `object_name` with `sid_type`.
+pub fn token_for(
+    name: &str,
+    object_name: Option<&str>,
+    sid_type: u32,
+) -> Result<(Token, ServiceAccount), String> {
     let account = match Account::classify(object_name) {
         Account::LocalSystem => ServiceAccount::LocalSystem,
         Account::LocalService => ServiceAccount::LocalService,
@@ -192,14 +387,12 @@ pub fn service_token(svc: &Service) -> Result<(Token, ServiceAccount), String> {
         }
         Account::Custom(a) | Account::Invalid(a) => {
             return Err(format!(
-                "{} runs as {a:?}: the SID of that account is not in the SYSTEM hive",
-                svc.name
+                "{name} runs as {a:?}: the SID of that account is not in the SYSTEM hive"
             ))
         }
     };
-    let sid_type = svc.service_sid_type.ok().copied().unwrap_or(0);
     Ok((
-        Token::for_service(&account, Some((&svc.name, sid_type))),
+        Token::for_service(&account, Some((name, sid_type))),
         account,
     ))
 }
@@ -243,6 +436,21 @@ pub struct AccessDenial {
     pub restricted_check: bool,
     /// The ACE of a healthy install of this Windows version that grants it.
     pub healthy_ace: Option<String>,
+    /// When the token is the cause: the service's values that differ from a healthy install
+    /// (with them, the key's own DACL grants the right: `healthy_ace` is its ACE that no
+    /// longer matches the token).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub token: Vec<TokenValue>,
+}
+
+/// A value of the service's key that makes its token, with its healthy data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TokenValue {
+    /// `ServiceSidType` or `ObjectName`.
+    pub value: &'static str,
+    /// As the hive holds it (`(absent)` when missing).
+    pub current: String,
+    pub healthy: String,
 }
 
 impl AccessDenial {
@@ -257,16 +465,41 @@ impl AccessDenial {
             .as_ref()
             .map(|a| format!("; a healthy install grants it by {a}"))
             .unwrap_or_default();
+        let restricted = if self.restricted_check {
+            ", in the write-restricted token's second check"
+        } else {
+            ""
+        };
+        if !self.token.is_empty() {
+            // The DACL is healthy: the token misses the SID its ACE names.
+            let values = self
+                .token
+                .iter()
+                .map(|t| format!("{} is {} (healthy: {})", t.value, t.current, t.healthy))
+                .collect::<Vec<_>>()
+                .join(" and ");
+            let ace = self
+                .healthy_ace
+                .as_deref()
+                .map(|a| {
+                    format!(
+                        "the ACE {a} for {} no longer matches the token",
+                        self.sid_name
+                    )
+                })
+                .unwrap_or_else(|| "no ACE matches the token any more".to_string());
+            return format!(
+                "{}: the {} service's token is not granted {}{restricted}: {values}, so {ace}",
+                self.key,
+                self.service,
+                self.rights.join(", "),
+            );
+        }
         format!(
-            "{}: {} is not granted {} ({by}{}{healthy})",
+            "{}: {} is not granted {} ({by}{restricted}{healthy})",
             self.key,
             self.sid_name,
             self.rights.join(", "),
-            if self.restricted_check {
-                ", in the write-restricted token's second check"
-            } else {
-                ""
-            }
         )
     }
 }
@@ -377,6 +610,7 @@ fn denials(
             ace: ace.map(|(_, a)| a.sddl()),
             restricted_check: d.restricted,
             healthy_ace: healthy_ace.map(|a| a.sddl()),
+            token: Vec::new(),
         });
     }
     out
@@ -522,6 +756,7 @@ fn check_files(
                 ace: ace.map(|(_, a)| a.sddl()),
                 restricted_check: d.restricted,
                 healthy_ace: Some("(A;;0x1200a9;;;BU)".into()),
+                token: Vec::new(),
             });
         }
     }
@@ -535,6 +770,111 @@ fn icacls(d: &AccessDenial) -> String {
         Some(_) => format!("icacls \"{file}\" /remove:d *{}", d.sid),
         None => format!("icacls \"{file}\" /grant *{}:(RX)", d.sid),
     }
+}
+
+/// The values of `svc` that make its token and differ from the healthy configuration.
+fn token_diff(svc: &Service, healthy: &ServiceConfig) -> Vec<TokenValue> {
+    let mut out = Vec::new();
+    let sid_type = svc.service_sid_type.ok().copied();
+    if sid_type.unwrap_or(0) != healthy.service_sid_type {
+        out.push(TokenValue {
+            value: "ServiceSidType",
+            current: sid_type.map_or_else(|| "(absent)".into(), |t| t.to_string()),
+            healthy: healthy.service_sid_type.to_string(),
+        });
+    }
+    let name = svc.object_name.ok().map(String::as_str);
+    // Accounts compare as the service control manager reads them ("NT AUTHORITY\LocalService"
+    // and "NT Authority\LocalService" are one account).
+    if Account::classify(name).canonical()
+        != Account::classify(healthy.object_name.as_deref()).canonical()
+    {
+        out.push(TokenValue {
+            value: "ObjectName",
+            current: name.map_or_else(|| "(absent)".into(), |n| format!("\"{n}\"")),
+            healthy: healthy
+                .object_name
+                .as_deref()
+                .map_or_else(|| "(absent)".into(), |n| format!("\"{n}\"")),
+        });
+    }
+    out
+}
+
+/// Marks `list` as caused by the token: the ACE of `sd` that grants the healthy token what the
+/// current one misses (a SID the current token lacks) is named as the one that no longer
+/// matches.
+fn blame_token(
+    list: &mut [AccessDenial],
+    sd: &SecurityDescriptor,
+    token: &Token,
+    healthy_token: &Token,
+    values: &[TokenValue],
+    service: &str,
+) {
+    let aces = sd.dacl.acl().map(|a| a.aces.as_slice()).unwrap_or_default();
+    for d in list.iter_mut() {
+        let ace = aces.iter().find(|a| {
+            a.ace_type.is_allow()
+                && !a.is_inherit_only()
+                && a.sid
+                    .as_ref()
+                    .is_some_and(|s| healthy_token.has(s) && !token.has(s))
+                && regf::security::map_generic(a.mask) & d.mask != 0
+        });
+        if let Some(sid) = ace.and_then(|a| a.sid.as_ref()) {
+            d.sid = sid.to_string();
+            d.sid_name = sid_text(sid, service);
+        }
+        d.healthy_ace = ace.map(|a| a.sddl());
+        d.token = values.to_vec();
+    }
+}
+
+/// The changes that give `svc` the healthy values of its token.
+fn token_changes(
+    svc: &Service,
+    values: &[TokenValue],
+    rule: &str,
+    family: Family,
+    key: &str,
+) -> Vec<Change> {
+    let Some(h) = healthy_config(family, &svc.name) else {
+        return Vec::new();
+    };
+    values
+        .iter()
+        .map(|t| {
+            let reason = format!(
+                "{rule}: the {family:?} {} of {}, so that its token is granted {key} again",
+                t.value, svc.name
+            );
+            match t.value {
+                "ServiceSidType" => Change::set(
+                    HiveId::System,
+                    &svc.key_path,
+                    "ServiceSidType",
+                    Data::Dword(h.service_sid_type),
+                    reason,
+                )
+                .was(svc.service_sid_type.ok().map(|v| Data::Dword(*v))),
+                _ => match &h.object_name {
+                    Some(n) => Change::set(
+                        HiveId::System,
+                        &svc.key_path,
+                        "ObjectName",
+                        Data::Sz(n.clone()),
+                        reason,
+                    )
+                    .was(svc.object_name.ok().map(|v| Data::Sz(v.clone()))),
+                    None => {
+                        Change::delete_value(HiveId::System, &svc.key_path, "ObjectName", reason)
+                            .was(svc.object_name.ok().map(|v| Data::Sz(v.clone())))
+                    }
+                },
+            }
+        })
+        .collect()
 }
 
 impl AccessRule {
@@ -601,6 +941,16 @@ impl Rule for AccessRule {
                 .ok()
                 .cloned()
                 .unwrap_or_else(|| format!("{account:?}"));
+            // The token a healthy install gives the service, when its values differ from it.
+            let healthy_cfg = healthy_config(family, self.service);
+            let token_values = healthy_cfg.map(|h| token_diff(svc, h)).unwrap_or_default();
+            let healthy_token = healthy_cfg
+                .filter(|_| !token_values.is_empty())
+                .and_then(|h| {
+                    token_for(&svc.name, h.object_name.as_deref(), h.service_sid_type).ok()
+                })
+                .map(|(t, _)| t);
+            let mut token_planned = false;
             if cs.number == boot.number && w.files_checked() {
                 let (files, unreadable) = check_files(w, svc, &token, &account, cs);
                 for d in &files {
@@ -627,7 +977,7 @@ impl Rule for AccessRule {
                     let sd = bytes
                         .as_deref()
                         .and_then(|b| SecurityDescriptor::parse(b).ok());
-                    let list = match &sd {
+                    let mut list = match &sd {
                         Some(sd) => {
                             denials(sd, &token, &account, self.service, healthy.as_ref(), cs, &f)
                         }
@@ -647,6 +997,32 @@ impl Rule for AccessRule {
                         key: f.path.clone(),
                         value: None,
                     });
+                    let grants =
+                        |d: &SecurityDescriptor, t: &Token| d.access(t, need.rights).allowed();
+                    // The token is the cause when the key's own DACL grants the token of a
+                    // healthy configuration: the values are repaired, not the DACL.
+                    if let (Some(sd), Some(ht)) = (&sd, &healthy_token) {
+                        if grants(sd, ht) {
+                            blame_token(&mut list, sd, &token, ht, &token_values, self.service);
+                            found.extend(list);
+                            if !token_planned {
+                                token_planned = true;
+                                changes.extend(token_changes(
+                                    svc,
+                                    &token_values,
+                                    &self.id(),
+                                    family,
+                                    need.key,
+                                ));
+                                locations.extend(token_values.iter().map(|t| Location {
+                                    hive: HiveId::System,
+                                    key: svc.key_path.clone(),
+                                    value: Some(t.value.into()),
+                                }));
+                            }
+                            continue;
+                        }
+                    }
                     found.extend(list);
                     let Some(h) = &healthy else {
                         unresolved.push(format!(
@@ -656,16 +1032,28 @@ impl Rule for AccessRule {
                         continue;
                     };
                     let new = with_healthy_dacl(sd.as_ref(), h);
-                    let fixes = SecurityDescriptor::parse(&new)
-                        .map(|n| n.access(&token, need.rights).allowed())
-                        .unwrap_or(false);
-                    if !fixes {
+                    let new_sd = SecurityDescriptor::parse(&new).ok();
+                    let fixes = new_sd.as_ref().is_some_and(|n| grants(n, &token));
+                    // Both broken: the healthy DACL grants only the healthy token.
+                    let fixes_with_token = !fixes
+                        && matches!((&new_sd, &healthy_token), (Some(n), Some(ht)) if grants(n, ht));
+                    if !fixes && !fixes_with_token {
                         unresolved.push(format!(
                             "{}: the healthy DACL does not grant it either: the token is the cause (ObjectName {account}, ServiceSidType {})",
                             f.path,
                             svc.service_sid_type.ok().copied().unwrap_or(0)
                         ));
                         continue;
+                    }
+                    if fixes_with_token && !token_planned {
+                        token_planned = true;
+                        changes.extend(token_changes(
+                            svc,
+                            &token_values,
+                            &self.id(),
+                            family,
+                            need.key,
+                        ));
                     }
                     match Change::set_security(
                         HiveId::System,
@@ -767,9 +1155,45 @@ mod tests {
             for n in r.needs {
                 for fam in [Family::Windows7, Family::Windows8, Family::Windows10] {
                     assert!(baseline(fam, n.key).is_some(), "{fam:?} {}", n.key);
+                    assert!(
+                        healthy_config(fam, r.service).is_some(),
+                        "{fam:?} {}",
+                        r.service
+                    );
                 }
             }
         }
+    }
+
+    fn service(object_name: Option<&str>, sid_type: Option<u32>) -> Service {
+        let hive = Hive::open(fixtures::bytes("hives/win7-SYSTEM")).unwrap();
+        let model = winsvc::SystemModel::read(&hive, None).unwrap();
+        let mut svc = model.boot_set().unwrap().service("Dhcp").unwrap().clone();
+        svc.object_name =
+            object_name.map_or(winsvc::Field::Missing, |n| winsvc::Field::Ok(n.to_string()));
+        svc.service_sid_type = sid_type.map_or(winsvc::Field::Missing, winsvc::Field::Ok);
+        svc
+    }
+
+    #[test]
+    fn token_values_compare_as_the_service_control_manager_reads_them() {
+        let healthy = healthy_config(Family::Windows7, "Dhcp").unwrap();
+        // Another spelling of the same account is not a difference.
+        assert!(token_diff(
+            &service(Some(r"NT AUTHORITY\LOCALSERVICE"), Some(1)),
+            healthy
+        )
+        .is_empty());
+        let d = token_diff(&service(Some("LocalSystem"), None), healthy);
+        let names: Vec<_> = d.iter().map(|t| (t.value, t.current.as_str())).collect();
+        assert_eq!(
+            names,
+            [
+                ("ServiceSidType", "(absent)"),
+                ("ObjectName", "\"LocalSystem\"")
+            ]
+        );
+        assert_eq!(d[0].healthy, "1");
     }
 
     #[test]

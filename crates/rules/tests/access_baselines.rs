@@ -8,9 +8,11 @@
 use std::path::Path;
 use std::process::Command;
 
-use regf::security::SecurityDescriptor;
+use regf::security::{key_rights, SecurityDescriptor, MAXIMUM_ALLOWED};
 use regf::Hive;
-use rules::access::{baselines, Baseline, Baselines, RULES};
+use rules::access::{
+    baselines, service_token, Baseline, Baselines, Grant, Measured, ServiceConfig, RULES, USABLE,
+};
 use winsvc::{Family, SystemModel};
 
 const HIVES: [(Family, &str); 3] = [
@@ -23,13 +25,70 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-/// The baselines as the hives give them.
+/// The baselines as the hives give them: the healthy descriptors, each service's token
+/// configuration, and the rights each version grants the service's token on each needed key.
 fn from_hives() -> Baselines {
     let mut out = Vec::new();
+    let mut services = Vec::new();
+    let mut measured: Vec<Measured> = Vec::new();
     for (family, name) in HIVES {
         let hive = Hive::open(fixtures::bytes(name)).unwrap();
         let model = SystemModel::read(&hive, None).unwrap();
         let cs = model.boot_set().unwrap();
+        for rule in &RULES {
+            let svc = cs
+                .service(rule.service)
+                .unwrap_or_else(|| panic!("{name}: no {}", rule.service));
+            services.push(ServiceConfig {
+                family,
+                hive: format!("testdata/{name}.xz"),
+                service: rule.service.into(),
+                object_name: svc.object_name.ok().cloned(),
+                service_sid_type: svc.service_sid_type.ok().copied().unwrap_or(0),
+            });
+            let (token, _) = service_token(svc).unwrap();
+            for need in rule.needs {
+                // A `*` is measured on every subkey: the grant is the one all of them give.
+                let keys: Vec<String> = match need.key.strip_suffix(r"\*") {
+                    Some(parent) => {
+                        let k = hive
+                            .key(&format!(r"{}\{parent}", cs.name))
+                            .unwrap()
+                            .unwrap_or_else(|| panic!("{name}: no {parent}"));
+                        k.subkeys()
+                            .unwrap()
+                            .map(|s| format!(r"{parent}\{}", s.unwrap().name().to_string_lossy()))
+                            .collect()
+                    }
+                    None => vec![need.key.to_string()],
+                };
+                let granted = keys.iter().fold(u32::MAX, |m, key| {
+                    let k = hive
+                        .key(&format!(r"{}\{key}", cs.name))
+                        .unwrap()
+                        .unwrap_or_else(|| panic!("{name}: no {key}"));
+                    let sd = SecurityDescriptor::parse(k.security().unwrap().descriptor).unwrap();
+                    m & sd.access(&token, MAXIMUM_ALLOWED).granted
+                });
+                let grant = Grant {
+                    family,
+                    granted: format!("0x{granted:x}"),
+                };
+                match measured
+                    .iter_mut()
+                    .find(|m| m.service == rule.service && m.key == need.key)
+                {
+                    Some(m) => m.grants.push(grant),
+                    None => measured.push(Measured {
+                        service: rule.service.into(),
+                        key: need.key.into(),
+                        grants: vec![grant],
+                        required: String::new(),
+                        required_names: Vec::new(),
+                    }),
+                }
+            }
+        }
         let mut keys: Vec<&str> = RULES
             .iter()
             .flat_map(|r| r.needs.iter().map(|n| n.key))
@@ -75,10 +134,44 @@ fn from_hives() -> Baselines {
             });
         }
     }
+    for m in &mut measured {
+        let required = m.grants.iter().fold(USABLE, |r, g| {
+            r & u32::from_str_radix(g.granted.trim_start_matches("0x"), 16).unwrap()
+        });
+        m.required = format!("0x{required:x}");
+        m.required_names = key_rights(required);
+    }
     Baselines {
-        source: "Read by crates/rules/tests/access_baselines.rs (UPDATE_ACCESS_BASELINES=1) from the real SYSTEM hives, in the control set Select\\Default names; `reglookup -s` shows the same ACEs.".into(),
+        source: "Read by crates/rules/tests/access_baselines.rs (UPDATE_ACCESS_BASELINES=1) from the real SYSTEM hives, in the control set Select\\Default names; `reglookup -s` shows the same ACEs. `services`: each rule's service's ObjectName and ServiceSidType there. `measured`: the rights each hive grants that service's token (MAXIMUM_ALLOWED, for a `*` the intersection over every subkey) on each key the rule needs; `required` is their intersection within read, set value, create subkey and delete (0x3001f), the figure the rule requires.".into(),
+        services,
+        measured,
         baselines: out,
     }
+}
+
+#[test]
+fn every_required_right_is_the_measured_one() {
+    let want = from_hives();
+    let mut wrong = Vec::new();
+    for rule in &RULES {
+        for need in rule.needs {
+            let m = want
+                .measured
+                .iter()
+                .find(|m| m.service == rule.service && m.key == need.key)
+                .unwrap();
+            if format!("0x{:x}", need.rights) != m.required {
+                wrong.push(format!(
+                    "{} {}: the rule requires 0x{:x}, the hives grant {} ({:?})",
+                    rule.service, need.key, need.rights, m.required, m.grants
+                ));
+            }
+            // What a healthy install grants is never less than what is required (no version
+            // is broken by its own rights).
+            assert!(m.required != "0x0", "{} {}", rule.service, need.key);
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
 
 #[test]
@@ -176,7 +269,6 @@ fn no_real_hive_has_an_access_finding() {
         for f in &report.findings {
             assert_eq!(f.status, rules::Status::Healthy, "{name}: {}", f.title);
             assert!(f.access.is_empty());
-            // Every needed key was found and checked.
             let checked: usize = f
                 .found
                 .as_deref()
@@ -186,7 +278,17 @@ fn no_real_hive_has_an_access_finding() {
                 .unwrap()
                 .parse()
                 .unwrap();
-            assert!(checked >= 5, "{name}: {}: {checked}", f.rule);
+            // Every needed key was found (a `*` counts at least one subkey), in every control set.
+            let rule = RULES.iter().find(|r| r.id() == f.rule).unwrap();
+            let sets = SystemModel::read(&Hive::open(std::fs::read(&path).unwrap()).unwrap(), None)
+                .unwrap()
+                .control_sets
+                .len();
+            assert!(
+                checked >= rule.needs.len() * sets,
+                "{name}: {}: {checked}",
+                f.rule
+            );
         }
     }
 }

@@ -6,9 +6,16 @@
 #
 #   make-files-image.sh SYSTEM_HIVE OUT.raw healthy|deny-local-service|no-users
 #
-# healthy: both files get the shape of Windows' System32 ACL, D:PAI(A;;FA;;;TrustedInstaller)
-#   (A;;0x1200a9;;;BA)(A;;0x1200a9;;;SY)(A;;0x1200a9;;;BU) (written for this test, not measured:
-#   there is no real Windows volume in testdata);
+# healthy: both files get the ACL of a System32 file, owner TrustedInstaller,
+#   D:PAI(A;;FA;;;TrustedInstaller)(A;;0x1200a9;;;BA)(A;;0x1200a9;;;SY)(A;;0x1200a9;;;BU).
+#   No real Windows volume is in testdata, so it is checked against a published one instead:
+#   `icacls C:\WINDOWS\system32\mmc.exe` at https://support.moonpoint.com/os/windows/commands/icacls.php
+#   shows, in this order and none inherited, NT SERVICE\TrustedInstaller:(F) (FILE_ALL_ACCESS,
+#   0x1f01ff), BUILTIN\Administrators:(RX), NT AUTHORITY\SYSTEM:(RX), BUILTIN\Users:(RX) (RX is
+#   0x1200a9), then the two APPLICATION PACKAGE AUTHORITY groups (RX). Those SIDs are newer than
+#   Windows 7 (ALL APPLICATION PACKAGES S-1-15-2-1 from Windows 8, ALL RESTRICTED APPLICATION
+#   PACKAGES S-1-15-2-2 from Windows 10); the image holds a Windows 7 hive, so they are left out,
+#   and they would not change the DHCP Client's access (its token holds neither);
 # deny-local-service: dhcpcore.dll gets a deny ACE for LOCAL SERVICE (RX) in front;
 # no-users: dhcpcore.dll loses the Users ACE (only TrustedInstaller, BA, SY remain).
 # Needs root (FUSE mount).
