@@ -190,6 +190,22 @@ impl Paged {
                 self.source
                     .read_exact_at(file, &mut bytes)
                     .map_err(|what| Error::BadBin { file, what })?;
+                // A bin larger than a page holds one large cell, never another bin. A size
+                // field that claims the bins after it (damaged, or crafted) would make those
+                // pages belong to two bins, each read on its own: refuse it, as reading the
+                // bins one after another would.
+                if let Some(q) = (1..size / PAGE).find(|&q| {
+                    let h = &bytes[q * PAGE..];
+                    h.starts_with(b"hbin") && u32_at(h, 4) == Some(((p + q) * PAGE) as u32)
+                }) {
+                    return Err(Error::BadBin {
+                        file,
+                        what: format!(
+                            "bin size 0x{size:x} covers the hive bin that starts at cell offset 0x{:x}",
+                            (p + q) * PAGE
+                        ),
+                    });
+                }
                 // Another reader may have loaded it meanwhile: either copy is the same bytes.
                 let _ = slot.set(Slot::Bin(bytes.into_boxed_slice()));
                 break (p, size);

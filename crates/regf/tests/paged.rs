@@ -161,6 +161,31 @@ fn truncated_file_is_refused() {
     );
 }
 
+/// A bin whose size field claims the bins after it (found by the property test below: one
+/// byte of a 4 KiB bin's size set to 1, so it claims 64 KiB more) is refused with its offset;
+/// no page is loaded as part of two bins.
+#[test]
+fn a_bin_that_claims_the_next_bins_is_refused() {
+    let mut bytes = fixtures::bytes("hives/win7-SYSTEM");
+    let bin = 0x5ca000; // a one-page bin followed by other bins in this hive
+    assert_eq!(&bytes[4096 + bin..4096 + bin + 4], b"hbin");
+    assert_eq!(&bytes[4096 + bin + 8..4096 + bin + 12], &[0, 0x10, 0, 0]);
+    assert_eq!(&bytes[4096 + bin + 4096..4096 + bin + 4100], b"hbin");
+    bytes[4096 + bin + 10] = 1;
+    let len = bytes.len() as u64;
+    let p = Paged::open(Box::new(bytes), len).unwrap();
+    let hive = Hive::open(&p).unwrap();
+    let mut refused = Vec::new();
+    let _ = hive.walk(|_, _| {}, |_, e| refused.push(e.to_string()));
+    assert!(p.loaded_bytes() <= p.bins_len(), "{p:?}");
+    assert!(
+        refused
+            .iter()
+            .any(|e| e.contains("0x5cb000") && e.contains("bin size 0x11000")),
+        "{refused:?}"
+    );
+}
+
 mod damaged {
     use super::*;
     use proptest::prelude::*;
