@@ -1286,7 +1286,9 @@ fn file_pieces(pages: &[u64], old: &[u8], new: &[u8]) -> Vec<Piece> {
 ///    free clusters, which nothing reads yet), page by page;
 /// 2. the volume bitmap bytes that mark the new clusters used;
 /// 3. the file's MFT record (new runs, sizes), which makes step 1's bytes part of the file;
-/// 4. the changed pages below the old valid data length, the base block last (as for a hive
+/// 4. the sizes copied into its parent directory's index entries (the parent's MFT record or
+///    an INDX block), which NTFS only shows in listings;
+/// 5. the changed pages below the old valid data length, the base block last (as for a hive
 ///    that keeps its length: its old base block stays valid for its old bins until then).
 ///
 /// A crash after step 2 leaves clusters marked used that no file owns (chkdsk frees them);
@@ -1334,7 +1336,7 @@ fn grow_pieces(
         }
         pos += len;
     }
-    for patch in plan.bitmap.iter().chain([&plan.record]) {
+    for patch in plan.bitmap.iter().chain([&plan.record]).chain(&plan.names) {
         pieces.push(Piece {
             offset: start + patch.partition_offset,
             before: patch.before.clone(),
@@ -1360,8 +1362,9 @@ fn grow_pieces(
 #[derive(Debug, Default)]
 pub struct DiskBounds {
     /// Disk extents (offset, length): the clusters of each hive, and for the hives of an
-    /// installation their MFT record and their volume's `$Bitmap` clusters (a hive that grows
-    /// writes both).
+    /// installation their MFT record, the MFT record or INDX block of their parent directory
+    /// that holds their entry, and their volume's `$Bitmap` clusters (a hive that grows writes
+    /// all of them).
     pub extents: Vec<(u64, u64)>,
     /// Per NTFS volume holding a hive: its partition start, cluster size and `$Bitmap` runs.
     bitmaps: Vec<(u64, u64, Vec<volume::Extent>)>,
@@ -1434,15 +1437,21 @@ pub fn hive_extents(path: &Path, hives: &[HiveRef]) -> Result<DiskBounds> {
                 ),
             })?;
         let start = install.partition_start.unwrap_or(0);
-        let (entry, record, (bitmap, cluster)) = target.with_volume(install, |vol, s| {
+        let (entry, record, names, (bitmap, cluster)) = target.with_volume(install, |vol, s| {
             let entry = vol.hive_files(s, &h.path)?.hive;
             let record = vol.record_range(s, &entry)?;
-            Ok((entry, record, vol.bitmap_extents(s)?))
+            let names = vol.name_ranges(s, &entry)?;
+            Ok((entry, record, names, vol.bitmap_extents(s)?))
         })?;
         for ext in entry.plan_write(0, entry.size())? {
             out.extents.push((start + ext.partition_offset, ext.len));
         }
         out.extents.push((start + record.0, record.1));
+        // The parent directory's MFT record or INDX block holding the hive's entry: a growth
+        // writes the new sizes there.
+        for (p, n) in names {
+            out.extents.push((start + p, n));
+        }
         if !out.bitmaps.iter().any(|b| b.0 == start) {
             for ext in &bitmap {
                 if let Some(p) = ext.partition_offset {
