@@ -337,3 +337,113 @@ fn every_crash_point_ends_in_the_original_or_the_grown_image(crowded: bool) {
         }
     }
 }
+
+const SOFTWARE: &str = r"Windows\System32\config\SOFTWARE";
+
+/// The Gen2 image with the Windows 7 SOFTWARE hive (36,864 bytes, no slack after its bins)
+/// copied next to SYSTEM by ntfs-3g's ntfscp. `None` without ntfscp (outside CI only).
+fn image_with_software(dir: &Path, name: &str) -> Option<PathBuf> {
+    let img = image(dir, name);
+    let part = partition(&img, dir);
+    let software = dir.join("SOFTWARE");
+    std::fs::copy(fixtures::path("hives/software/win7-SOFTWARE"), &software).unwrap();
+    let o = run(
+        "ntfscp",
+        &[
+            "-f".as_ref(),
+            part.as_os_str(),
+            software.as_os_str(),
+            "/Windows/System32/config/SOFTWARE".as_ref(),
+        ],
+    )?;
+    assert!(
+        o.status.success(),
+        "ntfscp: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let mut bytes = std::fs::read(&img).unwrap();
+    bytes[PART_START as usize..(PART_START + PART_LEN) as usize]
+        .copy_from_slice(&std::fs::read(&part).unwrap());
+    std::fs::write(&img, bytes).unwrap();
+    Some(img)
+}
+
+/// Adds `Big` (`len` bytes) to SYSTEM and/or SOFTWARE in one transaction.
+fn add_to_both(
+    img: &Path,
+    system: bool,
+    software: bool,
+    len: usize,
+) -> rescue::Result<EditOutcome> {
+    let mut tx = rescue::edit::Transaction::open(img, EditOptions::default())?;
+    if system {
+        let ed = tx.hive(None)?;
+        ed.set_clock(CLOCK);
+        ed.set_value(DHCP, "Big", ValueType::BINARY, &pattern(len))?;
+    }
+    if software {
+        let ed = tx.hive(Some(SOFTWARE))?;
+        ed.set_clock(CLOCK);
+        ed.set_value(
+            r"Microsoft\Windows NT\CurrentVersion",
+            "Big",
+            ValueType::BINARY,
+            &pattern(len),
+        )?;
+    }
+    tx.commit("test")
+}
+
+/// Two hives of one volume that both need their files to grow in one transaction are refused
+/// with the reason (each growth would be planned from the same bitmap and directory entries),
+/// before anything is written; each alone grows.
+#[test]
+fn two_hives_growing_in_one_transaction_are_refused_and_write_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(img) = image_with_software(dir.path(), "disk.raw") else {
+        return;
+    };
+    let original = sha256(&img);
+    let e = add_to_both(&img, true, true, 24 * 1024).unwrap_err();
+    assert!(
+        matches!(
+            &e,
+            rescue::Error::HiveFileFull {
+                why: rescue::GrowthBlocked::AnotherGrowth,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(e.is_refusal());
+    assert_eq!(sha256(&img), original, "nothing written");
+    assert!(!journal::pending_path(&img).exists());
+
+    // Each alone grows its file, in two transactions.
+    let one = add_to_both(&img, true, false, 24 * 1024).unwrap();
+    let two = add_to_both(&img, false, true, 24 * 1024).unwrap();
+    if let Some(hive) = independent_view(&img, dir.path()) {
+        assert!(hive.len() > fixtures::bytes("hives/win7-SYSTEM").len());
+        let part = partition(&img, dir.path());
+        let cat = run(
+            "ntfscat",
+            &[
+                part.as_os_str(),
+                "Windows/System32/config/SOFTWARE".as_ref(),
+            ],
+        )
+        .unwrap();
+        assert!(
+            cat.stdout.len() > 36_864 + 24 * 1024,
+            "SOFTWARE grew: {}",
+            cat.stdout.len()
+        );
+    }
+    journal::undo(&two.written.unwrap().undo_journal, false).unwrap();
+    journal::undo(&one.written.unwrap().undo_journal, false).unwrap();
+    assert_eq!(
+        sha256(&img),
+        original,
+        "undo restores the image bit for bit"
+    );
+}
