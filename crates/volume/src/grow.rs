@@ -321,6 +321,19 @@ impl Volume {
             other => other,
         })?;
 
+        // The boot sector's size is only a claim: the bitmap scan below goes over every
+        // cluster it names, so it must lie inside the partition actually given.
+        let held = fs.seek(SeekFrom::End(0)).map_err(io_at(0))?;
+        if self.ntfs.size() > held {
+            return Err(Error::Corrupt {
+                record: 0,
+                offset: 0,
+                what: format!(
+                    "the boot sector gives the volume {} bytes, the partition holds {held}",
+                    self.ntfs.size()
+                ),
+            });
+        }
         let cluster = u64::from(self.ntfs.cluster_size());
         let (record, raw_disk) = self.read_record(fs, file.record_number())?;
         let corrupt = |what: String| Error::Corrupt {
@@ -363,11 +376,13 @@ impl Volume {
         if needed > 0 {
             let (entry, bits) = self.read_bitmap(fs)?;
             let total = self.ntfs.size() / cluster;
+            // A damaged bitmap may show the file's own clusters free: never take them twice.
             let is_free = |c: u64| {
                 c < total
                     && bits
                         .get((c / 8) as usize)
                         .is_some_and(|b| b & (1 << (c % 8)) == 0)
+                    && !runs.iter().any(|&(lcn, n)| c >= lcn && c - lcn < n)
             };
             let free = (0..total).filter(|&c| is_free(c)).count() as u64;
             if free < needed {
@@ -434,6 +449,22 @@ impl Volume {
             crate::names::set_record_names(&mut fixed, allocated, new_size).map_err(corrupt)?;
         let after = record.protect(&fixed)?;
         let names = self.name_patches(fs, file.record_number(), &names, allocated, new_size)?;
+        // A damaged bitmap may also show free the clusters of the metadata this plan patches:
+        // writing the file's bytes there would overwrite it.
+        for &(lcn, n) in &new_runs {
+            let (from, to) = (lcn * cluster, (lcn + n) * cluster);
+            let hit = bitmap
+                .iter()
+                .chain(&names)
+                .map(|p| (p.partition_offset, p.after.len() as u64))
+                .chain([(record.position, raw_disk.len() as u64)])
+                .find(|&(p, len)| p < to && from < p + len);
+            if let Some((p, _)) = hit {
+                return Err(corrupt(format!(
+                    "$Bitmap shows free the clusters at {from:#x}..{to:#x}, which hold the metadata at {p:#x}"
+                )));
+            }
+        }
 
         let mut grown_extents: Vec<Extent> = extents.clone();
         let mut vcn = owned;
