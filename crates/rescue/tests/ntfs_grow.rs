@@ -374,8 +374,15 @@ fn add_to_both(
     system: bool,
     software: bool,
     len: usize,
+    crash: CrashAfter,
 ) -> rescue::Result<EditOutcome> {
-    let mut tx = rescue::edit::Transaction::open(img, EditOptions::default())?;
+    let mut tx = rescue::edit::Transaction::open(
+        img,
+        EditOptions {
+            crash,
+            ..Default::default()
+        },
+    )?;
     if system {
         let ed = tx.hive(None)?;
         ed.set_clock(CLOCK);
@@ -394,36 +401,35 @@ fn add_to_both(
     tx.commit("test")
 }
 
-/// Two hives of one volume that both need their files to grow in one transaction are refused
-/// with the reason (each growth would be planned from the same bitmap and directory entries),
-/// before anything is written; each alone grows.
+/// Two hives of one volume whose files both grow in one transaction: the second growth is
+/// planned from the volume as the first leaves it (other free clusters; the `config`
+/// directory's MFT record, which holds both entries, and the bitmap bytes merged into one
+/// write each). ntfs-3g reads both grown files from a volume `ntfsfix -n` finds clean, with
+/// their new sizes in the directory; a crash at every write step ends, after `undo` or
+/// `undo --redo`, in the original or the grown image; undo is bit for bit.
 #[test]
-fn two_hives_growing_in_one_transaction_are_refused_and_write_nothing() {
+fn two_hives_growing_in_one_transaction_take_distinct_clusters_and_undo_together() {
     let dir = tempfile::tempdir().unwrap();
-    let Some(img) = image_with_software(dir.path(), "disk.raw") else {
+    let Some(pristine) = image_with_software(dir.path(), "pristine.raw") else {
         return;
     };
-    let original = sha256(&img);
-    let e = add_to_both(&img, true, true, 24 * 1024).unwrap_err();
+    let original = sha256(&pristine);
+    let img = dir.path().join("disk.raw");
+    std::fs::copy(&pristine, &img).unwrap();
+    let out = add_to_both(&img, true, true, 24 * 1024, CrashAfter(None)).unwrap();
+    let grown = sha256(&img);
+    let n = out.ranges.len();
+    // Disjoint ranges: overlapping ones were merged.
+    let mut r = out.ranges.clone();
+    r.sort();
     assert!(
-        matches!(
-            &e,
-            rescue::Error::HiveFileFull {
-                why: rescue::GrowthBlocked::AnotherGrowth,
-                ..
-            }
-        ),
-        "{e}"
+        r.windows(2).all(|w| w[0].0 + w[0].1 as u64 <= w[1].0),
+        "{r:?}"
     );
-    assert!(e.is_refusal());
-    assert_eq!(sha256(&img), original, "nothing written");
-    assert!(!journal::pending_path(&img).exists());
 
-    // Each alone grows its file, in two transactions.
-    let one = add_to_both(&img, true, false, 24 * 1024).unwrap();
-    let two = add_to_both(&img, false, true, 24 * 1024).unwrap();
     if let Some(hive) = independent_view(&img, dir.path()) {
         assert!(hive.len() > fixtures::bytes("hives/win7-SYSTEM").len());
+        names_carry(&img, dir.path(), hive.len() as u64);
         let part = partition(&img, dir.path());
         let cat = run(
             "ntfscat",
@@ -433,17 +439,53 @@ fn two_hives_growing_in_one_transaction_are_refused_and_write_nothing() {
             ],
         )
         .unwrap();
+        let software = cat.stdout;
         assert!(
-            cat.stdout.len() > 36_864 + 24 * 1024,
+            software.len() > 36_864 + 24 * 1024,
             "SOFTWARE grew: {}",
-            cat.stdout.len()
+            software.len()
         );
+        let p = dir.path().join("SOFTWARE.out");
+        std::fs::write(&p, &software).unwrap();
+        if let Some(o) = run(
+            "hivexget",
+            &[
+                p.as_os_str(),
+                r"\Microsoft\Windows NT\CurrentVersion".as_ref(),
+                "Big".as_ref(),
+            ],
+        ) {
+            assert!(o.status.success());
+            assert!(
+                o.stdout == pattern(24 * 1024),
+                "hivexget reads SOFTWARE's value"
+            );
+        }
+        if let Some((_, listed)) =
+            fixtures::ntfsinfo_name_sizes(&part, "/Windows/System32/config", "SOFTWARE")
+        {
+            let size = software.len() as u64;
+            assert_eq!(listed, vec![(size.div_ceil(4096) * 4096, size)]);
+        }
     }
-    journal::undo(&two.written.unwrap().undo_journal, false).unwrap();
-    journal::undo(&one.written.unwrap().undo_journal, false).unwrap();
+    journal::undo(&out.written.unwrap().undo_journal, false).unwrap();
     assert_eq!(
         sha256(&img),
         original,
         "undo restores the image bit for bit"
     );
+
+    for k in 0..=n {
+        for redo in [false, true] {
+            let img = dir.path().join(format!("crash-{k}-{redo}.raw"));
+            std::fs::copy(&pristine, &img).unwrap();
+            let e = add_to_both(&img, true, true, 24 * 1024, CrashAfter(Some(k))).unwrap_err();
+            assert!(e.to_string().contains("simulated crash"), "{e}");
+            let pending = journal::pending_path(&img);
+            journal::undo(&pending, redo).unwrap();
+            let want = if redo { &grown } else { &original };
+            assert_eq!(&sha256(&img), want, "crash after {k}, redo {redo}");
+            std::fs::remove_file(&img).unwrap();
+        }
+    }
 }
