@@ -368,13 +368,11 @@ impl Volume {
         };
         let mut block_size = None;
         let mut runs = Vec::new();
-        let mut attributes = parent.attributes().attach(fs);
         // Collected first: the runs are read through the same reader below.
         let mut found = Vec::new();
-        while let Some(item) = attributes.next() {
+        for item in parent.attributes().attach(fs) {
             found.push(item?);
         }
-        drop(attributes);
         for item in &found {
             let attribute = item.to_attribute()?;
             if attribute.name()?.to_string_lossy() != "$I30" {
@@ -410,7 +408,7 @@ impl Volume {
             }
         }
         let block = block_size.ok_or_else(|| corrupt("no $I30 $INDEX_ROOT".into()))?;
-        if block == 0 || block > MAX_INDEX_BLOCK || block as usize % FIXUP_STRIDE != 0 {
+        if block == 0 || block > MAX_INDEX_BLOCK || !(block as usize).is_multiple_of(FIXUP_STRIDE) {
             return Err(corrupt(format!("$I30 index blocks of {block} bytes")));
         }
         let block = u64::from(block);
