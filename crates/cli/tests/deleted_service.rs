@@ -294,11 +294,87 @@ fn dhcp_deleted_image() -> Option<PathBuf> {
 /// clusters, MFT record), diagnose says healthy, ntfs-3g reads the grown file from a volume
 /// `ntfsfix -n` finds consistent and hivex reads every value in it; undo gives the disk image
 /// back bit for bit.
-fn deleted_dhcp_inside_an_image(format: Option<&str>) {
-    let Some(source) = dhcp_deleted_image() else {
-        return;
-    };
+/// The Gen2 disk with the Windows 10 SYSTEM hive (its logs replayed, as Windows would see it)
+/// in place of the Windows 7 one, copied over it by ntfs-3g's ntfscp; with
+/// `ControlSet001\Services\Dhcp` deleted by hivexregedit first when `delete_key` says so. The
+/// hive file ends at its last hive bin (checked: no slack), so a change that needs a new bin
+/// makes the file grow inside the volume. `None` without the tools (outside CI only).
+fn win10_image(dir: &Path, delete_key: bool) -> Option<PathBuf> {
+    let work = dir.join("win10-source");
+    std::fs::create_dir(&work).unwrap();
+    let hive = source(&work, "win10");
+    if delete_key && !delete_dhcp(&hive, &["ControlSet001"]) {
+        return None;
+    }
+    let bytes = std::fs::read(&hive).unwrap();
+    let base = regf::BaseBlock::parse(&bytes).unwrap();
+    assert_eq!(
+        bytes.len(),
+        regf::BASE_BLOCK_SIZE + base.hive_bins_size as usize,
+        "the Windows 10 hive has no slack after its bins"
+    );
+    let image = work.join("disk.raw");
+    std::fs::copy(fixtures::path("images/gen2-gpt-win7-system.raw"), &image).unwrap();
+    let mut disk = std::fs::read(&image).unwrap();
+    let part = work.join("part");
+    std::fs::write(&part, &disk[PART_START..PART_START + PART_LEN]).unwrap();
+    let o = tool(
+        "ntfscp",
+        &[
+            "-f".as_ref(),
+            part.as_os_str(),
+            hive.as_os_str(),
+            "/Windows/System32/config/SYSTEM".as_ref(),
+        ],
+    )?;
+    assert!(
+        o.status.success(),
+        "ntfscp: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        ntfs3g_read(&part, "Windows/System32/config/SYSTEM")? == bytes,
+        "ntfs-3g reads back the hive it copied"
+    );
+    disk[PART_START..PART_START + PART_LEN].copy_from_slice(&std::fs::read(&part).unwrap());
+    std::fs::write(&image, disk).unwrap();
+    Some(image)
+}
+
+/// ntfsinfo reads the size of SYSTEM in its `config` directory's index entry, and when the
+/// file grew (winrescue rewrote its names) in its own `$FILE_NAME` too (ntfs-3g leaves a size
+/// of 0 there, which a file that keeps its length keeps).
+fn names_carry(part: &Path, size: usize, grew: bool) {
+    let want = ((size as u64).div_ceil(4096) * 4096, size as u64);
+    if let Some((own, listed)) =
+        fixtures::ntfsinfo_name_sizes(part, "/Windows/System32/config", "SYSTEM")
+    {
+        if grew {
+            assert_eq!(own, vec![want], "SYSTEM's $FILE_NAME");
+        }
+        assert_eq!(listed, vec![want], "SYSTEM's entry in the config directory");
+    }
+}
+
+fn deleted_dhcp_inside_an_image(which: &str, format: Option<&str>) {
     let dir = tempfile::tempdir().unwrap();
+    let (source, image_path) = if which == "win7" {
+        let Some(source) = dhcp_deleted_image() else {
+            return;
+        };
+        (
+            source,
+            r"%SystemRoot%\system32\svchost.exe -k LocalServiceNetworkRestricted",
+        )
+    } else {
+        let Some(source) = win10_image(dir.path(), true) else {
+            return;
+        };
+        (
+            source,
+            r"%SystemRoot%\system32\svchost.exe -k LocalServiceNetworkRestricted -p",
+        )
+    };
     let image = match format {
         None => {
             let p = dir.path().join("disk.raw");
@@ -378,7 +454,8 @@ fn deleted_dhcp_inside_an_image(format: Option<&str>) {
     if let (Some(old_hive), Some(part)) = (&old_hive, ntfs_partition(&image, dir.path())) {
         let hive = ntfs3g_read(&part, system).unwrap();
         // Measured: the re-created key fits in the cells hivexregedit freed when it deleted the
-        // old one, so this repair keeps the file's 11,771,904 bytes; the values below grow it.
+        // old one, so this repair keeps the file's length (11,771,904 bytes for Windows 7,
+        // 12,595,200 for Windows 10); the values of the tests below grow it.
         assert!(
             hive.len() >= old_hive.len(),
             "ntfs-3g reads {} bytes, {} before",
@@ -396,17 +473,31 @@ fn deleted_dhcp_inside_an_image(format: Option<&str>) {
             r"NT Authority\LocalService"
         );
         assert_eq!(hivexget(&copy, key, "Group"), "TDI");
-        assert_eq!(
-            hivexget(&copy, key, "ImagePath"),
-            r"%SystemRoot%\system32\svchost.exe -k LocalServiceNetworkRestricted"
-        );
+        assert_eq!(hivexget(&copy, key, "ImagePath"), image_path);
         let deps = hivexget(&copy, key, "DependOnService");
         assert!(deps.contains("NSI") && deps.contains("Afd"), "{deps}");
         assert_eq!(
             hivexget(&copy, &format!(r"{key}\Parameters"), "ServiceDll"),
             r"%SystemRoot%\system32\dhcpcore.dll"
         );
+        // Every value of the re-created key and of its Parameters: hivexget lists them all
+        // (`"name"=value`, one a line), as many as the key holds.
+        let h = regf::Hive::open(&hive).unwrap();
+        for k in [key.to_string(), format!(r"{key}\Parameters")] {
+            let count = h.key(&k[1..]).unwrap().unwrap().value_count() as usize;
+            let o = Std::new("hivexget").arg(&copy).arg(&k).output().unwrap();
+            assert!(o.status.success(), "hivexget {k}");
+            let listed = String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .filter(|l| l.starts_with('"'))
+                .count();
+            assert!(
+                count >= 1 && listed == count,
+                "{k}: hivexget lists {listed} of {count} values"
+            );
+        }
         assert!(regf::check::check(&hive).is_sound());
+        names_carry(&part, hive.len(), hive.len() > old_hive.len());
     }
 
     winrescue().arg("undo").arg(&journal).assert().success();
@@ -419,17 +510,109 @@ fn deleted_dhcp_inside_an_image(format: Option<&str>) {
 
 #[test]
 fn win7_deleted_dhcp_inside_a_raw_image_is_recreated_and_undone() {
-    deleted_dhcp_inside_an_image(None);
+    deleted_dhcp_inside_an_image("win7", None);
 }
 
 #[test]
 fn win7_deleted_dhcp_inside_a_vhd_is_recreated_and_undone() {
-    deleted_dhcp_inside_an_image(Some("vhd"));
+    deleted_dhcp_inside_an_image("win7", Some("vhd"));
 }
 
 #[test]
 fn win7_deleted_dhcp_inside_a_vhdx_is_recreated_and_undone() {
-    deleted_dhcp_inside_an_image(Some("vhdx"));
+    deleted_dhcp_inside_an_image("win7", Some("vhdx"));
+}
+
+#[test]
+fn win10_deleted_dhcp_inside_a_raw_image_is_recreated_and_undone() {
+    deleted_dhcp_inside_an_image("win10", None);
+}
+
+#[test]
+fn win10_deleted_dhcp_inside_a_vhd_is_recreated_and_undone() {
+    deleted_dhcp_inside_an_image("win10", Some("vhd"));
+}
+
+#[test]
+fn win10_deleted_dhcp_inside_a_vhdx_is_recreated_and_undone() {
+    deleted_dhcp_inside_an_image("win10", Some("vhdx"));
+}
+
+/// A 20 KiB REG_BINARY value (stored as big data: a `db` cell and its segments) added with
+/// `winrescue reg add` to the Windows 10 hive, which has no slack, inside a raw image: the file
+/// grows inside its NTFS volume; ntfs-3g reads it from a volume `ntfsfix -n` finds consistent,
+/// with its new size in the directory entry, and hivexget returns exactly the value's bytes;
+/// undo gives the image back bit for bit.
+#[test]
+fn a_20kib_value_grows_the_win10_hive_inside_an_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(image) = win10_image(dir.path(), false) else {
+        return;
+    };
+    let original = std::fs::read(&image).unwrap();
+    let system = "Windows/System32/config/SYSTEM";
+    let Some(old_hive) = ntfs_partition(&image, dir.path()).and_then(|p| ntfs3g_read(&p, system))
+    else {
+        return;
+    };
+    let data: Vec<u8> = (0..20 * 1024u32).map(|i| (i * 7 % 251) as u8).collect();
+    let hex: String = data.iter().map(|b| format!("{b:02x}")).collect();
+    let out = winrescue()
+        .arg("reg")
+        .arg(&image)
+        .args([
+            "add",
+            r"HKLM\SYSTEM\ControlSet001\Services\Tcpip",
+            "/v",
+            "Big",
+            "/t",
+            "REG_BINARY",
+            "/d",
+            &hex,
+            "/f",
+        ])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8_lossy(&out);
+    let journal = text
+        .lines()
+        .find_map(|l| l.strip_prefix("undo journal: "))
+        .unwrap_or_else(|| panic!("{text}"))
+        .to_string();
+
+    let part = ntfs_partition(&image, dir.path()).unwrap();
+    let hive = ntfs3g_read(&part, system).unwrap();
+    // Measured: 12,595,200 bytes before, 12,845,056 after.
+    assert!(
+        hive.len() > old_hive.len(),
+        "the file did not grow: {} bytes",
+        hive.len()
+    );
+    names_carry(&part, hive.len(), true);
+    let copy = dir.path().join("SYSTEM");
+    std::fs::write(&copy, &hive).unwrap();
+    let o = Std::new("hivexget")
+        .arg(&copy)
+        .arg(r"\ControlSet001\Services\Tcpip")
+        .arg("Big")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.stdout == data,
+        "hivexget returns {} bytes",
+        o.stdout.len()
+    );
+    assert!(regf::check::check(&hive).is_sound());
+
+    winrescue().arg("undo").arg(&journal).assert().success();
+    assert!(
+        std::fs::read(&image).unwrap() == original,
+        "undo is not bit for bit"
+    );
 }
 
 fn big_reg(dir: &Path, len: u32) -> PathBuf {

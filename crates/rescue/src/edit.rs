@@ -343,6 +343,17 @@ impl Transaction {
             }
             finished.push((hive_path, boot.is_some(), edited.bytes));
         }
+        // Two growths on one volume may rewrite the same bitmap bytes and directory entries:
+        // one range each, as the journal writes them.
+        let disk_pieces = crate::target::merge_overlaps(disk_pieces);
+        if !disk_pieces.is_empty() {
+            ranges = file_writes
+                .iter()
+                .flat_map(|w| w.pieces.iter())
+                .chain(&disk_pieces)
+                .map(|p| (p.offset, p.after.len()))
+                .collect();
+        }
         let mut outcome = EditOutcome {
             pages: outcomes.iter().map(|h| h.pages).sum(),
             ranges,

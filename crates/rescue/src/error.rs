@@ -147,10 +147,6 @@ pub enum GrowthBlocked {
     /// Boot stores keep their length inside images.
     #[error("winrescue grows the hives of a Windows installation, not a boot store, inside a disk image")]
     BootStore,
-    /// Two hives of one volume would grow in one transaction (each plan would take the same
-    /// free clusters).
-    #[error("another hive of the same volume already grows in this transaction")]
-    AnotherGrowth,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

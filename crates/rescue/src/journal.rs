@@ -40,9 +40,11 @@
 //! in the original file (length included) or the grown one. Such journals are format 3, so that
 //! an older winrescue, which would not truncate, refuses them; the others stay format 2.
 //! Disk images never change length. A hive file that grows inside an NTFS volume of a disk
-//! changes NTFS metadata instead: its MFT record and bytes of `$Bitmap`, besides its new
+//! changes NTFS metadata instead: its MFT record, bytes of `$Bitmap`, and the sizes in its
+//! parent directory's index entry (the parent's MFT record or one INDX block), besides its new
 //! clusters. Those ranges are ordinary ones (bytes before and after); a journal naming the hive
-//! may write its MFT record and its volume's `$Bitmap`, and clusters outside the hive's only
+//! may write its MFT record, the structure holding its directory entry (found again on the
+//! disk) and its volume's `$Bitmap`, and clusters outside the hive's only
 //! where the journal's own bitmap ranges allocate them (a bit clear before, set after): that is
 //! the one way a growing hive's new clusters, written before its MFT record takes them, are
 //! allowed (see [`crate::target::DiskBounds`]).

@@ -134,9 +134,11 @@ pub struct Target {
     /// The opened NTFS volume and partition of each install (disk targets), in `installs` order:
     /// opened once, since opening reads the upcase table and the MFT's first records.
     volumes: Vec<(Volume, Partition)>,
-    /// A hive of this target already grows in the transaction being planned: a second growth
-    /// would be planned from the same volume bitmap and take the same free clusters.
-    growing: std::cell::Cell<bool>,
+    /// The pieces already planned on the disk in the transaction being planned (disk
+    /// offsets): a hive whose file grows after another is planned from the volume as those
+    /// leave it (see [`Overlay`]), so that it takes other free clusters and rewrites the
+    /// directory entries and bitmap bytes as the first growth left them.
+    planned: std::cell::RefCell<Vec<Piece>>,
 }
 
 impl Target {
@@ -184,7 +186,7 @@ impl Target {
                 disk: None,
                 installs: vec![install],
                 volumes: Vec::new(),
-                growing: Default::default(),
+                planned: Default::default(),
             });
         }
         // One sector is the least a disk image holds (its MBR, or a VHD's footer copy); the
@@ -222,7 +224,7 @@ impl Target {
                 disk: None,
                 installs: vec![install],
                 volumes: Vec::new(),
-                growing: Default::default(),
+                planned: Default::default(),
             });
         }
         let text = got > 0
@@ -260,7 +262,7 @@ impl Target {
             disk: Some(Arc::new(disk)),
             installs,
             volumes,
-            growing: Default::default(),
+            planned: Default::default(),
         })
     }
 
@@ -626,22 +628,23 @@ impl Target {
                         available,
                         why,
                     };
-                    if self.growing.replace(true) {
-                        return Err(full(GrowthBlocked::AnotherGrowth));
-                    }
+                    let planned = self.planned.borrow().clone();
                     let grown = self.with_volume(install, |vol, s| {
-                        match vol.plan_grow(s, &hive, (new.len() as u64).max(needed)) {
-                            Ok(plan) => grow_pieces(s, p.start, &plan, &pages, old, new),
+                        let mut o = Overlay {
+                            inner: s,
+                            start: p.start,
+                            pieces: &planned,
+                        };
+                        match vol.plan_grow(&mut o, &hive, (new.len() as u64).max(needed)) {
+                            Ok(plan) => grow_pieces(&mut o, p.start, &plan, &pages, old, new),
                             Err(volume::Error::CannotGrow { why, .. }) => {
                                 Err(full(GrowthBlocked::Ntfs(why)))
                             }
                             Err(e) => Err(e.into()),
                         }
-                    });
-                    if grown.is_err() {
-                        self.growing.set(false);
-                    }
-                    return grown;
+                    })?;
+                    self.planned.borrow_mut().extend(grown.iter().cloned());
+                    return Ok(grown);
                 }
                 let mut pieces = Vec::new();
                 for page in pages {
@@ -1286,7 +1289,9 @@ fn file_pieces(pages: &[u64], old: &[u8], new: &[u8]) -> Vec<Piece> {
 ///    free clusters, which nothing reads yet), page by page;
 /// 2. the volume bitmap bytes that mark the new clusters used;
 /// 3. the file's MFT record (new runs, sizes), which makes step 1's bytes part of the file;
-/// 4. the changed pages below the old valid data length, the base block last (as for a hive
+/// 4. the sizes copied into its parent directory's index entries (the parent's MFT record or
+///    an INDX block), which NTFS only shows in listings;
+/// 5. the changed pages below the old valid data length, the base block last (as for a hive
 ///    that keeps its length: its old base block stays valid for its old bins until then).
 ///
 /// A crash after step 2 leaves clusters marked used that no file owns (chkdsk frees them);
@@ -1295,15 +1300,14 @@ fn file_pieces(pages: &[u64], old: &[u8], new: &[u8]) -> Vec<Piece> {
 /// side. `before` bytes are read from the device, not from `old`: past the valid data length
 /// the file reads as zeros whatever its clusters hold, and the journal must restore the
 /// clusters themselves.
-fn grow_pieces(
-    s: &mut Slice<&Disk>,
+fn grow_pieces<S: Read + Seek>(
+    s: &mut S,
     start: u64,
     plan: &volume::GrowthPlan,
     pages: &[u64],
     old: &[u8],
     new: &[u8],
 ) -> Result<Vec<Piece>> {
-    use std::io::{Read, Seek, SeekFrom};
     let mut read = |off: u64, n: u64| -> Result<Vec<u8>> {
         let mut buf = vec![0u8; n as usize];
         s.seek(SeekFrom::Start(off))
@@ -1334,7 +1338,7 @@ fn grow_pieces(
         }
         pos += len;
     }
-    for patch in plan.bitmap.iter().chain([&plan.record]) {
+    for patch in plan.bitmap.iter().chain([&plan.record]).chain(&plan.names) {
         pieces.push(Piece {
             offset: start + patch.partition_offset,
             before: patch.before.clone(),
@@ -1355,13 +1359,97 @@ fn grow_pieces(
     Ok(pieces)
 }
 
+/// A partition as the pieces already planned in a transaction leave it: reads see their new
+/// bytes. A second growth on one volume is planned through it, so that it finds the clusters
+/// the first one takes already used in `$Bitmap`, and the directory entries as the first one
+/// rewrites them.
+struct Overlay<'a, 'd> {
+    inner: &'a mut Slice<&'d Disk>,
+    /// The partition's first byte on the disk (the pieces have disk offsets).
+    start: u64,
+    pieces: &'a [Piece],
+}
+
+impl Read for Overlay<'_, '_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let at = self.inner.stream_position()?;
+        let n = self.inner.read(buf)?;
+        let (from, to) = (self.start + at, self.start + at + n as u64);
+        for p in self.pieces {
+            let (ps, pe) = (p.offset, p.offset + p.after.len() as u64);
+            if ps < to && from < pe {
+                let (s, e) = (ps.max(from), pe.min(to));
+                buf[(s - from) as usize..(e - from) as usize]
+                    .copy_from_slice(&p.after[(s - ps) as usize..(e - ps) as usize]);
+            }
+        }
+        Ok(n)
+    }
+}
+
+impl Seek for Overlay<'_, '_> {
+    fn seek(&mut self, to: SeekFrom) -> std::io::Result<u64> {
+        self.inner.seek(to)
+    }
+}
+
+/// Pieces of one disk merged where they overlap: a second growth on a volume rewrites bitmap
+/// bytes and directory entries (an MFT record, an INDX block) that the first one already
+/// changes, planned from their new bytes (see [`Overlay`]). The pieces kept are disjoint; a
+/// piece that overlaps some of them is planned after all of those, so the merged piece holds
+/// their bytes before where they have bytes (the disk as it was; elsewhere the new piece's
+/// `before`, which is the disk there too) and the new piece's bytes after (elsewhere theirs).
+/// It takes the place of the first of them in the write order.
+pub(crate) fn merge_overlaps(pieces: Vec<Piece>) -> Vec<Piece> {
+    let mut out: Vec<Piece> = Vec::new();
+    for p in pieces {
+        let end = p.offset + p.after.len() as u64;
+        let hits: Vec<usize> = (0..out.len())
+            .filter(|&i| {
+                out[i].offset < end && p.offset < out[i].offset + out[i].after.len() as u64
+            })
+            .collect();
+        let Some(&first) = hits.first() else {
+            out.push(p);
+            continue;
+        };
+        let from = hits.iter().map(|&i| out[i].offset).fold(p.offset, u64::min);
+        let to = hits
+            .iter()
+            .map(|&i| out[i].offset + out[i].after.len() as u64)
+            .fold(end, u64::max);
+        let mut before = vec![0u8; (to - from) as usize];
+        let mut after = before.clone();
+        let put = |dst: &mut [u8], src: &[u8], off: u64| {
+            let at = (off - from) as usize;
+            dst[at..at + src.len()].copy_from_slice(src);
+        };
+        put(&mut before, &p.before, p.offset);
+        for &i in &hits {
+            put(&mut before, &out[i].before, out[i].offset);
+            put(&mut after, &out[i].after, out[i].offset);
+        }
+        put(&mut after, &p.after, p.offset);
+        out[first] = Piece {
+            offset: from,
+            before,
+            after,
+        };
+        for &i in hits[1..].iter().rev() {
+            out.remove(i);
+        }
+    }
+    out
+}
+
 /// Where the ranges of a journal on one disk may lie: found again on the disk when the journal
 /// is obeyed (see [`crate::journal`]).
 #[derive(Debug, Default)]
 pub struct DiskBounds {
     /// Disk extents (offset, length): the clusters of each hive, and for the hives of an
-    /// installation their MFT record and their volume's `$Bitmap` clusters (a hive that grows
-    /// writes both).
+    /// installation their MFT record, the MFT record or INDX block of their parent directory
+    /// that holds their entry, and their volume's `$Bitmap` clusters (a hive that grows writes
+    /// all of them).
     pub extents: Vec<(u64, u64)>,
     /// Per NTFS volume holding a hive: its partition start, cluster size and `$Bitmap` runs.
     bitmaps: Vec<(u64, u64, Vec<volume::Extent>)>,
@@ -1434,15 +1522,21 @@ pub fn hive_extents(path: &Path, hives: &[HiveRef]) -> Result<DiskBounds> {
                 ),
             })?;
         let start = install.partition_start.unwrap_or(0);
-        let (entry, record, (bitmap, cluster)) = target.with_volume(install, |vol, s| {
+        let (entry, record, names, (bitmap, cluster)) = target.with_volume(install, |vol, s| {
             let entry = vol.hive_files(s, &h.path)?.hive;
             let record = vol.record_range(s, &entry)?;
-            Ok((entry, record, vol.bitmap_extents(s)?))
+            let names = vol.name_ranges(s, &entry)?;
+            Ok((entry, record, names, vol.bitmap_extents(s)?))
         })?;
         for ext in entry.plan_write(0, entry.size())? {
             out.extents.push((start + ext.partition_offset, ext.len));
         }
         out.extents.push((start + record.0, record.1));
+        // The parent directory's MFT record or INDX block holding the hive's entry: a growth
+        // writes the new sizes there.
+        for (p, n) in names {
+            out.extents.push((start + p, n));
+        }
         if !out.bitmaps.iter().any(|b| b.0 == start) {
             for ext in &bitmap {
                 if let Some(p) = ext.partition_offset {
@@ -1515,6 +1609,27 @@ mod tests {
             let v = volume_path(&p);
             prop_assert!(v.len() <= p.len());
         }
+    }
+
+    #[test]
+    fn overlapping_pieces_merge_into_the_first_with_the_oldest_before_and_newest_after() {
+        let piece = |offset: u64, before: &[u8], after: &[u8]| Piece {
+            offset,
+            before: before.to_vec(),
+            after: after.to_vec(),
+        };
+        let merged = merge_overlaps(vec![
+            piece(10, b"ab", b"AB"),
+            piece(100, b"zz", b"ZZ"),
+            piece(14, b"ef", b"EF"),
+            // Planned after the two above: its before bytes are their after bytes.
+            piece(11, b"BcdE", b"1234"),
+        ]);
+        assert_eq!(merged.len(), 2);
+        assert_eq!(merged[0].offset, 10);
+        assert_eq!(merged[0].before, b"abcdef");
+        assert_eq!(merged[0].after, b"A1234F");
+        assert_eq!(merged[1].offset, 100);
     }
 
     #[test]

@@ -438,3 +438,44 @@ fn a_dirty_efi_system_partition_is_refused() {
     assert!(err.to_string().contains("marked dirty"), "{err}");
     assert!(fs::read(&image).unwrap() == bytes, "nothing written");
 }
+
+/// A boot store edit that needs more room than the BCD file has: refused with the reason on
+/// the EFI system partition (FAT: winrescue allocates no FAT clusters) and on Gen1's NTFS
+/// System Reserved partition (boot stores keep their length), nothing written. An 8 MiB value
+/// is larger than any slack the file has.
+#[test]
+fn a_boot_store_edit_that_needs_its_file_to_grow_is_refused_and_writes_nothing() {
+    for (fixture, fat) in [
+        ("images/gen2-gpt-win7-system.raw", true),
+        ("images/gen1-mbr-win10-dirty-system.raw", false),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let img = copy_image(dir.path(), fixture);
+        let original = sha256(&img);
+        let mut tx = Transaction::open(&img, EditOptions::default()).unwrap();
+        let ed = tx.boot_store().unwrap().expect("a boot store");
+        let data: Vec<u8> = (0..8u32 << 20).map(|i| (i % 251) as u8).collect();
+        ed.set_value(
+            &format!(r"Objects\{DEFAULT}"),
+            "Big",
+            regf::ValueType::BINARY,
+            &data,
+        )
+        .unwrap();
+        let e = tx.commit("a big value").unwrap_err();
+        match &e {
+            rescue::Error::HiveFileFull { why, .. } => {
+                let want = if fat {
+                    rescue::GrowthBlocked::Fat
+                } else {
+                    rescue::GrowthBlocked::BootStore
+                };
+                assert_eq!(why.to_string(), want.to_string(), "{fixture}: {e}");
+            }
+            other => panic!("{fixture}: not a refusal for room: {other}"),
+        }
+        assert!(e.is_refusal());
+        assert_eq!(sha256(&img), original, "{fixture}: nothing written");
+        assert!(!journal::pending_path(&img).exists());
+    }
+}

@@ -112,6 +112,10 @@ pub enum GrowRefusal {
         /// What was found.
         what: String,
     },
+    /// The parent directory's `$I30` allocation is spread over several MFT records: the INDX
+    /// block holding the file's entry (whose sizes a growth updates) is not located.
+    #[error("its parent directory's $I30 index allocation is spread over several MFT records through an $ATTRIBUTE_LIST")]
+    DirectoryIndexSpread,
 }
 
 /// One byte patch of NTFS metadata.
@@ -136,7 +140,8 @@ pub struct Patch {
 ///    clusters allocated to no file, which chkdsk frees and Windows otherwise ignores);
 /// 3. [`GrowthPlan::record`]: the MFT record with the new runs and sizes, which exposes the
 ///    bytes of step 1;
-/// 4. then any change inside the old size of the file.
+/// 4. [`GrowthPlan::names`]: the sizes in the parent directory's index entries;
+/// 5. then any change inside the old size of the file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GrowthPlan {
     /// The file's size before.
@@ -149,8 +154,15 @@ pub struct GrowthPlan {
     pub new_clusters: Vec<(u64, u64)>,
     /// The volume bitmap's changed bytes (empty when no cluster is added).
     pub bitmap: Vec<Patch>,
-    /// The file's MFT record, whole, with its update sequence applied.
+    /// The file's MFT record, whole, with its update sequence applied: new runs and sizes in
+    /// its `$DATA` attribute, new sizes in its `$FILE_NAME` attributes.
     pub record: Patch,
+    /// The copies of the new sizes in its parent directory's `$I30` index: the parent's MFT
+    /// record (entries in `$INDEX_ROOT`) or INDX blocks of its `$INDEX_ALLOCATION`, whole, update
+    /// sequence applied, one patch per contiguous piece. Written after [`GrowthPlan::record`]:
+    /// NTFS takes a file's size from its `$DATA` attribute, these copies are informational (a
+    /// crash between the two leaves what chkdsk calls a minor file name error).
+    pub names: Vec<Patch>,
     /// The file as it will be: use its [`FileEntry::plan_write`] to map any range of the grown
     /// file.
     pub grown: FileEntry,
@@ -248,9 +260,9 @@ impl Volume {
     /// or whose `$LogFile` is not clean, and every file this plan does not cover
     /// ([`Error::CannotGrow`]).
     ///
-    /// The file names in the parent directory's index (and the file's own `$FILE_NAME`) keep
-    /// their old sizes: NTFS treats those as informational, Windows itself updates them lazily,
-    /// and chkdsk corrects them as a minor inconsistency.
+    /// The sizes copied into the file's `$FILE_NAME` attributes and into its entries in the
+    /// parent directory's `$I30` index are updated too ([`GrowthPlan::names`]), as chkdsk
+    /// expects them.
     pub fn plan_grow<T: Read + Seek>(
         &self,
         fs: &mut T,
@@ -309,6 +321,19 @@ impl Volume {
             other => other,
         })?;
 
+        // The boot sector's size is only a claim: the bitmap scan below goes over every
+        // cluster it names, so it must lie inside the partition actually given.
+        let held = fs.seek(SeekFrom::End(0)).map_err(io_at(0))?;
+        if self.ntfs.size() > held {
+            return Err(Error::Corrupt {
+                record: 0,
+                offset: 0,
+                what: format!(
+                    "the boot sector gives the volume {} bytes, the partition holds {held}",
+                    self.ntfs.size()
+                ),
+            });
+        }
         let cluster = u64::from(self.ntfs.cluster_size());
         let (record, raw_disk) = self.read_record(fs, file.record_number())?;
         let corrupt = |what: String| Error::Corrupt {
@@ -351,11 +376,13 @@ impl Volume {
         if needed > 0 {
             let (entry, bits) = self.read_bitmap(fs)?;
             let total = self.ntfs.size() / cluster;
+            // A damaged bitmap may show the file's own clusters free: never take them twice.
             let is_free = |c: u64| {
                 c < total
                     && bits
                         .get((c / 8) as usize)
                         .is_some_and(|b| b & (1 << (c % 8)) == 0)
+                    && !runs.iter().any(|&(lcn, n)| c >= lcn && c - lcn < n)
             };
             let free = (0..total).filter(|&c| is_free(c)).count() as u64;
             if free < needed {
@@ -418,7 +445,26 @@ impl Volume {
         fixed[a + 0x28..a + 0x30].copy_from_slice(&allocated.to_le_bytes());
         fixed[a + 0x30..a + 0x38].copy_from_slice(&new_size.to_le_bytes());
         fixed[a + 0x38..a + 0x40].copy_from_slice(&new_size.to_le_bytes());
+        let names =
+            crate::names::set_record_names(&mut fixed, allocated, new_size).map_err(corrupt)?;
         let after = record.protect(&fixed)?;
+        let names = self.name_patches(fs, file.record_number(), &names, allocated, new_size)?;
+        // A damaged bitmap may also show free the clusters of the metadata this plan patches:
+        // writing the file's bytes there would overwrite it.
+        for &(lcn, n) in &new_runs {
+            let (from, to) = (lcn * cluster, (lcn + n) * cluster);
+            let hit = bitmap
+                .iter()
+                .chain(&names)
+                .map(|p| (p.partition_offset, p.after.len() as u64))
+                .chain([(record.position, raw_disk.len() as u64)])
+                .find(|&(p, len)| p < to && from < p + len);
+            if let Some((p, _)) = hit {
+                return Err(corrupt(format!(
+                    "$Bitmap shows free the clusters at {from:#x}..{to:#x}, which hold the metadata at {p:#x}"
+                )));
+            }
+        }
 
         let mut grown_extents: Vec<Extent> = extents.clone();
         let mut vcn = owned;
@@ -458,12 +504,17 @@ impl Volume {
                 before: raw_disk,
                 after,
             },
+            names,
             grown,
         })
     }
 
     /// Reads MFT record `number`: parsed (fixups applied) and as it is on disk.
-    fn read_record<T: Read + Seek>(&self, fs: &mut T, number: u64) -> Result<(RawRecord, Vec<u8>)> {
+    pub(crate) fn read_record<T: Read + Seek>(
+        &self,
+        fs: &mut T,
+        number: u64,
+    ) -> Result<(RawRecord, Vec<u8>)> {
         let file = self.ntfs.file(fs, number)?;
         let position = file
             .position()

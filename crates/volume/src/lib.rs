@@ -39,6 +39,7 @@
 mod error;
 mod file;
 mod grow;
+mod names;
 mod record;
 mod security;
 mod volume;

@@ -51,7 +51,7 @@ fn apply(bytes: &mut [u8], plan: &GrowthPlan, new: &[u8]) {
         );
         bytes[p..p + n].copy_from_slice(&new[f..f + n]);
     }
-    for patch in plan.bitmap.iter().chain([&plan.record]) {
+    for patch in plan.bitmap.iter().chain([&plan.record]).chain(&plan.names) {
         let p = patch.partition_offset as usize;
         assert_eq!(&bytes[p..p + patch.before.len()], &patch.before[..]);
         bytes[p..p + patch.after.len()].copy_from_slice(&patch.after);
@@ -94,6 +94,97 @@ fn grow_plain(new_len: usize, check: impl Fn(&GrowthPlan)) {
         assert_eq!(cat.len(), new_len);
         assert!(cat == new, "ntfscat reads other bytes");
     }
+    let allocated = plan.grown.data().unwrap().allocated_size;
+    names_carry(&path, "/", "plain.txt", (allocated, new_len as u64));
+}
+
+/// ntfsinfo reads `want` (allocated size, size) in the file's `$FILE_NAME` and in its entry of
+/// the directory's index, and ntfsls lists the file at its new size.
+fn names_carry(volume: &std::path::Path, dir: &str, name: &str, want: (u64, u64)) {
+    if let Some((own, listed)) = fixtures::ntfsinfo_name_sizes(volume, dir, name) {
+        assert_eq!(own, vec![want], "the $FILE_NAME of {name}");
+        assert_eq!(listed, vec![want], "the $I30 entry of {name} in {dir}");
+    }
+    if let Some(bin) = tool("ntfsls") {
+        let out = std::process::Command::new(bin)
+            .args(["-l", "-p", dir])
+            .arg(volume)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let line = text
+            .lines()
+            .find(|l| l.ends_with(&format!(" {name}")))
+            .unwrap_or_else(|| panic!("ntfsls -l: {text}"));
+        let size: u64 = line.split_whitespace().next().unwrap().parse().unwrap();
+        assert_eq!(size, want.1, "ntfsls -l: {line}");
+    }
+}
+
+/// The original edge-case volume: plain.txt's name carries its old sizes (ntfs-3g leaves the
+/// size of the record's own `$FILE_NAME` at 0; the growth writes the true one).
+#[test]
+fn the_root_index_of_the_edge_volume_is_an_indx_allocation() {
+    let path = fx_path(EDGE);
+    if let Some((own, listed)) = fixtures::ntfsinfo_name_sizes(&path, "/", "plain.txt") {
+        assert_eq!(own, vec![(110_592, 0)]);
+        assert_eq!(listed, vec![(110_592, 108_894)]);
+    }
+    let (mut fs, vol) = open_edge();
+    let f = vol.open_file(&mut fs, "plain.txt").unwrap();
+    let plan = vol.plan_grow(&mut fs, &f, 1 << 20).unwrap();
+    // The root's entries live in an INDX block, not in its MFT record.
+    assert_eq!(plan.names.len(), 1);
+    assert_eq!(&plan.names[0].before[..4], b"INDX");
+    assert_eq!(plan.names[0].before.len(), 4096);
+    let ranges = vol.name_ranges(&mut fs, &f).unwrap();
+    assert_eq!(
+        ranges,
+        vec![(plan.names[0].partition_offset, 4096)],
+        "name_ranges names the block the plan changes"
+    );
+}
+
+/// The SYSTEM hive of the Gen2 disk, alone in its `config` directory: its entry lives in the
+/// `$INDEX_ROOT` of the directory's MFT record. After the growth ntfsinfo and ntfsls read the
+/// new sizes there, and ntfsfix finds the volume clean.
+#[test]
+fn growth_updates_an_entry_in_a_resident_index_root() {
+    let image = fx_path("images/gen2-gpt-win7-system.raw");
+    let part = partitions(&image)[2];
+    let dir = tempfile::tempdir().unwrap();
+    let volume = dir.path().join("part");
+    extract(&image, part, &volume);
+    let mut fs = Cursor::new(std::fs::read(&volume).unwrap());
+    let vol = Volume::open(&mut fs).unwrap();
+    let f = vol
+        .open_file(&mut fs, r"Windows\System32\config\SYSTEM")
+        .unwrap();
+    let old = vol.read_file(&mut fs, &f).unwrap();
+    let new_len = old.len() + 3 * 4096 + 100;
+    let plan = vol.plan_grow(&mut fs, &f, new_len as u64).unwrap();
+    assert_eq!(plan.names.len(), 1);
+    assert_eq!(
+        &plan.names[0].before[..4],
+        b"FILE",
+        "the parent's MFT record"
+    );
+    let mut new = old.clone();
+    new.resize(new_len, 0x5a);
+    let mut bytes = fs.into_inner();
+    apply(&mut bytes, &plan, &new);
+    std::fs::write(&volume, &bytes).unwrap();
+    if let Some((clean, text)) = ntfsfix_clean(&volume) {
+        assert!(clean && !text.contains("FAILED"), "ntfsfix -n: {text}");
+    }
+    let allocated = plan.grown.data().unwrap().allocated_size;
+    assert_eq!(allocated, (new_len as u64).div_ceil(4096) * 4096);
+    names_carry(
+        &volume,
+        "/Windows/System32/config",
+        "SYSTEM",
+        (allocated, new_len as u64),
+    );
 }
 
 /// 108,894 bytes in 27 clusters: up to 110,592 the clusters it owns suffice.
