@@ -950,7 +950,20 @@ impl Rule for AccessRule {
                     token_for(&svc.name, h.object_name.as_deref(), h.service_sid_type).ok()
                 })
                 .map(|(t, _)| t);
+            // The token values are planned once per control set, whichever key shows them.
             let mut token_planned = false;
+            let mut plan_token =
+                |key: &str, changes: &mut Vec<Change>, locations: &mut Vec<Location>| {
+                    if std::mem::replace(&mut token_planned, true) {
+                        return;
+                    }
+                    changes.extend(token_changes(svc, &token_values, &self.id(), family, key));
+                    locations.extend(token_values.iter().map(|t| Location {
+                        hive: HiveId::System,
+                        key: svc.key_path.clone(),
+                        value: Some(t.value.into()),
+                    }));
+                };
             if cs.number == boot.number && w.files_checked() {
                 let (files, unreadable) = check_files(w, svc, &token, &account, cs);
                 for d in &files {
@@ -1005,21 +1018,7 @@ impl Rule for AccessRule {
                         if grants(sd, ht) {
                             blame_token(&mut list, sd, &token, ht, &token_values, self.service);
                             found.extend(list);
-                            if !token_planned {
-                                token_planned = true;
-                                changes.extend(token_changes(
-                                    svc,
-                                    &token_values,
-                                    &self.id(),
-                                    family,
-                                    need.key,
-                                ));
-                                locations.extend(token_values.iter().map(|t| Location {
-                                    hive: HiveId::System,
-                                    key: svc.key_path.clone(),
-                                    value: Some(t.value.into()),
-                                }));
-                            }
+                            plan_token(need.key, &mut changes, &mut locations);
                             continue;
                         }
                     }
@@ -1045,15 +1044,8 @@ impl Rule for AccessRule {
                         ));
                         continue;
                     }
-                    if fixes_with_token && !token_planned {
-                        token_planned = true;
-                        changes.extend(token_changes(
-                            svc,
-                            &token_values,
-                            &self.id(),
-                            family,
-                            need.key,
-                        ));
+                    if fixes_with_token {
+                        plan_token(need.key, &mut changes, &mut locations);
                     }
                     match Change::set_security(
                         HiveId::System,
