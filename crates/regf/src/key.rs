@@ -188,15 +188,23 @@ impl<'h> Key<'h> {
     }
 
     /// The subkey named `name` (case-insensitive), if present.
+    ///
+    /// As Windows looks a name up: in an `lh` list only the entries whose hash matches are
+    /// read. When none of them is the key, the list is searched again by name, as a binary
+    /// search (a healthy list is sorted by upper-cased name): a key whose stored hash is wrong
+    /// is still found, and a missing key costs a few key nodes, not all of them (in a paged
+    /// hive each is a bin read).
     pub fn subkey(&self, name: &str) -> Result<Option<Key<'h>>> {
         if self.subkey_count() == 0 {
             return Ok(None);
         }
         let hash = crate::names::lh_hash(name.encode_utf16());
         let mut it = self.subkeys()?;
+        let mut entries = Vec::new();
         let mut skipped_by_hash = false;
         while let Some(entry) = it.next_entry() {
             let (cell, hint) = entry?;
+            entries.push(cell);
             if let Hint::Hash(h) = hint {
                 if h != hash {
                     skipped_by_hash = true;
@@ -208,14 +216,17 @@ impl<'h> Key<'h> {
                 return Ok(Some(key));
             }
         }
-        // An lh list with a wrong hash would hide a key from Windows too, but a reader should not
-        // lie: fall back to a plain scan when the fast path found nothing.
-        if skipped_by_hash {
-            for key in self.subkeys()? {
-                let key = key?;
-                if key.name().eq_ignore_case(name) {
-                    return Ok(Some(key));
-                }
+        if !skipped_by_hash {
+            return Ok(None);
+        }
+        let (mut low, mut high) = (0, entries.len());
+        while low < high {
+            let mid = low + (high - low) / 2;
+            let key = Key::at(self.bins, entries[mid])?;
+            match crate::names::cmp_units_ignore_case(key.name().units(), name.encode_utf16()) {
+                std::cmp::Ordering::Equal => return Ok(Some(key)),
+                std::cmp::Ordering::Less => low = mid + 1,
+                std::cmp::Ordering::Greater => high = mid,
             }
         }
         Ok(None)

@@ -29,6 +29,15 @@ const GROUP: usize = 128;
 pub trait ReadAt: Send + Sync {
     /// Fills `buf` with the bytes at `offset` of the hive file; an error names what failed.
     fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> std::result::Result<(), String>;
+
+    /// Told before the reads of `ranges` (offset, length) of the hive file: a source that
+    /// pays per request (an image behind a URL) fetches exactly these bytes, together, instead
+    /// of each read fetching its own range and what its own read-ahead guesses. Hive bins are
+    /// scattered, so a guess is mostly bytes no one reads. Nothing to do for a local file.
+    fn prefetch(&self, ranges: &[(u64, u64)]) -> std::result::Result<(), String> {
+        let _ = ranges;
+        Ok(())
+    }
 }
 
 /// What a page of hive-bins data belongs to, once looked up.
@@ -72,8 +81,11 @@ impl Paged {
             });
         }
         let mut head = vec![0u8; BASE_BLOCK_SIZE];
+        // The first bin holds the root key, read next.
+        let first = (BASE_BLOCK_SIZE + PAGE).min(file_len as usize) as u64;
         source
-            .read_exact_at(0, &mut head)
+            .prefetch(&[(0, first)])
+            .and_then(|()| source.read_exact_at(0, &mut head))
             .map_err(|what| Error::BadBin {
                 file: 0,
                 what: format!("reading the base block: {what}"),
@@ -145,12 +157,14 @@ impl Paged {
         group.get(page % GROUP)
     }
 
-    /// The 32-byte bin header that would start page `page`, read from the source.
+    /// The 32-byte bin header that would start page `page`, read from the source. The whole
+    /// page is announced first: a bin is most often that one page, read next.
     fn header(&self, page: usize) -> Result<[u8; 32]> {
         let mut h = [0u8; 32];
         let file = (BASE_BLOCK_SIZE + page * PAGE) as u64;
         self.source
-            .read_exact_at(file, &mut h)
+            .prefetch(&[(file, PAGE as u64)])
+            .and_then(|()| self.source.read_exact_at(file, &mut h))
             .map_err(|what| Error::BadBin { file, what })?;
         Ok(h)
     }
@@ -188,7 +202,8 @@ impl Paged {
                 }
                 let mut bytes = vec![0u8; size];
                 self.source
-                    .read_exact_at(file, &mut bytes)
+                    .prefetch(&[(file, size as u64)])
+                    .and_then(|()| self.source.read_exact_at(file, &mut bytes))
                     .map_err(|what| Error::BadBin { file, what })?;
                 // A bin larger than a page holds one large cell, never another bin. A size
                 // field that claims the bins after it (damaged, or crafted) would make those

@@ -110,6 +110,68 @@ fn one_lookup_loads_a_few_bins() {
     assert_eq!(counter.load(Ordering::SeqCst), read);
 }
 
+/// A name that is not in a long `lh` list (the 400-odd services of Windows 7) costs a binary
+/// search, a few key nodes, not a read of every key node of the list: the services' key nodes
+/// spread over some 2 MB of this hive.
+#[test]
+fn a_missing_key_costs_a_few_key_nodes() {
+    let bytes = fixtures::bytes("hives/win7-SYSTEM");
+    let (p, counter) = paged(bytes.clone());
+    let hive = Hive::open(&p).unwrap();
+    hive.key(r"ControlSet001\services\Dhcp").unwrap().unwrap();
+    let (present, present_loaded) = (counter.load(Ordering::SeqCst), p.loaded_bytes());
+    for name in ["NoSuchService", "AAAA", "zzzz", "Dhcq"] {
+        let path = format!(r"ControlSet001\services\{name}");
+        assert!(hive.key(&path).unwrap().is_none(), "{name}");
+    }
+    let services = Hive::open(&bytes[..])
+        .unwrap()
+        .key(r"ControlSet001\services")
+        .unwrap()
+        .unwrap()
+        .subkey_count();
+    assert!(services > 300, "{services}");
+    // Four binary searches of at most 9 steps each, a bin (here one page) per step at worst.
+    let more = p.loaded_bytes() - present_loaded;
+    assert!(
+        more <= 4 * 9 * 4096,
+        "{more} more bytes of bins loaded for four missing names among {services} keys"
+    );
+    assert!(counter.load(Ordering::SeqCst) - present <= 4 * 9 * (4096 + 32));
+}
+
+/// An `lh` entry whose stored hash is wrong hides the key from the hash comparison, not from
+/// the lookup: the search by name finds it, in memory and paged alike.
+#[test]
+fn a_key_behind_a_wrong_hash_is_found() {
+    let mut bytes = fixtures::bytes("hives/win7-SYSTEM");
+    let whole = Hive::open(&bytes[..]).unwrap();
+    let dhcp = whole
+        .key(r"ControlSet001\services\Dhcp")
+        .unwrap()
+        .unwrap()
+        .cell();
+    drop(whole);
+    let mut entry = dhcp.to_le_bytes().to_vec();
+    entry.extend(regf::names::lh_hash("Dhcp".encode_utf16()).to_le_bytes());
+    let at: Vec<usize> = bytes
+        .windows(8)
+        .enumerate()
+        .filter(|(_, w)| *w == &entry[..])
+        .map(|(i, _)| i)
+        .collect();
+    // Each control set has its own Dhcp key node: the (cell, hash) entry is in one list only.
+    assert_eq!(at.len(), 1, "{at:?}");
+    bytes[at[0] + 4] ^= 0x5a;
+    let whole = Hive::open(&bytes[..]).unwrap();
+    let found = whole.key(r"ControlSet001\services\Dhcp").unwrap().unwrap();
+    assert_eq!(found.cell(), dhcp);
+    let (p, _) = paged(bytes.clone());
+    let hive = Hive::open(&p).unwrap();
+    let found = hive.key(r"ControlSet001\services\DHCP").unwrap().unwrap();
+    assert_eq!(found.cell(), dhcp);
+}
+
 #[test]
 fn dirty_hive_is_refused() {
     let bytes = fixtures::bytes("hives/win10-dirty-SYSTEM");

@@ -1215,6 +1215,32 @@ impl regf::paged::ReadAt for VolumeFile {
                 )
             })
     }
+
+    /// The file's ranges as ranges of the disk, fetched together (a disk behind a URL).
+    fn prefetch(&self, ranges: &[(u64, u64)]) -> std::result::Result<(), String> {
+        let slice = self.slice.lock().unwrap_or_else(|e| e.into_inner());
+        let mut on_disk = Vec::new();
+        for &(offset, len) in ranges {
+            let end = offset.saturating_add(len).min(self.file.size());
+            for e in self.file.extents() {
+                let from = offset.max(e.file_offset);
+                let to = end.min(e.file_offset.saturating_add(e.len));
+                let at = e.partition_offset.and_then(|at| {
+                    slice
+                        .start()
+                        .checked_add(at)?
+                        .checked_add(from - e.file_offset)
+                });
+                if let (Some(at), true) = (at, from < to) {
+                    on_disk.push((at, to - from));
+                }
+            }
+        }
+        slice
+            .disk()
+            .prefetch(&on_disk)
+            .map_err(|e| format!("{}: {e}", self.file.path()))
+    }
 }
 
 /// Transaction logs read next to a hive: (name, bytes).

@@ -155,6 +155,18 @@ fn probe(disk: &Disk, start: u64) -> Option<FileSystem> {
         .and_then(|s| detect_filesystem(&s))
 }
 
+/// Finds the file system of every partition. Behind a URL their first sectors are fetched
+/// first, all at once and only them: read one by one, each would cost a round trip and the
+/// read-ahead after it (a reserved partition's, say, is never read again).
+fn probe_all(disk: &Disk, partitions: &mut [Partition]) -> Result<()> {
+    let firsts: Vec<(u64, u64)> = partitions.iter().map(|p| (p.start, 512)).collect();
+    disk.prefetch(&firsts)?;
+    for p in partitions {
+        p.filesystem = probe(disk, p.start);
+    }
+    Ok(())
+}
+
 /// Reads the partition table of `disk`.
 ///
 /// A GPT is looked for at sector 1 with 512- and 4096-byte sectors (and in the backup header at
@@ -311,9 +323,10 @@ fn read_gpt(disk: &Disk, ss: u64) -> Result<PartitionTable> {
             name: e.partition_name.as_str().to_string(),
             guid: Some(Guid::from_ms_bytes(e.unique_partition_guid)),
             bootable: false,
-            filesystem: probe(disk, start),
+            filesystem: None,
         });
     }
+    probe_all(disk, &mut partitions)?;
     Ok(PartitionTable {
         kind: TableKind::Gpt,
         sector_size: ss,
@@ -460,9 +473,10 @@ fn read_mbr(disk: &Disk, sector0: &[u8]) -> Result<PartitionTable> {
             name: String::new(),
             guid: None,
             bootable: e.boot == 0x80,
-            filesystem: probe(disk, start),
+            filesystem: None,
         });
     }
+    probe_all(disk, &mut partitions)?;
     Ok(PartitionTable {
         kind: TableKind::Mbr,
         sector_size: 512,
