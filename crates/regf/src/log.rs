@@ -112,10 +112,51 @@ struct Entry<'a> {
 /// can restore it, or when a log is so damaged that applying it would be guesswork; a dirty hive
 /// with no usable log is returned as it is, with `incomplete` set.
 pub fn replay(primary: &[u8], logs: &[LogInput<'_>]) -> Result<Recovered> {
-    if primary.len() < BASE_BLOCK_SIZE {
-        return Err(Error::TooShort { len: primary.len() });
+    let head = primary.get(..HEAD).unwrap_or(primary);
+    let plan = plan(head, primary.len(), logs)?;
+    let mut bytes = primary.to_vec();
+    bytes.resize(plan.len, 0);
+    bytes[..BASE_BLOCK_SIZE].copy_from_slice(&plan.base_block);
+    for (at, data) in &plan.writes {
+        // Inside `plan.len`: the replay checked every page against the hive-bins size.
+        bytes[*at..*at + data.len()].copy_from_slice(data);
     }
-    let base = BaseBlock::parse(primary)?;
+    Ok(Recovered {
+        bytes,
+        report: plan.report,
+    })
+}
+
+/// How many bytes of the primary [`plan`] needs: its base block and the first hive bin's
+/// header (an old-format log is tied to the hive by the bin's timestamp when the base block is
+/// damaged).
+pub const HEAD: usize = BASE_BLOCK_SIZE + 32;
+
+/// A replay as changes to the hive file, not yet made: what [`replay`] applies to a copy of
+/// the whole file, and what a hive read on demand ([`crate::Paged::open_replayed`]) lays over
+/// the bins it loads, so that only the logs and the bins read are ever fetched.
+#[derive(Debug, Clone)]
+pub struct Planned<'a> {
+    /// The base block after the replay.
+    pub base_block: Vec<u8>,
+    /// The file's length after the replay (a log entry may grow the hive).
+    pub len: usize,
+    /// Bytes laid over the file, (file offset, bytes), in replay order: a later one wins. All
+    /// at or after the base block, inside `len`, and in whole 512-byte sectors.
+    pub writes: Vec<(usize, &'a [u8])>,
+    pub report: Replay,
+}
+
+/// The replay of `logs` over the hive whose first bytes are `head` (at least the base block;
+/// [`HEAD`] bytes when the file has them) and whose file is `file_len` bytes long: as
+/// [`replay`], without the rest of the file.
+pub fn plan<'a>(head: &[u8], file_len: usize, logs: &[LogInput<'a>]) -> Result<Planned<'a>> {
+    if head.len() < BASE_BLOCK_SIZE || file_len < BASE_BLOCK_SIZE {
+        return Err(Error::TooShort {
+            len: file_len.min(head.len()),
+        });
+    }
+    let base = BaseBlock::parse(head)?;
     let max_seq = logs
         .iter()
         .filter_map(|l| scan_new(l.data).ok())
@@ -142,14 +183,19 @@ pub fn replay(primary: &[u8], logs: &[LogInput<'_>]) -> Result<Recovered> {
         problems: Vec::new(),
         warnings: Vec::new(),
     };
-    let mut bytes = primary.to_vec();
+    let mut image = Image {
+        head: head[..BASE_BLOCK_SIZE].to_vec(),
+        len: file_len,
+        first_bin_stamp: u64_at(head, BASE_BLOCK_SIZE + 20).unwrap_or(0),
+        writes: Vec::new(),
+    };
     if !base.is_dirty() {
         for l in logs {
             report
                 .logs
                 .push(summary(l, Some("hive is clean: log not needed".into())));
         }
-        return Ok(Recovered { bytes, report });
+        return Ok(image.planned(report));
     }
 
     let parsed: Vec<(LogInput<'_>, Option<BaseBlock>)> = logs
@@ -160,9 +206,9 @@ pub fn replay(primary: &[u8], logs: &[LogInput<'_>]) -> Result<Recovered> {
         .iter()
         .any(|(_, b)| b.as_ref().is_some_and(|b| b.file_type == 6));
     if any_new {
-        replay_new(&mut bytes, &base, &parsed, &mut report)?;
+        replay_new(&mut image, &base, &parsed, &mut report)?;
     } else {
-        replay_old(&mut bytes, &base, &parsed, &mut report)?;
+        replay_old(&mut image, &base, &parsed, &mut report)?;
     }
     if report.entries_applied == 0 && report.pages_applied == 0 {
         report.incomplete = true;
@@ -172,7 +218,27 @@ pub fn replay(primary: &[u8], logs: &[LogInput<'_>]) -> Result<Recovered> {
             "the hive is dirty and none of its logs could be applied: its most recent changes may be missing".into()
         });
     }
-    Ok(Recovered { bytes, report })
+    Ok(image.planned(report))
+}
+
+/// The hive file as a replay sees it: its base block, its length and the pages laid over it.
+struct Image<'a> {
+    head: Vec<u8>,
+    len: usize,
+    /// The first hive bin's timestamp (0 when the file has none).
+    first_bin_stamp: u64,
+    writes: Vec<(usize, &'a [u8])>,
+}
+
+impl<'a> Image<'a> {
+    fn planned(self, report: Replay) -> Planned<'a> {
+        Planned {
+            base_block: self.head,
+            len: self.len,
+            writes: self.writes,
+            report,
+        }
+    }
 }
 
 fn summary(l: &LogInput<'_>, note: Option<String>) -> LogSummary {
@@ -326,14 +392,14 @@ fn parse_entry(data: &[u8], off: usize) -> std::result::Result<Option<Entry<'_>>
     }))
 }
 
-fn replay_new(
-    bytes: &mut Vec<u8>,
+fn replay_new<'a>(
+    image: &mut Image<'a>,
     base: &BaseBlock,
-    logs: &[(LogInput<'_>, Option<BaseBlock>)],
+    logs: &[(LogInput<'a>, Option<BaseBlock>)],
     report: &mut Replay,
 ) -> Result<()> {
     // Each usable log: its base block must be valid and of the new format.
-    let mut usable: Vec<(LogInput<'_>, NewLog<'_>)> = Vec::new();
+    let mut usable: Vec<(LogInput<'a>, NewLog<'a>)> = Vec::new();
     for (l, b) in logs {
         let note = match b {
             None if l.data.iter().all(|&x| x == 0) => Some("empty log".to_string()),
@@ -389,7 +455,7 @@ fn replay_new(
         let mut restored = last.0.data[..SECTOR].to_vec();
         restored.resize(BASE_BLOCK_SIZE, 0);
         put_u32(&mut restored, 28, 0); // back to "primary file"
-        bytes[..BASE_BLOCK_SIZE].copy_from_slice(&restored);
+        image.head = restored;
         report.base_block_from = Some(last.0.name.to_string());
         usable.push(last);
     }
@@ -397,7 +463,7 @@ fn replay_new(
     // The first entry must carry the sequence number of its log's base block and may not be
     // older than the primary's secondary sequence number; each next entry must be N + 1.
     let mut expected: Option<u32> = None;
-    let mut current = BaseBlock::parse(bytes)?;
+    let mut current = BaseBlock::parse(&image.head)?;
     let mut applied_range: Option<(u32, u32)> = None;
     for (l, log) in &usable {
         let mut s = summary(l, None);
@@ -424,7 +490,7 @@ fn replay_new(
                 s.note = Some(format!("stopped before the entry at offset 0x{:x}: sequence {} where {want} was expected", e.offset, e.sequence));
                 break;
             }
-            if let Err(why) = apply_entry(bytes, &mut current, e, l.name) {
+            if let Err(why) = apply_entry(image, &mut current, e, l.name) {
                 // An implausible entry is a damaged one: the replay stops before it, as it
                 // does at a bad hash, and a writer must not trust the result blindly.
                 s.note = Some(format!("stopped before a damaged entry: {why}"));
@@ -474,15 +540,15 @@ fn replay_new(
     report.sequence_range = applied_range;
     if let Some((_, last)) = applied_range {
         // Windows sets both sequence numbers to the last entry's before it writes the hive.
-        put_u32(bytes, 4, last);
-        put_u32(bytes, 8, last);
+        put_u32(&mut image.head, 4, last);
+        put_u32(&mut image.head, 8, last);
     } else if primary_valid {
         return Ok(()); // nothing applied: leave the primary as it was, `incomplete` is set by the caller
     }
-    put_u32(bytes, 40, current.hive_bins_size);
-    let flags = u32_at(bytes, 144).unwrap_or(0);
-    put_u32(bytes, 144, (flags & !1) | (current.flags & 1));
-    seal(&mut bytes[..BASE_BLOCK_SIZE]);
+    put_u32(&mut image.head, 40, current.hive_bins_size);
+    let flags = u32_at(&image.head, 144).unwrap_or(0);
+    put_u32(&mut image.head, 144, (flags & !1) | (current.flags & 1));
+    seal(&mut image.head);
     report.hive_bins_after = current.hive_bins_size;
     Ok(())
 }
@@ -493,13 +559,13 @@ fn replay_new(
 /// it (the real logs in testdata/ do exactly that): an entry that claims more growth than the
 /// bytes of the pages it carries is refused, so that a small log cannot make us allocate up to
 /// [`MAX_HIVE_BINS`].
-fn apply_entry(
-    bytes: &mut Vec<u8>,
+fn apply_entry<'a>(
+    image: &mut Image<'a>,
     current: &mut BaseBlock,
-    e: &Entry<'_>,
+    e: &Entry<'a>,
     log: &str,
 ) -> Result<()> {
-    let have = (current.hive_bins_size as usize).max(bytes.len().saturating_sub(BASE_BLOCK_SIZE));
+    let have = (current.hive_bins_size as usize).max(image.len.saturating_sub(BASE_BLOCK_SIZE));
     let carried: usize = e.pages.iter().map(|(_, p)| p.len()).sum();
     if e.hive_bins as usize > have.saturating_add(carried) {
         return Err(Error::Log {
@@ -510,13 +576,10 @@ fn apply_entry(
             ),
         });
     }
-    let need = BASE_BLOCK_SIZE + e.hive_bins as usize;
-    if bytes.len() < need {
-        bytes.resize(need, 0);
-    }
+    image.len = image.len.max(BASE_BLOCK_SIZE + e.hive_bins as usize);
     for (off, page) in &e.pages {
-        let at = BASE_BLOCK_SIZE + *off as usize;
-        bytes[at..at + page.len()].copy_from_slice(page); // bounded by hive_bins in parse_entry
+        // Inside the hive-bins size: checked in `parse_entry`.
+        image.writes.push((BASE_BLOCK_SIZE + *off as usize, page));
     }
     current.hive_bins_size = e.hive_bins;
     current.flags = (current.flags & !1) | (e.flags & 1);
@@ -525,10 +588,10 @@ fn apply_entry(
     Ok(())
 }
 
-fn replay_old(
-    bytes: &mut [u8],
+fn replay_old<'a>(
+    image: &mut Image<'a>,
     base: &BaseBlock,
-    logs: &[(LogInput<'_>, Option<BaseBlock>)],
+    logs: &[(LogInput<'a>, Option<BaseBlock>)],
     report: &mut Replay,
 ) -> Result<()> {
     // The timestamp that ties a log to its primary: the base block's, or the first bin's when
@@ -536,7 +599,7 @@ fn replay_old(
     let stamp = if base.checksum_ok() {
         base.last_written
     } else {
-        u64_at(bytes, BASE_BLOCK_SIZE + 20).unwrap_or(0)
+        image.first_bin_stamp
     };
     let mut chosen = None;
     for (l, b) in logs {
@@ -576,7 +639,7 @@ fn replay_old(
     let size = lb.hive_bins_size as usize;
     if !size.is_multiple_of(4096)
         || lb.hive_bins_size > MAX_HIVE_BINS
-        || BASE_BLOCK_SIZE + size > bytes.len()
+        || BASE_BLOCK_SIZE + size > image.len
     {
         return Err(Error::Log {
             log: l.name.into(),
@@ -603,8 +666,7 @@ fn replay_old(
                     "dirty page {bit} should be at offset 0x{page_at:x}, past the end of the log"
                 ),
             })?;
-        let at = BASE_BLOCK_SIZE + bit * SECTOR;
-        bytes[at..at + SECTOR].copy_from_slice(page);
+        image.writes.push((BASE_BLOCK_SIZE + bit * SECTOR, page));
         page_at += SECTOR;
         s.pages_applied += 1;
     }
@@ -613,14 +675,14 @@ fn replay_old(
     if !base.checksum_ok() {
         let mut restored = data[..SECTOR].to_vec();
         restored.resize(BASE_BLOCK_SIZE, 0);
-        bytes[..BASE_BLOCK_SIZE].copy_from_slice(&restored);
+        image.head = restored;
         report.base_block_from = Some(l.name.to_string());
     }
     let seq = lb.primary_sequence.max(base.primary_sequence);
-    put_u32(bytes, 4, seq);
-    put_u32(bytes, 8, seq);
-    put_u32(bytes, 28, 0);
-    seal(&mut bytes[..BASE_BLOCK_SIZE]);
+    put_u32(&mut image.head, 4, seq);
+    put_u32(&mut image.head, 8, seq);
+    put_u32(&mut image.head, 28, 0);
+    seal(&mut image.head);
     Ok(())
 }
 

@@ -8,14 +8,17 @@
 //!
 //! A cell of a paged hive must lie inside its hive bin (Windows never writes one across a bin
 //! boundary, and [`crate::check::check`] reports it as a fault); a hive in memory is read up to
-//! the end of its hive-bins data instead. Only a clean hive can be read this way: a dirty one
-//! needs its logs replayed over the whole file ([`crate::log::replay`]).
+//! the end of its hive-bins data instead. A dirty hive is read the same way once its logs are
+//! replayed ([`Paged::open_replayed`]): the replay ([`crate::log::plan`]) gives a base block and
+//! the pages to lay over the file, and each bin is read from the file with those pages on top.
 
+use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use crate::base::{BaseBlock, BASE_BLOCK_SIZE};
 use crate::bytes::{i32_at, slice, u32_at};
 use crate::cell::{bad, CellOffset, NONE};
+use crate::log::{self, LogInput, Replay};
 use crate::{Error, Result};
 
 /// Hive bins are aligned to, and sized in, 4 KiB pages.
@@ -72,27 +75,77 @@ impl std::fmt::Debug for Paged {
 impl Paged {
     /// Reads the base block of the `file_len`-byte hive file behind `source`. Refused (as by
     /// [`crate::Hive::open`]) when it is not a valid base block or its hive-bins data runs past
-    /// the end of the file, and when the hive is dirty: its logs must be replayed over the
-    /// whole file first.
+    /// the end of the file, and when the hive is dirty: use [`Paged::open_replayed`].
     pub fn open(source: Box<dyn ReadAt>, file_len: u64) -> Result<Paged> {
-        if file_len < BASE_BLOCK_SIZE as u64 {
-            return Err(Error::TooShort {
-                len: file_len as usize,
-            });
+        let head = read_head(&*source, file_len)?;
+        Paged::with_head(source, file_len, head, false)
+    }
+
+    /// Reads the hive as Windows loads it: when its base block says it is dirty, `logs` are
+    /// read (only then: a clean hive's logs are not needed) and replayed over it
+    /// ([`crate::log::plan`]); the pages they give are laid over the bins as they are loaded,
+    /// so the primary is still read only where it is used. Also the replay's report, for a
+    /// dirty hive. A dirty hive whose logs cannot be applied is read as it is (the report says
+    /// `incomplete`), as [`crate::log::replay`] does.
+    pub fn open_replayed(
+        source: Box<dyn ReadAt>,
+        file_len: u64,
+        logs: impl FnOnce() -> std::result::Result<Vec<(String, Vec<u8>)>, String>,
+    ) -> Result<(Paged, Option<Replay>)> {
+        let head = read_head(&*source, file_len)?;
+        if !BaseBlock::parse(&head)?.is_dirty() {
+            return Ok((Paged::with_head(source, file_len, head, false)?, None));
         }
-        let mut head = vec![0u8; BASE_BLOCK_SIZE];
-        // The first bin holds the root key, read next.
-        let first = (BASE_BLOCK_SIZE + PAGE).min(file_len as usize) as u64;
-        source
-            .prefetch(&[(0, first)])
-            .and_then(|()| source.read_exact_at(0, &mut head))
-            .map_err(|what| Error::BadBin {
-                file: 0,
-                what: format!("reading the base block: {what}"),
-            })?;
+        let logs = logs().map_err(|what| Error::Log {
+            log: "(reading the logs)".into(),
+            what,
+        })?;
+        let inputs: Vec<LogInput<'_>> = logs
+            .iter()
+            .map(|(name, data)| LogInput { name, data })
+            .collect();
+        let planned = log::plan(
+            &head,
+            usize::try_from(file_len).unwrap_or(usize::MAX),
+            &inputs,
+        )?;
+        let mut sectors = BTreeMap::new();
+        for (at, data) in &planned.writes {
+            for (k, sector) in data.chunks_exact(SECTOR).enumerate() {
+                let mut owned = [0u8; SECTOR];
+                owned.copy_from_slice(sector);
+                sectors.insert((at + k * SECTOR) as u64, owned);
+            }
+        }
+        let len = planned.len as u64;
+        let base_block = planned.base_block;
+        let replayed = Replayed {
+            source,
+            file_len,
+            base_block: base_block.clone().into_boxed_slice(),
+            sectors,
+        };
+        let mut head = base_block;
+        head.resize(log::HEAD, 0);
+        replayed
+            .read_exact_at(0, &mut head)
+            .map_err(|what| Error::BadBin { file: 0, what })?;
+        let incomplete = planned.report.incomplete;
+        let paged = Paged::with_head(Box::new(replayed), len, head, incomplete)?;
+        Ok((paged, Some(planned.report)))
+    }
+
+    /// The hive behind `source` whose first bytes are `head`; a dirty base block is taken as
+    /// it is only when `dirty_ok` (a replay that found nothing to apply).
+    fn with_head(
+        source: Box<dyn ReadAt>,
+        file_len: u64,
+        mut head: Vec<u8>,
+        dirty_ok: bool,
+    ) -> Result<Paged> {
         let base = BaseBlock::parse(&head)?;
         base.validate()?;
-        if base.is_dirty() {
+        if base.is_dirty() && !dirty_ok {
             return Err(Error::BadBaseBlock {
                 what: "primary sequence",
                 value: u64::from(base.primary_sequence),
@@ -112,6 +165,7 @@ impl Paged {
         let groups = (0..pages.div_ceil(GROUP))
             .map(|_| OnceLock::new())
             .collect();
+        head.truncate(BASE_BLOCK_SIZE);
         Ok(Paged {
             source,
             file_len,
@@ -287,6 +341,78 @@ impl Paged {
                 ),
             )
         })
+    }
+}
+
+/// The base block and the first bin's header (as much of [`log::HEAD`] as the file has),
+/// with the first bin announced too: it holds the root key, read next.
+fn read_head(source: &dyn ReadAt, file_len: u64) -> Result<Vec<u8>> {
+    if file_len < BASE_BLOCK_SIZE as u64 {
+        return Err(Error::TooShort {
+            len: file_len as usize,
+        });
+    }
+    let mut head = vec![0u8; (log::HEAD as u64).min(file_len) as usize];
+    let first = ((BASE_BLOCK_SIZE + PAGE) as u64).min(file_len);
+    source
+        .prefetch(&[(0, first)])
+        .and_then(|()| source.read_exact_at(0, &mut head))
+        .map_err(|what| Error::BadBin {
+            file: 0,
+            what: format!("reading the base block: {what}"),
+        })?;
+    Ok(head)
+}
+
+/// Log pages come in 512-byte sectors (old format) or 4 KiB pages (new format).
+const SECTOR: usize = 512;
+
+/// A hive file with its logs' replay laid over it: the primary's bytes (zeros past its end,
+/// where a replay grew the hive), under the replayed pages and base block.
+struct Replayed {
+    source: Box<dyn ReadAt>,
+    file_len: u64,
+    base_block: Box<[u8]>,
+    /// The last bytes the replay gave each 512-byte sector, by file offset.
+    sectors: BTreeMap<u64, [u8; SECTOR]>,
+}
+
+impl ReadAt for Replayed {
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> std::result::Result<(), String> {
+        let end = offset.saturating_add(buf.len() as u64);
+        // The primary's part, unless the replay gives every sector of it.
+        let in_file = end.min(self.file_len).saturating_sub(offset) as usize;
+        let first_sector = offset - offset % SECTOR as u64;
+        let covered = offset >= BASE_BLOCK_SIZE as u64
+            && (first_sector..offset + in_file as u64)
+                .step_by(SECTOR)
+                .all(|s| self.sectors.contains_key(&s));
+        buf.fill(0);
+        if in_file > 0 && !covered {
+            self.source.read_exact_at(offset, &mut buf[..in_file])?;
+        }
+        let lay = |buf: &mut [u8], at: u64, bytes: &[u8]| {
+            let from = at.max(offset);
+            let to = end.min(at + bytes.len() as u64);
+            if from < to {
+                buf[(from - offset) as usize..(to - offset) as usize]
+                    .copy_from_slice(&bytes[(from - at) as usize..(to - at) as usize]);
+            }
+        };
+        lay(buf, 0, &self.base_block);
+        for (&at, sector) in self.sectors.range(first_sector..end) {
+            lay(buf, at, sector);
+        }
+        Ok(())
+    }
+
+    fn prefetch(&self, ranges: &[(u64, u64)]) -> std::result::Result<(), String> {
+        let in_file: Vec<(u64, u64)> = ranges
+            .iter()
+            .filter(|(offset, _)| *offset < self.file_len)
+            .map(|&(offset, len)| (offset, len.min(self.file_len - offset)))
+            .collect();
+        self.source.prefetch(&in_file)
     }
 }
 

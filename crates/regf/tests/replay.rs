@@ -327,3 +327,158 @@ fn old_format_log_replays_its_dirty_pages() {
     assert!(r.report.incomplete);
     assert_eq!(r.bytes, before);
 }
+
+/// A hive read on demand with its logs laid over it (`Paged::open_replayed`) is the hive the
+/// whole-file replay gives: the same report, base block and hive-bins size, and the same keys
+/// and values (or the same errors) on a full walk, for each way the logs can end.
+mod paged {
+    use super::*;
+    use regf::paged::ReadAt;
+    use regf::Paged;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    /// A primary in memory that counts the bytes read from it.
+    struct Counting(Vec<u8>, Arc<AtomicUsize>);
+
+    impl ReadAt for Counting {
+        fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), String> {
+            self.1.fetch_add(buf.len(), Ordering::SeqCst);
+            self.0.read_exact_at(offset, buf)
+        }
+    }
+
+    /// Every key with its values, and every error, in walk order.
+    fn dump<B: regf::Source>(hive: &Hive<B>) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut errors = Vec::new();
+        let walked = hive.walk(
+            |path, k| {
+                out.push(format!("[{path}]"));
+                match k.values() {
+                    Ok(values) => {
+                        for v in values {
+                            out.push(match v {
+                                Ok(v) => format!("{}={:02x?}", v.name(), v.raw_data().ok()),
+                                Err(e) => format!("error {e}"),
+                            });
+                        }
+                    }
+                    Err(e) => out.push(format!("values: {e}")),
+                }
+            },
+            |p, e| errors.push(format!("{p}: {e}")),
+        );
+        out.extend(errors);
+        if let Err(e) = walked {
+            out.push(format!("walk: {e}"));
+        }
+        out
+    }
+
+    /// Opens `primary` paged with `logs`, and checks it against the whole-file replay.
+    fn same_as_whole(primary: &[u8], logs: &[(&str, &[u8])]) -> regf::log::Replay {
+        let inputs: Vec<LogInput<'_>> = logs
+            .iter()
+            .map(|&(name, data)| LogInput { name, data })
+            .collect();
+        let whole = replay(primary, &inputs).unwrap();
+        let owned: Vec<(String, Vec<u8>)> = logs
+            .iter()
+            .map(|&(n, d)| (n.to_string(), d.to_vec()))
+            .collect();
+        let read = Arc::new(AtomicUsize::new(0));
+        let (p, report) = Paged::open_replayed(
+            Box::new(Counting(primary.to_vec(), read.clone())),
+            primary.len() as u64,
+            || Ok(owned),
+        )
+        .unwrap();
+        let report = report.expect("a dirty hive has a replay report");
+        assert_eq!(format!("{report:?}"), format!("{:?}", whole.report));
+        assert_eq!(p.base_block_bytes(), &whole.bytes[..4096]);
+        let base = regf::BaseBlock::parse(&whole.bytes).unwrap();
+        assert_eq!(p.bins_len(), base.hive_bins_size as usize);
+        // One key first: only a few bins of the primary are read for it.
+        let before = read.load(Ordering::SeqCst);
+        let lazy = Hive::open(&p).unwrap();
+        if let Ok(Some(k)) = lazy.key(r"ControlSet001\Services\Dhcp") {
+            let _ = k.value("Start");
+            let cost = read.load(Ordering::SeqCst) - before;
+            assert!(cost < primary.len() / 10, "{cost} bytes read for one key");
+        }
+        assert_eq!(dump(&lazy), dump(&Hive::open(&whole.bytes[..]).unwrap()));
+        report
+    }
+
+    #[test]
+    fn a_dirty_hive_read_on_demand_is_its_replay() {
+        let (h, l1, l2) = win10();
+        let r = same_as_whole(&h, &[("SYSTEM.LOG1", &l1), ("SYSTEM.LOG2", &l2)]);
+        assert_eq!(r.sequence_range, Some((2107, 2130)));
+        // A primary with no slack after its bins: the logs grow it past the end of the file.
+        let bins = regf::BaseBlock::parse(&h).unwrap().hive_bins_size as usize;
+        let r = same_as_whole(
+            &h[..4096 + bins],
+            &[("SYSTEM.LOG1", &l1), ("SYSTEM.LOG2", &l2)],
+        );
+        assert!(r.hive_bins_after as usize > bins, "{r:?}");
+
+        // Where the logs end early, or damaged.
+        let mut bad = l2.clone();
+        bad[entry_with_seq(&l2, 2115).0 + 4096] ^= 0x55;
+        same_as_whole(&h, &[("SYSTEM.LOG1", &l1), ("SYSTEM.LOG2", &bad)]);
+        let (off, size) = entry_with_seq(&l2, 2118);
+        same_as_whole(
+            &h,
+            &[("SYSTEM.LOG1", &l1), ("SYSTEM.LOG2", &l2[..off + size / 2])],
+        );
+        same_as_whole(&h, &[("SYSTEM.LOG1", &l1)]);
+        same_as_whole(&h, &[("SYSTEM.LOG2", &l2), ("SYSTEM.LOG1", &l1)]);
+
+        // The primary's base block broken: restored from the newest log.
+        let mut broken = h.clone();
+        broken[508] ^= 0xFF;
+        let r = same_as_whole(&broken, &[("SYSTEM.LOG1", &l1), ("SYSTEM.LOG2", &l2)]);
+        assert_eq!(r.base_block_from.as_deref(), Some("SYSTEM.LOG2"));
+
+        // Nothing to apply: read as it is, flagged.
+        let other = fixtures::bytes("hives/win81-dirty-nologs-SYSTEM");
+        assert!(same_as_whole(&other, &[("SYSTEM.LOG1", &l1), ("SYSTEM.LOG2", &l2)]).incomplete);
+        assert!(same_as_whole(&other, &[]).incomplete);
+    }
+
+    /// An old-format log (512-byte pages, a "DIRT" bitmap) laid over a paged hive.
+    #[test]
+    fn an_old_format_log_read_on_demand_is_its_replay() {
+        let after = fixtures::bytes("hives/win7-SYSTEM");
+        let mut before = after.clone();
+        before[4096 + 0x20 + 8] ^= 0x7f;
+        before[4096 + 0x3000 + 100] ^= 0x01;
+        let seq = u32::from_le_bytes(before[4..8].try_into().unwrap());
+        before[4..8].copy_from_slice(&(seq + 1).to_le_bytes());
+        regf::seal(&mut before[..4096]);
+        let log = old_format_log(&before, &after, true);
+        let r = same_as_whole(&before, &[("SYSTEM.LOG1", &log)]);
+        assert_eq!(r.pages_applied, 2);
+    }
+
+    /// A clean hive's logs are not even read.
+    #[test]
+    fn a_clean_hive_does_not_read_its_logs() {
+        let h = fixtures::bytes("hives/win7-SYSTEM");
+        let asked = AtomicBool::new(false);
+        let len = h.len() as u64;
+        let (p, report) = Paged::open_replayed(Box::new(h), len, || {
+            asked.store(true, Ordering::SeqCst);
+            Ok(Vec::new())
+        })
+        .unwrap();
+        assert!(report.is_none() && !asked.load(Ordering::SeqCst));
+        assert!(Hive::open(&p)
+            .unwrap()
+            .key(r"ControlSet001\Services\Dhcp")
+            .unwrap()
+            .is_some());
+    }
+}

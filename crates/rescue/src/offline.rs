@@ -4,20 +4,21 @@
 //!
 //! SYSTEM is read when the install is opened (every judgement needs it); SOFTWARE and the
 //! System event log are read on first use, since they are large and many checks never need
-//! them. A clean SOFTWARE hive is not even read whole: its hive bins are loaded as the checks
-//! touch them ([`regf::Paged`]; a 80 MB hive costs the few hundred KB the rules read). A dirty
-//! one is read whole, since its logs are replayed over the whole file.
+//! them. SOFTWARE is not even read whole: its hive bins are loaded as the checks touch them
+//! ([`regf::Paged`]; a 80 MB hive costs the few hundred KB the rules read), and when it is dirty
+//! its logs are read and their pages laid over the bins as they load.
 
 use std::any::Any;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
+use regf::log::Replay;
 use regf::{Hive, HiveSource, Paged};
 use serde::Serialize;
 use winsvc::{SystemModel, WindowsVersion};
 
 use crate::error::{Error, Result};
-use crate::target::{Install, SystemHive, Target, SYSTEM_EVTX};
+use crate::target::{Install, PagedHive, SystemHive, Target, SYSTEM_EVTX};
 
 /// Which hive of an install (the names `reg load` users give them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -64,6 +65,39 @@ pub struct HiveState {
     pub warnings: Vec<String>,
 }
 
+impl HiveState {
+    /// The state of a hive read with `logs` next to it, given its replay (`None`: clean, the
+    /// logs were not read).
+    fn of(hive: HiveId, path: String, logs: Vec<String>, replay: Option<&Replay>) -> HiveState {
+        let Some(r) = replay else {
+            return HiveState {
+                hive,
+                path,
+                state: Cleanliness::Clean,
+                logs,
+                entries_applied: 0,
+                sequence_range: None,
+                warnings: Vec::new(),
+            };
+        };
+        HiveState {
+            hive,
+            path,
+            state: if !r.was_dirty {
+                Cleanliness::Clean
+            } else if r.incomplete {
+                Cleanliness::Incomplete
+            } else {
+                Cleanliness::Replayed
+            },
+            logs,
+            entries_applied: r.entries_applied,
+            sequence_range: r.sequence_range,
+            warnings: r.problems.iter().chain(&r.warnings).cloned().collect(),
+        }
+    }
+}
+
 /// A hive as the checks read it: Windows' view (logs replayed).
 pub struct LoadedHive {
     pub state: HiveState,
@@ -79,40 +113,17 @@ enum HiveData {
 }
 
 impl LoadedHive {
-    /// A clean hive read on demand, with the names of the logs next to it (not needed).
-    fn paged(hive: HiveId, path: String, paged: Paged, logs: Vec<String>) -> LoadedHive {
+    /// A hive read on demand, with its logs replayed over it when it was dirty.
+    fn paged(hive: HiveId, path: String, p: PagedHive) -> LoadedHive {
         LoadedHive {
-            state: HiveState {
-                hive,
-                path,
-                state: Cleanliness::Clean,
-                logs,
-                entries_applied: 0,
-                sequence_range: None,
-                warnings: Vec::new(),
-            },
-            data: HiveData::Paged(paged),
+            state: HiveState::of(hive, path, p.logs, p.replay.as_ref()),
+            data: HiveData::Paged(p.paged),
         }
     }
 
     fn new(hive: HiveId, path: String, h: SystemHive) -> LoadedHive {
-        let r = &h.recovered.report;
         LoadedHive {
-            state: HiveState {
-                hive,
-                path,
-                state: if !r.was_dirty {
-                    Cleanliness::Clean
-                } else if r.incomplete {
-                    Cleanliness::Incomplete
-                } else {
-                    Cleanliness::Replayed
-                },
-                logs: h.logs,
-                entries_applied: r.entries_applied,
-                sequence_range: r.sequence_range,
-                warnings: r.problems.iter().chain(&r.warnings).cloned().collect(),
-            },
+            state: HiveState::of(hive, path, h.logs, Some(&h.recovered.report)),
             data: HiveData::Whole(h.recovered.bytes),
         }
     }
@@ -332,8 +343,8 @@ fn read_software(
     {
         return Err(Unavailable::Absent(format!("the target holds no {path}")));
     }
-    if let Ok(Some((paged, logs))) = target.paged_hive(install, &path) {
-        return Ok(LoadedHive::paged(HiveId::Software, path, paged, logs));
+    if let Ok(Some(p)) = target.paged_hive(install, &path) {
+        return Ok(LoadedHive::paged(HiveId::Software, path, p));
     }
     match target.hive(install, &path) {
         Ok(h) => Ok(LoadedHive::new(HiveId::Software, path, h)),

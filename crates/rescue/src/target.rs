@@ -476,17 +476,14 @@ impl Target {
         replayed(on_disk, logs)
     }
 
-    /// The clean hive at `hive_path` (as [`Target::hive`]), read on demand: only the hive bins a
-    /// reader touches are loaded ([`regf::Paged`]), with the names of the logs next to it.
-    /// `Ok(None)` when it must be read whole with [`Target::hive`]: it is dirty (its logs must
-    /// be replayed), its base block is not valid, its size is not plausible, or the target is a
-    /// bare hive file; that read then says what is wrong.
-    pub fn paged_hive(
-        &self,
-        install: &Install,
-        hive_path: &str,
-    ) -> Result<Option<(regf::Paged, Vec<String>)>> {
-        let (source, len, logs): (Box<dyn regf::paged::ReadAt>, u64, Vec<String>) = match self.kind
+    /// The hive at `hive_path` (as [`Target::hive`]), read on demand: only the hive bins a
+    /// reader touches are loaded ([`regf::Paged`]); when it is dirty its logs are read and
+    /// replayed over it ([`regf::Paged::open_replayed`]). With the names of the logs next to it
+    /// and, for a dirty hive, the replay's report. `Ok(None)` when it must be read whole with
+    /// [`Target::hive`]: its base block is not valid, its size is not plausible, a log cannot
+    /// be read, or the target is a bare hive file; that read then says what is wrong.
+    pub fn paged_hive(&self, install: &Install, hive_path: &str) -> Result<Option<PagedHive>> {
+        let (source, len, logs): (Box<dyn regf::paged::ReadAt>, u64, Vec<LogFile>) = match self.kind
         {
             TargetKind::Disk => {
                 let Some(files) = self.with_volume(install, |vol, s| {
@@ -506,7 +503,7 @@ impl Target {
                 let logs = [&files.log1, &files.log2, &files.log]
                     .into_iter()
                     .flatten()
-                    .map(|e| e.path().to_string())
+                    .map(|e| LogFile::Volume(e.clone()))
                     .collect();
                 let len = files.hive.size();
                 let source = VolumeFile {
@@ -532,13 +529,45 @@ impl Target {
                     .unwrap_or_default();
                 let logs = regf::log::log_names(&name, siblings.iter().map(String::as_str))
                     .into_iter()
-                    .map(|l| dir.join(l).display().to_string())
+                    .map(|l| LogFile::Host(dir.join(l)))
                     .collect();
                 (Box::new(file), len, logs)
             }
             TargetKind::HiveFile => return Ok(None),
         };
-        Ok(regf::Paged::open(source, len).ok().map(|p| (p, logs)))
+        let names = logs.iter().map(LogFile::name).collect();
+        let read_logs = || -> std::result::Result<Vec<(String, Vec<u8>)>, String> {
+            let volume: Vec<&FileEntry> = logs
+                .iter()
+                .filter_map(|l| match l {
+                    LogFile::Volume(e) => Some(e),
+                    LogFile::Host(_) => None,
+                })
+                .collect();
+            if !volume.is_empty() {
+                self.prefetch(install, &volume).map_err(|e| e.to_string())?;
+            }
+            logs.iter()
+                .map(|l| {
+                    let data = match l {
+                        LogFile::Volume(e) => self
+                            .with_volume(install, |vol, s| Ok(vol.read_file(s, e)?))
+                            .map_err(|e| e.to_string())?,
+                        LogFile::Host(p) => {
+                            fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?
+                        }
+                    };
+                    Ok((l.name(), data))
+                })
+                .collect()
+        };
+        Ok(regf::Paged::open_replayed(source, len, read_logs)
+            .ok()
+            .map(|(paged, replay)| PagedHive {
+                paged,
+                logs: names,
+                replay,
+            }))
     }
 
     /// The hive file's path for folder and hive-file targets.
@@ -1192,6 +1221,30 @@ fn find_installs(disk: &Disk) -> Result<Vec<(Install, (Volume, Partition))>> {
         out.push((install, (vol, p.clone())));
     }
     Ok(out)
+}
+
+/// A hive read on demand ([`Target::paged_hive`]).
+pub struct PagedHive {
+    pub paged: regf::Paged,
+    /// The logs next to it (read only when it was dirty).
+    pub logs: Vec<String>,
+    /// The replay of those logs, when it was dirty.
+    pub replay: Option<regf::log::Replay>,
+}
+
+/// A transaction log next to a hive read on demand: in the volume, or on this machine.
+enum LogFile {
+    Volume(FileEntry),
+    Host(PathBuf),
+}
+
+impl LogFile {
+    fn name(&self) -> String {
+        match self {
+            LogFile::Volume(e) => e.path().to_string(),
+            LogFile::Host(p) => p.display().to_string(),
+        }
+    }
 }
 
 /// A file of an NTFS volume read at any offset, for a hive read on demand: the partition reader

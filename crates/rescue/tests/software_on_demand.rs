@@ -1,5 +1,6 @@
-//! A clean SOFTWARE hive is read on demand (only the hive bins the checks touch), a dirty one is
-//! read whole and replayed; both read the values hivex reads.
+//! SOFTWARE is read on demand (only the hive bins the checks touch), with its logs replayed
+//! over it when it is dirty; it reads the values hivex reads, and what the whole-file replay
+//! gives.
 
 use std::path::Path;
 use std::process::Command;
@@ -59,7 +60,7 @@ fn a_clean_software_hive_is_read_on_demand() {
 }
 
 #[test]
-fn a_dirty_hive_is_read_whole_and_replayed() {
+fn a_dirty_hive_is_read_on_demand_and_replayed() {
     // The dirty Windows 10 hive and its logs, in the place of SOFTWARE: the loader does not
     // care what the hive holds, only that its logs must be replayed first.
     let dir = tempfile::tempdir().unwrap();
@@ -74,7 +75,47 @@ fn a_dirty_hive_is_read_whole_and_replayed() {
     let w = Offline::open(dir.path(), None).unwrap();
     let s = w.software().unwrap();
     assert_eq!(s.state.state, Cleanliness::Replayed);
-    assert!(s.state.entries_applied > 0);
-    let bytes = s.bytes().expect("read whole");
-    assert!(!regf::Hive::open(bytes).unwrap().base_block().is_dirty());
+    assert_eq!(s.state.entries_applied, 24);
+    assert_eq!(s.state.logs.len(), 2);
+    assert!(s.bytes().is_none(), "read whole, not on demand");
+    let hive = s.hive().unwrap();
+    assert!(!hive.base_block().is_dirty());
+
+    // Every value of the keys the replay changed reads as in the whole-file replay.
+    let whole = regf::log::replay(
+        &fixtures::bytes("hives/win10-dirty-SYSTEM"),
+        &[
+            regf::log::LogInput {
+                name: "LOG1",
+                data: &fixtures::bytes("hives/win10-dirty-SYSTEM.LOG1"),
+            },
+            regf::log::LogInput {
+                name: "LOG2",
+                data: &fixtures::bytes("hives/win10-dirty-SYSTEM.LOG2"),
+            },
+        ],
+    )
+    .unwrap();
+    let whole = regf::Hive::open(&whole.bytes[..]).unwrap();
+    for key in [
+        r"ControlSet001\Services\Dhcp",
+        r"ControlSet001\Control",
+        "Select",
+    ] {
+        assert_eq!(values(&hive, key), values(&whole, key), "{key}");
+    }
+}
+
+/// A key's values: (name, raw data), in order.
+fn values<B: regf::Source>(h: &regf::Hive<B>, key: &str) -> Vec<(String, Vec<u8>)> {
+    h.key(key)
+        .unwrap()
+        .unwrap()
+        .values()
+        .unwrap()
+        .map(|v| {
+            let v = v.unwrap();
+            (v.name().to_string(), v.raw_data().unwrap().to_vec())
+        })
+        .collect()
 }
