@@ -306,6 +306,16 @@ fn evidence(r: &Report, s: &ServiceDetail, e: &Evidence, out: &mut dyn Write) ->
         .map(|t| format!(" (ends {t})"))
         .unwrap_or_default();
     writeln!(out, "  evidence: System event log{ends}: {count}")?;
+    if e.older_chunks_not_read > 0 {
+        writeln!(
+            out,
+            "            (its newest {} KiB read, {} older chunks not: winrescue events {} --service {} reads it all)",
+            rescue::target::SYSTEM_LOG_CHUNKS * 64,
+            e.older_chunks_not_read,
+            shell_quote(&r.target.display().to_string()),
+            s.service
+        )?;
+    }
     let skip = total.saturating_sub(EVIDENCE_SHOWN);
     for ev in e.events.iter().skip(skip) {
         writeln!(

@@ -48,7 +48,7 @@ pub use model::{
     ErrorCode, Event, EventKind, ServiceState, StartType, StartTypeChange, SCM_GUID, SCM_PROVIDER,
 };
 pub use query::{parse_duration, parse_time, Provider, Query};
-pub use reader::{read_log, read_log_file, Report, Stats, Warning};
+pub use reader::{read_log, read_log_file, read_log_prefetching, Report, Stats, Warning};
 
 /// The one way winrescue shows a time: `2015-08-08 09:33:49Z` (UTC, to the second), in text
 /// and in the report fields that are text.

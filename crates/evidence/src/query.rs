@@ -61,6 +61,12 @@ pub struct Query {
     pub max: Option<usize>,
     /// Also render each returned event's XML into [`Event::xml`].
     pub keep_xml: bool,
+    /// Read only the newest this many chunks (64 KiB each), found from the file header's
+    /// current chunk and, in a log not closed cleanly, the chunks written after it; `None`
+    /// reads every chunk in the file. A diagnosis needs the last boots, and an event log file
+    /// is often preallocated far beyond what it holds (the 16.8 MB Server 2012 R2 System log
+    /// here uses 10 of its 257 chunks): over a network, what is not read is not fetched.
+    pub newest_chunks: Option<u64>,
 }
 
 impl Query {

@@ -5,7 +5,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use evtx::err::EvtxError;
-use evtx::{ChunkFlags, EvtxChunkData, EvtxParser, EvtxRecord, HeaderFlags, ParserSettings};
+use evtx::{
+    ChunkFlags, EvtxChunkData, EvtxFileHeader, EvtxParser, EvtxRecord, HeaderFlags, ParserSettings,
+};
 use jiff::Timestamp;
 use serde::Serialize;
 
@@ -69,6 +71,9 @@ pub struct Stats {
     /// What the file header says.
     pub header_chunk_count: u16,
     pub header_dirty: bool,
+    /// Chunks in use that were left out, older than the newest ones asked for
+    /// ([`Query::newest_chunks`]).
+    pub older_chunks_not_read: u64,
 }
 
 /// The result of reading one log.
@@ -95,7 +100,21 @@ pub fn read_log_file(path: impl AsRef<Path>, query: &Query) -> Result<Report, Er
 /// Damage inside the log never fails the call: what cannot be read is skipped and named in
 /// [`Report::warnings`]. Only a reader that fails outright, or data that is not an EVTX log,
 /// gives `Err`.
-pub fn read_log<R: Read + Seek>(mut reader: R, query: &Query) -> Result<Report, Error> {
+pub fn read_log<R: Read + Seek>(reader: R, query: &Query) -> Result<Report, Error> {
+    read_log_prefetching(reader, query, &mut |_| {})
+}
+
+/// Told the byte ranges (offset, length) of the log file a read is about to make.
+pub type Prefetch<'a> = dyn FnMut(&[(u64, u64)]) + 'a;
+
+/// [`read_log`], telling `prefetch` the byte ranges (offset, length) of the file it is about to
+/// read, before it reads them: a reader over a network fetches them together, not one read
+/// after the other.
+pub fn read_log_prefetching<R: Read + Seek>(
+    mut reader: R,
+    query: &Query,
+    prefetch: &mut Prefetch<'_>,
+) -> Result<Report, Error> {
     let len = reader
         .seek(SeekFrom::End(0))
         .map_err(|source| Error::Io { offset: 0, source })?;
@@ -107,20 +126,20 @@ pub fn read_log<R: Read + Seek>(mut reader: R, query: &Query) -> Result<Report, 
             reason: format!("{len} bytes, shorter than the {FILE_HEADER_SIZE}-byte file header"),
         });
     }
-    let needle = query.provider.needle_name().map(Needle::new);
-    let mut ctx = Ctx {
-        query,
-        needle,
-        // Indenting only matters for the XML we hand out.
-        settings: Arc::new(ParserSettings::new().indent(query.keep_xml)),
-        report: Report::default(),
-        newest: None,
-        oldest: None,
-    };
+    if let Some(n) = query.newest_chunks {
+        if let Some(report) = read_newest(&mut reader, len, query, n, prefetch)? {
+            return Ok(report);
+        }
+        reader
+            .seek(SeekFrom::Start(0))
+            .map_err(|source| Error::Io { offset: 0, source })?;
+    }
+    prefetch(&[(0, len)]);
+    let mut ctx = Ctx::new(query);
     {
         let mut parser = EvtxParser::from_read_seek(&mut reader)
             .map_err(|e| Error::NotEvtx { reason: chain(&e) })?;
-        ctx.header_warnings(&parser, len);
+        ctx.header_warnings(parser.header(), len, false);
         for chunk in parser.chunks() {
             match chunk {
                 Ok(mut data) => {
@@ -133,6 +152,122 @@ pub fn read_log<R: Read + Seek>(mut reader: R, query: &Query) -> Result<Report, 
     }
     ctx.trailing_chunk(&mut reader, len);
     Ok(ctx.finish())
+}
+
+/// The newest `n` chunks of the log: `None` when the header cannot say which chunks those are
+/// (its chunk numbers lie outside the file, or the file ends inside a chunk), and every chunk
+/// is read instead.
+///
+/// A log closed cleanly is taken at its header's word: its current chunk and the ones before
+/// it, down to its oldest (across the end of the file when it wrapped). In a log not closed
+/// cleanly (a snapshot of a running machine) the header lags behind the chunks, and a chunk
+/// may be missing between two written ones, so every chunk's header is read and the chunks
+/// with the highest record numbers are the newest: the same records the whole read finds
+/// there, parsed for the newest chunks only.
+fn read_newest<R: Read + Seek>(
+    reader: &mut R,
+    len: u64,
+    query: &Query,
+    n: u64,
+    prefetch: &mut Prefetch<'_>,
+) -> Result<Option<Report>, Error> {
+    let mut head = vec![0u8; FILE_HEADER_SIZE as usize];
+    reader
+        .seek(SeekFrom::Start(0))
+        .and_then(|_| reader.read_exact(&mut head))
+        .map_err(|source| Error::Io { offset: 0, source })?;
+    let header =
+        EvtxFileHeader::from_bytes(&head).map_err(|e| Error::NotEvtx { reason: chain(&e) })?;
+    let whole = (len - FILE_HEADER_SIZE) / CHUNK_SIZE;
+    let (first, last) = (header.first_chunk_number, header.last_chunk_number);
+    if n == 0
+        || first >= whole
+        || last >= whole
+        || !(len - FILE_HEADER_SIZE).is_multiple_of(CHUNK_SIZE)
+    {
+        return Ok(None);
+    }
+    let mut ctx = Ctx::new(query);
+    ctx.header_warnings(&header, len, true);
+    let (mut numbers, in_use): (Vec<u64>, u64) = if header.flags.contains(HeaderFlags::DIRTY) {
+        // (last record id, chunk) of every chunk, newest first.
+        let headers: Vec<(u64, u64)> = (0..whole)
+            .map(|k| (chunk_offset(k), CHUNK_HEADER_SIZE as u64))
+            .collect();
+        prefetch(&headers);
+        let mut found = Vec::new();
+        for k in 0..whole {
+            let mut h = [0u8; CHUNK_HEADER_SIZE];
+            let offset = chunk_offset(k);
+            reader
+                .seek(SeekFrom::Start(offset))
+                .and_then(|_| reader.read_exact(&mut h))
+                .map_err(|source| Error::Io { offset, source })?;
+            if let Some((_, to)) = chunk_record_ids(&h) {
+                found.push((to, k));
+            }
+        }
+        found.sort_unstable_by(|a, b| b.cmp(a));
+        let in_use = found.len() as u64;
+        let newest = found.into_iter().take(n as usize).map(|(_, k)| k).collect();
+        (newest, in_use)
+    } else {
+        let in_use = if first <= last {
+            last - first + 1
+        } else {
+            whole - first + last + 1
+        };
+        let newest = (0..n.min(in_use))
+            .map(|back| (last + whole - back) % whole)
+            .collect();
+        (newest, in_use)
+    };
+    numbers.sort_unstable();
+    ctx.report.stats.older_chunks_not_read = in_use - numbers.len() as u64;
+    let ranges: Vec<(u64, u64)> = numbers
+        .iter()
+        .map(|&k| (chunk_offset(k), CHUNK_SIZE))
+        .collect();
+    prefetch(&ranges);
+    for number in numbers {
+        match EvtxChunkData::new(read_chunk(reader, number)?, false) {
+            Ok(mut data) => {
+                data.number = Some(number);
+                ctx.chunk(&mut data, number, None);
+            }
+            Err(err) => ctx.warn(
+                Some(number),
+                Some(chunk_offset(number)),
+                None,
+                format!("chunk skipped: {}", chain(&err)),
+            ),
+        }
+    }
+    Ok(Some(ctx.finish()))
+}
+
+/// The 64 KiB of chunk `number` (which the file holds whole).
+fn read_chunk<R: Read + Seek>(reader: &mut R, number: u64) -> Result<Vec<u8>, Error> {
+    let offset = chunk_offset(number);
+    let mut data = vec![0u8; CHUNK_SIZE as usize];
+    reader
+        .seek(SeekFrom::Start(offset))
+        .and_then(|_| reader.read_exact(&mut data))
+        .map_err(|source| Error::Io { offset, source })?;
+    Ok(data)
+}
+
+/// The first and last record ids a chunk's header claims, if it is a chunk.
+fn chunk_record_ids(chunk: &[u8]) -> Option<(u64, u64)> {
+    if !chunk.starts_with(b"ElfChnk\0") {
+        return None;
+    }
+    let at = |o: usize| {
+        chunk
+            .get(o..o + 8)
+            .map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])))
+    };
+    Some((at(24)?, at(32)?))
 }
 
 struct Ctx<'q> {
@@ -172,7 +307,19 @@ fn filetime_to_timestamp(ft: u64) -> Option<Timestamp> {
     Timestamp::new(secs, nanos).ok()
 }
 
-impl Ctx<'_> {
+impl<'q> Ctx<'q> {
+    fn new(query: &'q Query) -> Ctx<'q> {
+        Ctx {
+            query,
+            needle: query.provider.needle_name().map(Needle::new),
+            // Indenting only matters for the XML we hand out.
+            settings: Arc::new(ParserSettings::new().indent(query.keep_xml)),
+            report: Report::default(),
+            newest: None,
+            oldest: None,
+        }
+    }
+
     fn warn(
         &mut self,
         chunk: Option<u64>,
@@ -188,8 +335,9 @@ impl Ctx<'_> {
         });
     }
 
-    fn header_warnings<R: Read + Seek>(&mut self, parser: &EvtxParser<R>, len: u64) {
-        let header = parser.header();
+    /// What the file header says that is worth a warning; `newest` when only the newest
+    /// chunks are read.
+    fn header_warnings(&mut self, header: &EvtxFileHeader, len: u64, newest: bool) {
         self.report.stats.header_chunk_count = header.chunk_count;
         self.report.stats.header_dirty = header.flags.contains(HeaderFlags::DIRTY);
         if !header.validate_checksum() {
@@ -200,11 +348,16 @@ impl Ctx<'_> {
             self.warn(None, Some(0), None, message);
         }
         if self.report.stats.header_dirty {
+            let what = if newest {
+                "the newest chunks are found from every chunk's header, not from the file header"
+            } else {
+                "every chunk in the file is read, not only those the header counts"
+            };
             self.warn(
                 None,
                 Some(0),
                 None,
-                "file header has the DIRTY flag: the log was not closed cleanly; every chunk in the file is read, not only those the header counts".into(),
+                format!("file header has the DIRTY flag: the log was not closed cleanly; {what}"),
             );
         }
         let whole = (len - FILE_HEADER_SIZE) / CHUNK_SIZE;

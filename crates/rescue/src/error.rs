@@ -29,6 +29,13 @@ pub enum Error {
     #[error(transparent)]
     Fat(#[from] fat::Error),
 
+    /// An event log that cannot be read at all (not an EVTX file, a reader that fails).
+    #[error("{path}: {error}")]
+    EventLog {
+        path: String,
+        error: evidence::Error,
+    },
+
     /// The file is too short to be a disk image or a hive, or it is text.
     #[error("{path}: {}: not a disk image or a hive", if *text { format!("a text file of {len} bytes") } else { format!("{len} bytes, too short (a disk image holds at least a 512-byte sector, a hive a 4096-byte base block)") })]
     NotATarget { path: PathBuf, len: u64, text: bool },

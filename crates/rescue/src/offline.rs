@@ -18,7 +18,7 @@ use serde::Serialize;
 use winsvc::{SystemModel, WindowsVersion};
 
 use crate::error::{Error, Result};
-use crate::target::{Install, PagedHive, SystemHive, Target, SYSTEM_EVTX};
+use crate::target::{Install, PagedHive, SystemHive, Target};
 
 /// Which hive of an install (the names `reg load` users give them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -167,7 +167,6 @@ pub struct Offline {
     files_checked: bool,
     pending_journal: Option<PathBuf>,
     software: OnceLock<std::result::Result<LoadedHive, Unavailable>>,
-    system_log: OnceLock<Option<Vec<u8>>>,
     boot_store: OnceLock<std::result::Result<LoadedHive, Unavailable>>,
     /// What checks derive from the hives and share, by key ([`Offline::memo`]).
     memo: Mutex<Vec<(String, Arc<dyn Any + Send + Sync>)>>,
@@ -209,7 +208,6 @@ impl Offline {
             model,
             pending_journal,
             software,
-            system_log: OnceLock::new(),
             boot_store: OnceLock::new(),
             memo: Mutex::new(Vec::new()),
         })
@@ -320,16 +318,10 @@ impl Offline {
         made
     }
 
-    /// The System event log's bytes, read on first use; `None` when the target has none.
-    pub fn system_log(&self) -> Option<&[u8]> {
-        self.system_log
-            .get_or_init(|| {
-                self.target
-                    .read_file(&self.install, SYSTEM_EVTX)
-                    .ok()
-                    .flatten()
-            })
-            .as_deref()
+    /// The System event log read with `query` ([`Target::read_system_log`]: its newest chunks);
+    /// `Ok(None)` when the target has none.
+    pub fn read_system_log(&self, query: &evidence::Query) -> Result<Option<evidence::Report>> {
+        self.target.read_system_log(&self.install, query)
     }
 }
 

@@ -23,6 +23,10 @@ use crate::journal::{HiveRef, Piece};
 pub const SYSTEM_HIVE: &str = r"Windows\System32\config\SYSTEM";
 /// Where the System event log lives.
 pub const SYSTEM_EVTX: &str = r"Windows\System32\winevt\Logs\System.evtx";
+/// The chunks of the System log a judgement reads, the newest (64 KiB each: 4 MiB): the last
+/// boots, whatever the size the log file was given (up to 20 MB by default, and a long-running
+/// server's is full). `winrescue events` reads it all.
+pub const SYSTEM_LOG_CHUNKS: u64 = 64;
 
 /// The name of the boot configuration store (BCD) in reports and journals: a hive of the disk,
 /// not of the Windows installation (see [`Target::boot_store`]).
@@ -361,18 +365,10 @@ impl Target {
             return Ok(());
         };
         let start = install.partition_start.unwrap_or(0);
-        let mut ranges = Vec::new();
-        for f in files {
-            let size = f.size();
-            for e in f.extents() {
-                let (Some(at), true) = (e.partition_offset, e.file_offset < size) else {
-                    continue;
-                };
-                if let Some(at) = start.checked_add(at) {
-                    ranges.push((at, e.len.min(size - e.file_offset)));
-                }
-            }
-        }
+        let ranges: Vec<(u64, u64)> = files
+            .iter()
+            .flat_map(|f| disk_ranges(f, start, &[(0, f.size())]))
+            .collect();
         Ok(disk.prefetch(&ranges)?)
     }
 
@@ -393,6 +389,55 @@ impl Target {
             },
             TargetKind::HiveFile => Ok(None),
         }
+    }
+
+    /// The System event log of the install read with `query`, over its newest
+    /// [`SYSTEM_LOG_CHUNKS`] chunks (every judgement reads the same window, whatever the
+    /// command: see [`evidence::Query::newest_chunks`]); `Ok(None)` when the install has no
+    /// System log. Only the chunks read are fetched from a disk behind a URL.
+    pub fn read_system_log(
+        &self,
+        install: &Install,
+        query: &evidence::Query,
+    ) -> Result<Option<evidence::Report>> {
+        let query = evidence::Query {
+            newest_chunks: Some(SYSTEM_LOG_CHUNKS),
+            ..query.clone()
+        };
+        let report = match self.kind {
+            TargetKind::Disk => self.with_volume(install, |vol, s| {
+                let Some(e) = vol.lookup(s, SYSTEM_EVTX)?.filter(|e| !e.is_directory()) else {
+                    return Ok(None);
+                };
+                // Behind a URL, the chunks the reader is about to read are fetched together.
+                let disk = self.disk.as_deref().filter(|d| d.address().is_some());
+                let start = install.partition_start.unwrap_or(0);
+                let mut prefetch = |ranges: &[(u64, u64)]| {
+                    if let Some(d) = disk {
+                        // A failure shows again, with its cause, in the read that follows.
+                        let _ = d.prefetch(&disk_ranges(&e, start, ranges));
+                    }
+                };
+                let reader = e.reader(s)?;
+                Ok(Some(evidence::read_log_prefetching(
+                    reader,
+                    &query,
+                    &mut prefetch,
+                )))
+            })?,
+            TargetKind::Folder => match find_ci(&self.path, SYSTEM_EVTX) {
+                Some(p) if p.is_file() => Some(evidence::read_log(
+                    fs::File::open(&p).map_err(io(&p))?,
+                    &query,
+                )),
+                _ => None,
+            },
+            TargetKind::HiveFile => None,
+        };
+        report.transpose().map_err(|error| Error::EventLog {
+            path: SYSTEM_EVTX.to_string(),
+            error,
+        })
     }
 
     /// The NTFS security descriptor (self-relative bytes) of a file of the install, by its
@@ -1272,28 +1317,33 @@ impl regf::paged::ReadAt for VolumeFile {
     /// The file's ranges as ranges of the disk, fetched together (a disk behind a URL).
     fn prefetch(&self, ranges: &[(u64, u64)]) -> std::result::Result<(), String> {
         let slice = self.slice.lock().unwrap_or_else(|e| e.into_inner());
-        let mut on_disk = Vec::new();
-        for &(offset, len) in ranges {
-            let end = offset.saturating_add(len).min(self.file.size());
-            for e in self.file.extents() {
-                let from = offset.max(e.file_offset);
-                let to = end.min(e.file_offset.saturating_add(e.len));
-                let at = e.partition_offset.and_then(|at| {
-                    slice
-                        .start()
-                        .checked_add(at)?
-                        .checked_add(from - e.file_offset)
-                });
-                if let (Some(at), true) = (at, from < to) {
-                    on_disk.push((at, to - from));
-                }
-            }
-        }
         slice
             .disk()
-            .prefetch(&on_disk)
+            .prefetch(&disk_ranges(&self.file, slice.start(), ranges))
             .map_err(|e| format!("{}: {e}", self.file.path()))
     }
+}
+
+/// Ranges (offset, length) of `file` as ranges of the disk, for a volume that starts at byte
+/// `partition_start`: split where the file's data runs are, sparse runs left out.
+fn disk_ranges(file: &FileEntry, partition_start: u64, ranges: &[(u64, u64)]) -> Vec<(u64, u64)> {
+    let mut on_disk = Vec::new();
+    for &(offset, len) in ranges {
+        let end = offset.saturating_add(len).min(file.size());
+        for e in file.extents() {
+            let from = offset.max(e.file_offset);
+            let to = end.min(e.file_offset.saturating_add(e.len));
+            let at = e.partition_offset.and_then(|at| {
+                partition_start
+                    .checked_add(at)?
+                    .checked_add(from - e.file_offset)
+            });
+            if let (Some(at), true) = (at, from < to) {
+                on_disk.push((at, to - from));
+            }
+        }
+    }
+    on_disk
 }
 
 /// Transaction logs read next to a hive: (name, bytes).

@@ -214,7 +214,15 @@ pub struct Evidence {
     pub agreement: Agreement,
     /// The code the configuration predicts (what the log was compared with).
     pub predicted: Option<u32>,
+    /// Chunks of the log older than the newest ones read (`rescue::target::SYSTEM_LOG_CHUNKS`):
+    /// events there are not in `events`.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub older_chunks_not_read: u64,
     pub warnings: Vec<String>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// The answer to "can RDP reach this VM, as far as the disk tells?".

@@ -4,8 +4,6 @@
 //! control set (`rescue::dhcp::assess_service`, the analysis `sc` and the write guard use too),
 //! compared with the service's healthy configuration. The System event log gives the evidence.
 
-use std::io::Cursor;
-
 use regf::Data;
 use rescue::change::{Change, Op};
 use rescue::dhcp::assess_service;
@@ -219,8 +217,7 @@ impl Rule for ServiceRule {
         // read; other services' only when they are broken (each reading scans the whole log).
         let evidence = if status == Status::Broken || matches!(self.healthy, Healthy::DhcpBaseline)
         {
-            w.system_log()
-                .map(|bytes| read_evidence(bytes, self.service, a.code))
+            read_evidence(w, self.service, a.code)
         } else {
             None
         };
@@ -385,24 +382,31 @@ fn sc_option(value: &str, data: &Data) -> Option<String> {
     }
 }
 
-/// The SCM events about a service and what they point to.
-pub(crate) fn read_evidence(bytes: &[u8], service: &str, predicted: Option<u32>) -> Evidence {
+/// The SCM events about a service and what they point to; `None` when the target holds no
+/// System log.
+pub(crate) fn read_evidence(
+    w: &Offline,
+    service: &str,
+    predicted: Option<u32>,
+) -> Option<Evidence> {
     let query = evidence::Query {
         service: Some(service.into()),
         ..Default::default()
     };
-    let report = match evidence::read_log(Cursor::new(bytes), &query) {
-        Ok(r) => r,
+    let report = match w.read_system_log(&query) {
+        Ok(Some(r)) => r,
+        Ok(None) => return None,
         Err(e) => {
-            return Evidence {
+            return Some(Evidence {
                 events: Vec::new(),
                 log_ends: None,
                 points_to: None,
                 last_state: None,
                 agreement: Agreement::LogUnreadable,
                 predicted,
+                older_chunks_not_read: 0,
                 warnings: vec![e.to_string()],
-            }
+            })
         }
     };
     let mut events = report.events;
@@ -439,13 +443,14 @@ pub(crate) fn read_evidence(bytes: &[u8], service: &str, predicted: Option<u32>)
         (None, Some(_)) => Agreement::LogShowsRuntimeFailure,
         (Some(_), Some(_)) => Agreement::Disagree,
     };
-    Evidence {
+    Some(Evidence {
         log_ends: report.stats.newest.map(evidence::show_time),
         events,
         points_to,
         last_state,
         agreement,
         predicted,
+        older_chunks_not_read: report.stats.older_chunks_not_read,
         warnings: report.warnings.iter().map(|w| w.to_string()).collect(),
-    }
+    })
 }

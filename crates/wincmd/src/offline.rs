@@ -1,7 +1,6 @@
 //! The hives of an offline Windows, for reading ([`Opened`], [`OfflineSystem`]) and for writing
 //! ([`Session`], a [`rescue::edit::Transaction`]: the one applier and its undo journal).
 
-use std::io::Cursor;
 use std::path::Path;
 
 use regf::edit::Editor;
@@ -168,18 +167,15 @@ impl OfflineSystem {
         let Some(o) = &self.opened else {
             return Ok(None);
         };
-        let Some(bytes) = o
-            .target
-            .read_file(&o.install, rescue::target::SYSTEM_EVTX)?
-        else {
-            return Ok(None);
-        };
         let query = evidence::Query {
             service: Some(service.to_string()),
             event_ids: vec![7036, 7000, 7001, 7022, 7023, 7031, 7038],
             ..Default::default()
         };
-        let report = evidence::read_log(Cursor::new(bytes), &query)?;
+        // The window diagnose reads too: both name the same newest failure.
+        let Some(report) = o.target.read_system_log(&o.install, &query)? else {
+            return Ok(None);
+        };
         let warnings = report.warnings.iter().map(|w| w.to_string()).collect();
         let mut events = report.events;
         events.sort_by_key(|e| e.record_id);

@@ -72,6 +72,8 @@ impl EventsArgs {
             since: self.since,
             max: self.max,
             keep_xml: self.xml,
+            // The whole log, where a diagnosis reads its newest chunks.
+            newest_chunks: None,
         }
     }
 }
