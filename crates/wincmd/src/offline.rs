@@ -161,7 +161,8 @@ impl OfflineSystem {
         Ok(analyze::diagnose(&self.model, cs, service, &oracle))
     }
 
-    /// The Service Control Manager events about `service` (oldest first) and the reader's
+    /// The Service Control Manager events about `service` (oldest first) in the newest chunks
+    /// of the System log ([`rescue::target::Target::read_system_log`]) and the reader's
     /// warnings, `None` when the target holds no System log.
     pub fn events(&self, service: &str) -> Result<Option<(Vec<evidence::Event>, Vec<String>)>> {
         let Some(o) = &self.opened else {

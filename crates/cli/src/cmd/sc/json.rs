@@ -51,7 +51,8 @@ struct QueryJson<'a> {
     last_state: Option<&'a evidence::Event>,
     /// The newest failure event (7000, 7001, 7022, 7023, 7031, 7038).
     last_error_event: Option<&'a evidence::Event>,
-    /// How many failure events the log holds.
+    /// How many failure events the newest chunks of the log hold
+    /// (`rescue::target::SYSTEM_LOG_CHUNKS`).
     error_events: usize,
 }
 
