@@ -304,7 +304,11 @@ fn run_case(t: &Table, c: &Case) -> Vec<String> {
         &c.prelude,
         Some((&c.hive, &c.reg)),
     );
-    let hives = [config.join("SYSTEM"), config.join("SOFTWARE")];
+    // A base without SOFTWARE (Windows 8.1) has only SYSTEM to compare.
+    let hives: Vec<PathBuf> = [config.join("SYSTEM"), config.join("SOFTWARE")]
+        .into_iter()
+        .filter(|h| h.exists())
+        .collect();
     let broken: Vec<Vec<u8>> = hives.iter().map(|h| sha256(h)).collect();
 
     let (code, report) = diagnose(tmp.path());
@@ -529,8 +533,8 @@ fn the_case_table_is_consistent() {
             c.base
         );
         assert!(
-            t.base[&c.base].software.is_some(),
-            "{}: a case needs a base with a SOFTWARE hive",
+            c.hive != "SOFTWARE" || t.base[&c.base].software.is_some(),
+            "{}: a SOFTWARE case needs a base with a SOFTWARE hive",
             c.name
         );
         assert!(

@@ -1,6 +1,6 @@
 //! Rules that are data: one registry value, what breaks RDP, and what fixes it.
 
-use regf::Data;
+use regf::{Data, ValueType};
 use rescue::change::Change;
 use rescue::offline::{HiveId, Offline, Unavailable};
 
@@ -33,6 +33,9 @@ pub enum Test {
     Is(u32),
     /// A DWORD present and not equal to this.
     IsNot(u32),
+    /// A value present with another type than this, whatever its data: a service that reads it
+    /// with this type fails on any other.
+    TypeIsNot(ValueType),
 }
 
 impl Test {
@@ -41,6 +44,21 @@ impl Test {
         match self {
             Test::Is(v) => n == Some(u64::from(v)),
             Test::IsNot(v) => data.is_some() && n != Some(u64::from(v)),
+            Test::TypeIsNot(t) => data.is_some_and(|d| d.value_type() != t),
+        }
+    }
+
+    /// The data as found; with its type when the type is what the test judges.
+    fn show(self, data: Option<&Data>) -> String {
+        match (self, data) {
+            (Test::TypeIsNot(_), Some(d)) => {
+                let t = d.value_type();
+                let name = t
+                    .name()
+                    .map_or_else(|| format!("type {}", t.0), str::to_string);
+                format!("{name} {}", show(Some(d)))
+            }
+            _ => show(data),
         }
     }
 }
@@ -206,7 +224,7 @@ impl Rule for ValueRule {
                     key: key.clone(),
                     value: Some(self.value.into()),
                 });
-                f.found = Some(show(data.as_ref()));
+                f.found = Some(self.test.show(data.as_ref()));
                 f.expected = Some(self.expected.into());
             }
             if self.test.broken(data.as_ref()) {
@@ -244,4 +262,29 @@ pub(crate) fn not_checked(meta: &Meta, why: &str) -> Finding {
     let mut f = meta.finding(Status::NotChecked, meta.checks.clone());
     f.cannot_tell = Some(why.to_string());
     f
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The firewall service's loopback list: absent or REG_SZ is healthy (the Windows 10 hive
+    /// holds a REG_SZ), any other type is broken, even with the same text or none.
+    #[test]
+    fn type_test_judges_the_type_alone() {
+        let t = Test::TypeIsNot(ValueType::SZ);
+        let sid = "S-1-15-2-1".to_string();
+        assert!(!t.broken(None));
+        assert!(!t.broken(Some(&Data::Sz(sid.clone()))));
+        assert!(!t.broken(Some(&Data::Sz(String::new()))));
+        assert!(t.broken(Some(&Data::MultiSz(vec![sid.clone()]))));
+        assert!(t.broken(Some(&Data::MultiSz(Vec::new()))));
+        assert!(t.broken(Some(&Data::ExpandSz(sid))));
+        assert!(t.broken(Some(&Data::Dword(0))));
+        assert_eq!(
+            t.show(Some(&Data::MultiSz(vec!["a".into()]))),
+            r#"REG_MULTI_SZ ["a"]"#
+        );
+        assert_eq!(t.show(None), "absent");
+    }
 }
