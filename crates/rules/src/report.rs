@@ -160,6 +160,8 @@ pub struct ServiceDetail {
     pub control_sets: Vec<ControlSetReport>,
     /// The Win32 error the SCM would report in the control set Windows boots next.
     pub code: Option<u32>,
+    /// The Azure article's row for `code`, for the DHCP Client only: the article's fixes are
+    /// written for it.
     pub branch: Option<ErrorEntry>,
     pub evidence: Option<Evidence>,
 }

@@ -226,7 +226,13 @@ impl Rule for ServiceRule {
             display_name: self.display_name.into(),
             control_sets,
             code: a.code,
-            branch: a.code.and_then(codes::lookup).cloned(),
+            // The article's table is the DHCP Client's: its fixes name Dhcp and Dhcp's start
+            // type and account, wrong for any other service, whose fix is its own change.
+            branch: a
+                .code
+                .filter(|_| matches!(self.healthy, Healthy::DhcpBaseline))
+                .and_then(codes::lookup)
+                .cloned(),
             evidence,
         }));
         f
