@@ -34,6 +34,16 @@ fn paged(bytes: Vec<u8>) -> (Paged, Arc<AtomicUsize>) {
     (p, read)
 }
 
+/// The cell of `ControlSet001\services\Dhcp`'s key node in the hive `bytes`.
+fn dhcp_cell(bytes: &[u8]) -> u32 {
+    Hive::open(bytes)
+        .unwrap()
+        .key(r"ControlSet001\services\Dhcp")
+        .unwrap()
+        .unwrap()
+        .cell()
+}
+
 /// Every key path with every value's name, type and data, in walk order.
 fn dump<B: regf::Source>(hive: &Hive<B>) -> Vec<String> {
     let mut out = Vec::new();
@@ -145,13 +155,7 @@ fn a_missing_key_costs_a_few_key_nodes() {
 #[test]
 fn a_key_behind_a_wrong_hash_is_found() {
     let mut bytes = fixtures::bytes("hives/win7-SYSTEM");
-    let whole = Hive::open(&bytes[..]).unwrap();
-    let dhcp = whole
-        .key(r"ControlSet001\services\Dhcp")
-        .unwrap()
-        .unwrap()
-        .cell();
-    drop(whole);
+    let dhcp = dhcp_cell(&bytes);
     let mut entry = dhcp.to_le_bytes().to_vec();
     entry.extend(regf::names::lh_hash("Dhcp".encode_utf16()).to_le_bytes());
     let at: Vec<usize> = bytes
@@ -192,12 +196,7 @@ fn dirty_hive_is_refused() {
 #[test]
 fn damaged_bin_header_names_its_offset() {
     let mut bytes = fixtures::bytes("hives/win7-SYSTEM");
-    let whole = Hive::open(&bytes[..]).unwrap();
-    let dhcp = whole
-        .key(r"ControlSet001\services\Dhcp")
-        .unwrap()
-        .unwrap()
-        .cell() as usize;
+    let dhcp = dhcp_cell(&bytes) as usize;
     // Wipe every bin header from the Dhcp key's page back to the start of the hive-bins data:
     // the key's page then lies in no bin.
     let page = dhcp / 4096;
