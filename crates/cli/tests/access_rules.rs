@@ -171,6 +171,23 @@ fn access_finding<'a>(report: &'a serde_json::Value, rule: &str) -> &'a serde_js
         .unwrap_or_else(|| panic!("no finding {rule}"))
 }
 
+/// `diagnose --json` on `hive`, which must find `rule` broken with error 5: the report.
+fn diagnose_denied(state: &Path, hive: &Path, rule: &str, case: &str) -> serde_json::Value {
+    let o = winrescue(state)
+        .args(["diagnose", "--json"])
+        .arg(hive)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{case}");
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let f = access_finding(&report, rule);
+    assert_eq!(f["status"], "broken", "{case}: {f}");
+    assert_eq!(f["severity"], "blocks_rdp", "{case}");
+    let title = f["title"].as_str().unwrap();
+    assert!(title.contains("error 5 ERROR_ACCESS_DENIED"), "{title}");
+    report
+}
+
 fn run_case(c: &Case) {
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("state");
@@ -196,18 +213,8 @@ fn run_case(c: &Case) {
     );
     let broken = sha256(&hive);
 
-    let o = winrescue(&state)
-        .args(["diagnose", "--json"])
-        .arg(&hive)
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(1), "{}", c.name);
-    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let report = diagnose_denied(&state, &hive, c.rule, c.name);
     let f = access_finding(&report, c.rule);
-    assert_eq!(f["status"], "broken", "{}", c.name);
-    assert_eq!(f["severity"], "blocks_rdp", "{}", c.name);
-    let title = f["title"].as_str().unwrap();
-    assert!(title.contains("error 5 ERROR_ACCESS_DENIED"), "{title}");
     let denial = f["access"]
         .as_array()
         .unwrap()
@@ -500,18 +507,8 @@ fn run_token_case(c: &TokenCase) {
     assert_eq!(reglookup_dacl(&hive, c.key), dacl_before, "{}", c.name);
     let broken = sha256(&hive);
 
-    let o = winrescue(&state)
-        .args(["diagnose", "--json"])
-        .arg(&hive)
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(1), "{}", c.name);
-    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let report = diagnose_denied(&state, &hive, c.rule, c.name);
     let f = access_finding(&report, c.rule);
-    assert_eq!(f["status"], "broken", "{}: {f}", c.name);
-    assert_eq!(f["severity"], "blocks_rdp", "{}", c.name);
-    let title = f["title"].as_str().unwrap();
-    assert!(title.contains("error 5 ERROR_ACCESS_DENIED"), "{title}");
     let denial = f["access"]
         .as_array()
         .unwrap()

@@ -60,26 +60,38 @@ fn crowded_image(dir: &Path, name: &str) -> Option<PathBuf> {
     std::fs::write(&small, b"TxR\n").unwrap();
     for i in 0..CROWD {
         let to = format!("/Windows/System32/config/TxR-{i:02}.blf");
-        let o = run(
-            "ntfscp",
-            &[
-                "-f".as_ref(),
-                part.as_os_str(),
-                small.as_os_str(),
-                to.as_ref(),
-            ],
-        )?;
-        assert!(
-            o.status.success(),
-            "ntfscp: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
+        ntfscp(&part, &small, &to)?;
     }
-    let mut bytes = std::fs::read(&img).unwrap();
-    bytes[PART_START as usize..(PART_START + PART_LEN) as usize]
-        .copy_from_slice(&std::fs::read(&part).unwrap());
-    std::fs::write(&img, bytes).unwrap();
+    put_partition(&img, &part);
     Some(img)
+}
+
+/// Copies `file` to `to` inside the NTFS volume `part` with ntfs-3g's `ntfscp` (`None`
+/// outside CI when it is not installed).
+fn ntfscp(part: &Path, file: &Path, to: &str) -> Option<()> {
+    let o = run(
+        "ntfscp",
+        &[
+            "-f".as_ref(),
+            part.as_os_str(),
+            file.as_os_str(),
+            to.as_ref(),
+        ],
+    )?;
+    assert!(
+        o.status.success(),
+        "ntfscp: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    Some(())
+}
+
+/// Puts the volume `part` back into the NTFS partition of `image`.
+fn put_partition(image: &Path, part: &Path) {
+    let mut bytes = std::fs::read(image).unwrap();
+    bytes[PART_START as usize..(PART_START + PART_LEN) as usize]
+        .copy_from_slice(&std::fs::read(part).unwrap());
+    std::fs::write(image, bytes).unwrap();
 }
 
 /// Whether a range the edit wrote held an INDX block in the image before.
@@ -347,24 +359,8 @@ fn image_with_software(dir: &Path, name: &str) -> Option<PathBuf> {
     let part = partition(&img, dir);
     let software = dir.join("SOFTWARE");
     std::fs::copy(fixtures::path("hives/software/win7-SOFTWARE"), &software).unwrap();
-    let o = run(
-        "ntfscp",
-        &[
-            "-f".as_ref(),
-            part.as_os_str(),
-            software.as_os_str(),
-            "/Windows/System32/config/SOFTWARE".as_ref(),
-        ],
-    )?;
-    assert!(
-        o.status.success(),
-        "ntfscp: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let mut bytes = std::fs::read(&img).unwrap();
-    bytes[PART_START as usize..(PART_START + PART_LEN) as usize]
-        .copy_from_slice(&std::fs::read(&part).unwrap());
-    std::fs::write(&img, bytes).unwrap();
+    ntfscp(&part, &software, "/Windows/System32/config/SOFTWARE")?;
+    put_partition(&img, &part);
     Some(img)
 }
 
