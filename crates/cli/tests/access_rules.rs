@@ -188,6 +188,22 @@ fn diagnose_denied(state: &Path, hive: &Path, rule: &str, case: &str) -> serde_j
     report
 }
 
+/// Undoes the write `repaired` (a `repair --apply --json` report) names; `hive` must be
+/// `broken` again, bit for bit.
+fn undo_bit_for_bit(
+    state: &Path,
+    repaired: &serde_json::Value,
+    hive: &Path,
+    broken: &[u8],
+    case: &str,
+) {
+    let journal = repaired["outcome"]["written"]["undo_journal"]
+        .as_str()
+        .unwrap();
+    winrescue(state).arg("undo").arg(journal).assert().success();
+    assert_eq!(sha256(hive), broken, "{case}: undo is not bit for bit");
+}
+
 fn run_case(c: &Case) {
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("state");
@@ -284,15 +300,7 @@ fn run_case(c: &Case) {
     let again: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
     assert_eq!(access_finding(&again, c.rule)["status"], "healthy");
 
-    let journal = repaired["outcome"]["written"]["undo_journal"]
-        .as_str()
-        .unwrap();
-    winrescue(&state)
-        .arg("undo")
-        .arg(journal)
-        .assert()
-        .success();
-    assert_eq!(sha256(&hive), broken, "{}: undo is not bit for bit", c.name);
+    undo_bit_for_bit(&state, &repaired, &hive, &broken, c.name);
 }
 
 #[test]
@@ -581,15 +589,7 @@ fn run_token_case(c: &TokenCase) {
     let check = String::from_utf8_lossy(&check.stdout);
     assert!(check.contains(" 0 errors"), "{check}");
 
-    let journal = repaired["outcome"]["written"]["undo_journal"]
-        .as_str()
-        .unwrap();
-    winrescue(&state)
-        .arg("undo")
-        .arg(journal)
-        .assert()
-        .success();
-    assert_eq!(sha256(&hive), broken, "{}: undo is not bit for bit", c.name);
+    undo_bit_for_bit(&state, &repaired, &hive, &broken, c.name);
 }
 
 #[test]
